@@ -1,0 +1,1 @@
+"""vlprep's Python core: media probing, frame extraction, annotation conversion, safe I/O."""

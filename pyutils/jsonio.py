@@ -1,0 +1,44 @@
+"""JSON reading and writing through orjson, with errors that name file, line and column."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pyutils.atomic import atomic_write_bytes
+from pyutils.errors import UserError
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; a missing or malformed file is a UserError naming where it broke."""
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{source}: is a folder, expected a JSON file") from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UserError(
+            f"{source}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or re-download it"
+        ) from None
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, indent: bool = True) -> None:
+    """Write `obj` atomically as UTF-8 JSON (2-space indent by default), ending in a newline."""
+    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if indent else 0)
+    atomic_write_bytes(path, orjson.dumps(obj, option=option))
+
+
+def expect_keys(record: Any, keys: tuple[str, ...], where: str) -> None:
+    """Raise a UserError naming `where` and the first key missing from a JSON object."""
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, found {type(record).__name__}")
+    for key in keys:
+        if key not in record:
+            raise UserError(f"{where}: missing key {key!r}")

@@ -1,0 +1,124 @@
+"""Generated media and annotations: the demo's sample, the tests' inputs, the benchmarks' corpora.
+
+Everything is made locally with ffmpeg's lavfi sources, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from pyutils.jsonio import write_json
+from pyutils.media import find_ffmpeg
+
+# Container -> (ffmpeg muxer, video encoder arguments). Fast settings: samples, not quality.
+_FORMATS: dict[str, tuple[str, list[str]]] = {
+    "mp4": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "m4v": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "mov": ("mov", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "mkv": ("matroska", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "3gp": ("3gp", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "webm": ("webm", ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"]),
+    "avi": ("avi", ["-c:v", "mpeg4", "-q:v", "5"]),
+    "mpg": ("mpeg", ["-c:v", "mpeg1video", "-q:v", "5"]),
+    "wmv": ("asf", ["-c:v", "wmv2", "-q:v", "5"]),
+}
+
+
+def make_video(
+    path: str | os.PathLike[str],
+    seconds: float,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 25,
+    container: str | None = None,
+    gop: int | None = None,
+    bitrate: str | None = None,
+) -> Path:
+    """Write a test-pattern video; the container comes from the extension unless given."""
+    target = Path(path)
+    kind = container or target.suffix.lstrip(".").lower()
+    if kind not in _FORMATS:
+        raise ValueError(f"no sample format for {kind!r}; known: {', '.join(_FORMATS)}")
+    muxer, codec = _FORMATS[kind]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"
+    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, *codec]
+    if gop:
+        args += ["-g", str(gop), "-keyint_min", str(gop)]
+    if bitrate:
+        args += ["-b:v", bitrate]
+    subprocess.run([*args, "-f", muxer, str(target)], check=True)
+    return target
+
+
+def make_image(
+    path: str | os.PathLike[str], width: int = 64, height: int = 48, seed: int = 0
+) -> Path:
+    """Write a small JPEG whose content depends on `seed`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = f"testsrc2=size={width}x{height}:rate=1,hue=h={seed * 37 % 360}"
+    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source]
+    subprocess.run([*args, "-frames:v", "1", "-update", "1", str(target)], check=True)
+    return target
+
+
+# The demo's videos: (file name, seconds). Names follow the datasets' own conventions, and one
+# carries the characters that break shell-string scripts.
+DEMO_VIDEOS = [
+    ("v_demoA.mp4", 3.0),
+    ("v_demoB.mkv", 4.5),
+    ("v_demoC.webm", 2.0),
+    ("video 'odd' $(touch pwned).mp4", 1.5),
+]
+DEMO_CLASSES = {"airplane": 3, "face": 2}
+
+
+def build_demo_sample(root: str | os.PathLike[str]) -> Path:
+    """Create the demo sample under `root` (idempotent: existing files are kept)."""
+    base = Path(root)
+    videos = base / "videos"
+    for name, seconds in DEMO_VIDEOS:
+        if not (videos / name).exists():
+            make_video(videos / name, seconds)
+    images = base / "images"
+    for label, count in DEMO_CLASSES.items():
+        for index in range(count):
+            image = images / label / f"image_{index + 1:04d}.jpg"
+            if not image.exists():
+                make_image(image, seed=index + len(label))
+    _write_demo_annotations(base / "annotations")
+    return base
+
+
+def _write_demo_annotations(folder: Path) -> None:
+    """Small annotation files in the exact formats the real datasets publish."""
+    questions = [
+        {"video_name": "demoA", "question": "is there a clock", "question_id": "v_demoA_0"},
+        {"video_name": "demoB", "question": "what color is the ball", "question_id": "v_demoB_0"},
+        {"video_name": "demoC", "question": "is it indoors", "question_id": "v_demoC_0"},
+    ]
+    answers = [
+        {"answer": "yes", "type": 3, "question_id": "v_demoA_0"},
+        {"answer": "red", "type": 5, "question_id": "v_demoB_0"},
+        {"answer": "no", "type": 3, "question_id": "v_demoC_0"},
+    ]
+    write_json(folder / "activitynet-qa" / "val_q.json", questions, indent=False)
+    write_json(folder / "activitynet-qa" / "val_a.json", answers, indent=False)
+    captions = {
+        "v_demoA": {
+            "duration": 3.0,
+            "timestamps": [[0.0, 1.5], [1.5, 3.0]],
+            "sentences": ["A clock ticks.", " A ball rolls by."],
+        },
+        "v_demoB": {"duration": 4.5, "timestamps": [[0.0, 4.5]], "sentences": ["Colors move."]},
+    }
+    write_json(folder / "activitynet" / "val_1.json", captions, indent=False)
+    split = {
+        "train": [["airplane/image_0001.jpg", 0, "airplane"], ["face/image_0001.jpg", 1, "face"]],
+        "val": [["airplane/image_0002.jpg", 0, "airplane"]],
+        "test": [["airplane/image_0003.jpg", 0, "airplane"], ["face/image_0002.jpg", 1, "face"]],
+    }
+    write_json(folder / "caltech101" / "split_zhou_Caltech101.json", split, indent=False)

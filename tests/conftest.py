@@ -1,0 +1,62 @@
+"""Shared test fixtures: generated videos (never downloaded) and the real-data fixture folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyutils.media import find_ffmpeg
+from pyutils.sample import make_video
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+# name -> (seconds, fps): what the sample videos were generated with.
+SAMPLE_VIDEOS = {"clip.mp4": (2.0, 25), "clip.mkv": (3.0, 30), "clip.webm": (1.6, 25)}
+
+
+@pytest.fixture(scope="session")
+def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("videos")
+    return {
+        name: make_video(folder / name, seconds, width=160, height=120, fps=fps)
+        for name, (seconds, fps) in SAMPLE_VIDEOS.items()
+    }
+
+
+@pytest.fixture
+def real_fixtures() -> Path:
+    """The shared real-data folder; tests that need it skip when it is absent (a user's clone)."""
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"real-data fixtures not found at {SHARED_FIXTURES}")
+    return SHARED_FIXTURES
+
+
+def decoded_frame_count(path: Path) -> int:
+    """Frames ffmpeg decodes from the first video stream: an independent check on probe()."""
+    result = subprocess.run(
+        [find_ffmpeg(), "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(re.findall(r"frame=\s*(\d+)", result.stderr)[-1])
+
+
+def run_module(
+    module: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m module args` as a user would; wide output, so tables do not wrap."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+    )

@@ -1,0 +1,44 @@
+"""The user-facing surface: `make help`, `make setup` idempotence, the demo end to end."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from pyutils.sample import DEMO_VIDEOS
+from tests.conftest import REPO, run_module
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], capture_output=True, text=True, cwd=REPO
+    )
+
+
+def test_help_lists_every_target() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    phony = set()
+    for line in re.findall(r"^\.PHONY:(.*)$", makefile, flags=re.M):
+        phony.update(line.split())
+    result = _make("help")
+    assert result.returncode == 0
+    listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert phony and phony <= listed
+
+
+def test_second_setup_does_nothing() -> None:
+    assert _make("setup").returncode == 0
+    again = _make("setup")
+    assert again.returncode == 0
+    assert "Nothing to be done for 'setup'" in again.stdout
+
+
+def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
+    result = run_module("pyutils.demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name, seconds in DEMO_VIDEOS:
+        match = re.search(rf"{re.escape(name[:12])}.*?│ ([\d.]+) s \(generated", result.stdout)
+        assert match, f"{name} missing from the demo output"
+        assert abs(float(match.group(1)) - seconds) < 0.1
+    assert not (tmp_path / "pwned").exists()

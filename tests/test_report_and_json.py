@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pyutils.errors import UserError
+from pyutils.jsonio import expect_keys, read_json, write_json
+from pyutils.report import FailureLog, track
+
+
+def test_failure_log_summary_and_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    log = FailureLog("frames", tmp_path / "failures.jsonl")
+    log.ok()
+    log.ok()
+    log.fail("bad.mp4", "moov atom not found\nbad.mp4: Invalid data found when processing input")
+    assert log.finish() == 1
+    lines = (tmp_path / "failures.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["item"] for line in lines] == ["bad.mp4"]
+    err = capsys.readouterr().err
+    assert "frames: 2 ok, 1 failed" in err
+    assert "FAILED bad.mp4: bad.mp4: Invalid data found when processing input" in err
+
+
+def test_failure_log_all_good_exits_zero(tmp_path: Path) -> None:
+    log = FailureLog("frames", tmp_path / "failures.jsonl")
+    log.ok()
+    assert log.finish() == 0
+    assert (tmp_path / "failures.jsonl").read_bytes() == b""
+
+
+def test_track_logs_plain_lines_off_terminal(capsys: pytest.CaptureFixture) -> None:
+    assert list(track(range(3), total=3, description="probing", every_seconds=0)) == [0, 1, 2]
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("probing: 3/3 (")
+
+
+def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "val_q.json"
+    bad.write_text('[\n  {"question": "is it red",\n   "question_id": }\n]\n')
+    with pytest.raises(UserError, match=r"val_q\.json:3:\d+: malformed JSON"):
+        read_json(bad)
+
+
+def test_missing_json_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="file not found"):
+        read_json(tmp_path / "nothing.json")
+
+
+def test_json_round_trip_is_deterministic(tmp_path: Path) -> None:
+    obj = {"b": [1, 2], "a": "ü"}
+    write_json(tmp_path / "x.json", obj)
+    first = (tmp_path / "x.json").read_bytes()
+    write_json(tmp_path / "x.json", read_json(tmp_path / "x.json"))
+    assert (tmp_path / "x.json").read_bytes() == first
+    assert read_json(tmp_path / "x.json") == obj
+
+
+def test_expect_keys_names_the_missing_key() -> None:
+    with pytest.raises(UserError, match=r"val_a\.json item 3: missing key 'answer'"):
+        expect_keys({"question_id": "v_x_0"}, ("question_id", "answer"), "val_a.json item 3")
