@@ -46,7 +46,7 @@ demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DE
 	$(PY) -m pyutils.demo --dir '$(DEMO)'
 
 bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
-	for script in bench/*.py; do $(PY) "$$script"; done
+	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
 
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
 	rm -rf -- '$(DEMO)' bench/out .pytest_cache .ruff_cache
