@@ -51,3 +51,12 @@ bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
 	rm -rf -- '$(DEMO)' bench/out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# ---- scale-out on Dask -------------------------------------------------------------------------
+DASK_WORKERS ?= 2
+DASK_PORT ?= 8786
+
+.PHONY: dask-local
+
+dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
+	scripts/dask-local.sh '$(VENV)' '$(DASK_WORKERS)' '$(DASK_PORT)'
