@@ -1,8 +1,8 @@
-"""`make annots-verify`: are the generated AdaCLIP splits the paper's, and if not, how do they differ?
+"""`make annots-verify`: are the generated splits the paper's, and if not, how do they differ?
 
 The paper's checksums are the table in the repository's `annots/README.md` (the one source of
-truth, read here). With
-`--reference DIR` (a copy of AdaCLIP's `annots/` folder) a differing file is compared video by video.
+truth, read here). With `--reference DIR` (a copy of AdaCLIP's `annots/` folder) a differing file
+is compared video by video.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def verify(
             lines.append(f"{paper.path}: identical to the paper's split")
             continue
         differing += 1
-        line = f"{paper.path}: DIFFERS from the paper's split ({len(data):,} bytes, paper {paper.size:,})"
+        sizes = f"{len(data):,} bytes, paper {paper.size:,}"
+        line = f"{paper.path}: DIFFERS from the paper's split ({sizes})"
         copy = reference / paper.path if reference else None
         if copy is not None and copy.is_file():
             line += f": {describe_difference(path, copy)}"
