@@ -473,3 +473,27 @@ def test_verify_identical_and_differing(real_fixtures: Path, tmp_path: Path):
 def test_verify_with_nothing_generated_is_an_error(tmp_path: Path):
     with pytest.raises(UserError, match="no generated split to verify"):
         verify(tmp_path, None)
+
+
+def test_demo_stage_writes_every_split(tmp_path: Path):
+    from rich.table import Table
+
+    from pyutils.demo import adaclip_splits
+    from pyutils.sample import build_demo_sample
+
+    root = build_demo_sample(tmp_path / "demo")
+    table = Table()
+    for column in ("stage", "item", "result"):
+        table.add_column(column)
+    adaclip_splits(root, table)
+    assert table.row_count == 7
+    annots = root / "annots"
+    val = json.loads((annots / "msrvtt-jsfusion" / "val.json").read_text())
+    assert val["video 'odd' $(touch pwned)"]["extension"] == "mp4"
+    assert val["v_demoC"]["extension"] == "webm"
+    assert list(json.loads((annots / "didemo" / "test.json").read_text())) == [
+        "5678@N01_2_b.mov",
+        "1234@N00_1_a.m4v",
+    ]
+    assert (annots / "activitynet" / "missing_train.txt").read_text() == "v_absent\n"
+    assert not (tmp_path / "pwned").exists()
