@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.table import Table
 
 from pyutils.adaclip_splits import VideoFolder, generate, read_csv_columns
 from pyutils.adaclip_verify import PAPER_CHECKSUMS, paper_checksums, verify
+from pyutils.demo import adaclip_splits
 from pyutils.errors import UserError
+from pyutils.sample import build_demo_sample
 from tests.conftest import REPO
 
 
@@ -476,11 +479,6 @@ def test_verify_with_nothing_generated_is_an_error(tmp_path: Path):
 
 
 def test_demo_stage_writes_every_split(tmp_path: Path):
-    from rich.table import Table
-
-    from pyutils.demo import adaclip_splits
-    from pyutils.sample import build_demo_sample
-
     root = build_demo_sample(tmp_path / "demo")
     table = Table()
     for column in ("stage", "item", "result"):
