@@ -280,17 +280,20 @@ def split_text(split: Split) -> str:
     return json.dumps(split.entries)
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    # Rewriting identical bytes would only touch the mtime; skipping keeps a rerun a no-op.
+    if not path.is_file() or path.read_bytes() != text.encode("utf-8"):
+        atomic_write_text(path, text)
+
+
 def write_split(split: Split, output_folder: Path) -> str:
     """Write `<split>.json` and `missing_<split>.txt` atomically; return a one-line summary."""
     target = output_folder / f"{split.name}.json"
-    text = split_text(split)
-    # Rewriting identical bytes would only touch the mtime; skipping keeps a rerun a no-op.
-    if not target.is_file() or target.read_bytes() != text.encode("utf-8"):
-        atomic_write_text(target, text)
+    write_if_changed(target, split_text(split))
     missing_list = output_folder / f"missing_{split.name}.txt"
     summary = f"{target}: {len(split.entries)} videos"
     if split.missing:
-        atomic_write_text(missing_list, "".join(f"{video}\n" for video in split.missing))
+        write_if_changed(missing_list, "".join(f"{video}\n" for video in split.missing))
         summary += f", {len(split.missing)} missing (listed in {missing_list})"
     else:
         missing_list.unlink(missing_ok=True)
