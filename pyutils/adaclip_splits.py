@@ -59,7 +59,16 @@ class Split:
 
     name: str
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
+    missing: dict[str, None] = field(default_factory=dict)  # an ordered set: one line per video
+
+    def add(self, video_id: str, videos: VideoFolder, fields: dict[str, Any]) -> dict | None:
+        """Enter `video_id` as {"extension", **fields}; None, and listed missing, without a file."""
+        extension = videos.extension(video_id)
+        if not extension:
+            self.missing[video_id] = None
+            return None
+        entry = self.entries[video_id] = {"extension": extension, **fields}
+        return entry
 
 
 # ---- reading the published annotation files ---------------------------------------------------
@@ -141,15 +150,8 @@ def msrvtt_splits(annot_dir: Path, videos: VideoFolder, names: list[str]) -> lis
         split = train if video_id in train_ids else val if video_id in first_sentence else None
         if split is None:
             continue
-        extension = videos.extension(video_id)
-        if not extension:
-            split.missing.append(video_id)
-            continue
-        split.entries[video_id] = {
-            "extension": extension,
-            "timestamps": [[record["start time"], record["end time"]]],
-            "sentences": [],
-        }
+        timestamps = [[record["start time"], record["end time"]]]
+        split.add(video_id, videos, {"timestamps": timestamps, "sentences": []})
     for index, record in enumerate(data["sentences"]):
         expect_keys(record, ("video_id", "caption"), f"{data_path}: sentences[{index}]")
         entry = train.entries.get(record["video_id"])
@@ -169,7 +171,6 @@ def didemo_split(annot_dir: Path, videos: VideoFolder, name: str) -> Split:
     listed = set(read_lines(annot_dir / f"{name}_list.txt"))
     annotations = read_json_of(data_path, list)
     split = Split(name)
-    missing: dict[str, None] = {}  # an ordered set: one line per video, not per annotation
     for index, record in enumerate(annotations):
         expect_keys(record, ("video", "description"), f"{data_path}: [{index}]")
         video = record["video"]
@@ -177,16 +178,13 @@ def didemo_split(annot_dir: Path, videos: VideoFolder, name: str) -> Split:
             continue
         entry = split.entries.get(video)
         if entry is None:
-            if video in missing:
+            if video in split.missing:
                 continue
-            extension = videos.extension(video)
-            if not extension:
-                missing[video] = None
+            entry = split.add(video, videos, {"sentences": []})
+            if entry is None:
                 continue
-            entry = split.entries[video] = {"extension": extension, "sentences": []}
         description = record["description"]
         entry["sentences"].append(description if description.endswith(".") else description + ".")
-    split.missing = list(missing)
     return split
 
 
@@ -197,16 +195,8 @@ def activitynet_split(annot_dir: Path, videos: VideoFolder, name: str) -> Split:
     split = Split(name)
     for video_id, record in annotations.items():
         expect_keys(record, ("sentences", "timestamps", "duration"), f"{data_path}: {video_id}")
-        extension = videos.extension(video_id)
-        if not extension:
-            split.missing.append(video_id)
-            continue
-        split.entries[video_id] = {
-            "extension": extension,
-            "sentences": record["sentences"],
-            "timestamps": record["timestamps"],
-            "duration": record["duration"],
-        }
+        fields = {key: record[key] for key in ("sentences", "timestamps", "duration")}
+        split.add(video_id, videos, fields)
     return split
 
 
