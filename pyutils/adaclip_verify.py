@@ -53,8 +53,8 @@ def describe_difference(generated: Path, reference: Path, examples: int = 3) -> 
     for label, videos in (("added", added), ("missing", missing), ("changed", changed)):
         if videos:
             shown = ", ".join(videos[:examples]) + (", ..." if len(videos) > examples else "")
-            parts.append(f"{len(videos)} videos {label} ({shown})")
-    return "; ".join(parts)
+            parts.append(f"{len(videos)} {label} ({shown})")
+    return "videos " + ", ".join(parts)
 
 
 def verify(
