@@ -322,10 +322,151 @@ def test_malformed_json_names_file_line_and_column(tmp_path: Path):
     annot.mkdir()
     (annot / "train.json").write_text('{"v_a": {"duration": 1,\n  "sentences": [}}')
     error = _error_of("activitynet", tmp_path, annot)
+    assert f"{annot / 'train.json'}:2:" in error and "malformed JSON" in error
+
+
+def test_missing_key_names_the_record(tmp_path: Path):
+    annot = tmp_path / "annot"
+    annot.mkdir()
+    (annot / "test_data.json").write_text(
+        json.dumps([{"video": "a", "description": "x"}, {"video": "b"}])
+    )
+    (annot / "test_list.txt").write_text("a\nb\n")
+    error = _error_of("didemo", tmp_path, annot)
+    assert "test_data.json: [1]: missing key 'description'" in error
+
+
+def test_wrong_top_level_type(tmp_path: Path):
+    annot = tmp_path / "annot"
+    annot.mkdir()
+    (annot / "val_1.json").write_text("[1, 2]")
+    assert "val_1.json: expected a JSON dict, found list" in _error_of(
+        "activitynet", tmp_path, annot
+    )
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "message"),
+    [
+        (
+            "key,vid_key,video_id,sentence\nret0,msr0,video0,a,b\n",
+            "MSRVTT_JSFUSION_test.csv:2: expected 4 fields",
+        ),
+        ("key,vid_key,video,sentence\n", "MSRVTT_JSFUSION_test.csv:1: missing column 'video_id'"),
+        ('key,vid_key,video_id,sentence\nret0,msr0,video0,"a\n', "malformed CSV"),
+        ("", "MSRVTT_JSFUSION_test.csv: empty file"),
+    ],
+)
+def test_malformed_csv(tmp_path: Path, csv_text: str, message: str):
+    write_msrvtt(tmp_path / "annot", [("video0", 0, 1)], [], ["video0"], [])
+    (tmp_path / "annot" / "MSRVTT_JSFUSION_test.csv").write_text(csv_text)
+    assert message in _error_of("msrvtt", tmp_path, tmp_path / "annot")
+
+
+def test_no_split_present_is_an_error_and_absent_ones_are_named(tmp_path: Path):
+    (tmp_path / "annot").mkdir()
+    error = _error_of("didemo", tmp_path, tmp_path / "annot")
+    assert "no didemo annotation files found" in error and "test_list.txt" in error
+    write_msrvtt(tmp_path / "annot", [("video0", 0, 1)], [("video0", "c")], ["video0"], [])
+    (tmp_path / "annot" / "MSRVTT_JSFUSION_test.csv").unlink()
+    touch(tmp_path / "v", "video0.mp4")
+    result = run_script("msrvtt", tmp_path / "v", tmp_path / "annot", tmp_path / "out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "skipping split 'val': MSRVTT_JSFUSION_test.csv not in" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.json"]
+
+
+def test_missing_folders_are_one_line_errors(tmp_path: Path):
+    assert "annotation folder not found" in _error_of("activitynet", tmp_path, tmp_path / "nope")
+    annot = tmp_path / "annot"
+    annot.mkdir()
+    (annot / "val_1.json").write_text("{}")
+    result = run_script("activitynet", tmp_path / "novideos", annot, tmp_path / "out", tmp_path)
+    assert result.returncode == 2 and "video folder not found" in result.stderr
+
+
+# ---- atomic writes: a kill at the worst moment, then a rerun -----------------------------------
+
+KILL_BEFORE_RENAME = """
+import os, runpy, signal, sys
+real_replace = os.replace
+def replace_then_die(src, dst, *args, **kwargs):
+    if str(dst).endswith("val.json"):
+        os.kill(os.getpid(), signal.SIGKILL)  # the temporary is complete, the rename never happens
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace_then_die
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_kill_mid_run_leaves_only_temporaries_and_a_rerun_completes(tmp_path: Path):
+    annot = tmp_path / "annot"
+    annot.mkdir()
+    record = {"duration": 1, "timestamps": [[0, 1]], "sentences": ["s"]}
+    (annot / "train.json").write_text(json.dumps({"v_a": record}))
+    (annot / "val_1.json").write_text(json.dumps({"v_a": record}))
+    touch(tmp_path / "v", "v_a.mp4")
+    out = tmp_path / "out"
+    script = REPO / "annot_preprocess" / "activitynet_preprocess.py"
+    args = [
+        "--video_dir",
+        str(tmp_path / "v"),
+        "--annot_dir",
+        str(annot),
+        "--output_folder",
+        str(out),
+    ]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_BEFORE_RENAME, str(script), *args], capture_output=True
+    )
+    assert killed.returncode == -9
+    assert (out / "train.json").is_file() and not (out / "val.json").exists()
+    assert any(".vlprep-tmp" in p.name for p in out.iterdir())
+    train_mtime = (out / "train.json").stat().st_mtime_ns
+    rerun = run_script("activitynet", tmp_path / "v", annot, out, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["train.json", "val.json"]
+    assert json.loads((out / "val.json").read_text()) == {"v_a": {"extension": "mp4", **record}}
+    assert (out / "train.json").stat().st_mtime_ns == train_mtime  # identical bytes: not rewritten
+
+
+# ---- verify --------------------------------------------------------------------------------------
+
+
+def test_repository_checksum_table_parses():
+    rows = {row.path: row for row in paper_checksums(PAPER_CHECKSUMS)}
+    assert len(rows) == 5
+    test = rows["didemo/test.json"]
+    assert test.size == 246267
+    assert test.sha256 == "2738bc2535a978a0cce2a16d9bf0c3754dfaf986506005e30ef0f2a10c51367d"
+
+
+def test_verify_identical_and_differing(real_fixtures: Path, tmp_path: Path):
+    golden = real_fixtures / "adaclip-paper" / "didemo_test.json"
+    annots = tmp_path / "annots"
+    (annots / "didemo").mkdir(parents=True)
+    shutil.copy(golden, annots / "didemo" / "test.json")
+    lines, status = verify(annots, None)
+    assert status == 0
+    assert "didemo/test.json: identical to the paper's split" in lines
+    assert "didemo/train.json: not generated" in lines
+
+    ours = json.loads(golden.read_text())
+    first, second, third = list(ours)[:3]
+    del ours[first]
+    ours[second]["sentences"].append("new.")
+    ours["added_video.mp4"] = {"extension": "mp4", "sentences": ["x."]}
+    (annots / "didemo" / "test.json").write_text(json.dumps(ours))
+    reference = tmp_path / "reference"
+    (reference / "didemo").mkdir(parents=True)
+    shutil.copy(golden, reference / "didemo" / "test.json")
+    lines, status = verify(annots, reference)
+    assert status == 1
+    (line,) = [line for line in lines if line.startswith("didemo/test.json")]
+    assert "DIFFERS" in line and "paper 246,267" in line
     expected = f"videos 1 added (added_video.mp4), 1 missing ({first}), 1 changed ({second})"
     assert expected in line
-        in line
-    )
     lines, _ = verify(annots, None)
     assert any("DIFFERS" in line and "bytes, paper 246,267" in line for line in lines)
 
