@@ -60,3 +60,28 @@ DASK_PORT ?= 8786
 
 dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
 	scripts/dask-local.sh '$(VENV)' '$(DASK_WORKERS)' '$(DASK_PORT)'
+
+# ---- AdaCLIP splits ----------------------------------------------------------------------------
+# make annots DATASET=msrvtt|didemo|activitynet [VIDEOS=...] [SRC=...] [ANNOTS=...]
+DATASET ?=
+ANNOTS ?= annots
+REFERENCE ?=
+ANNOT_SRC_msrvtt := $(DATA)/msrvtt/msrvtt_data
+ANNOT_SRC_didemo := $(DATA)/didemo/annotations
+ANNOT_SRC_activitynet := $(DATA)/activitynet/captions
+ANNOT_OUT_msrvtt := msrvtt-jsfusion
+ANNOT_OUT_didemo := didemo
+ANNOT_OUT_activitynet := activitynet
+ANNOT_DATASETS := msrvtt didemo activitynet
+SRC ?= $(if $(filter $(DATASET),$(ANNOT_DATASETS)),$(ANNOT_SRC_$(DATASET)))
+VIDEOS ?= $(DATA)/$(DATASET)/videos
+
+.PHONY: annots annots-verify
+
+annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet into $(ANNOTS)/
+	$(if $(filter $(DATASET),$(ANNOT_DATASETS)),,$(error set DATASET= to one of: $(ANNOT_DATASETS)))
+	$(PY) annot_preprocess/$(DATASET)_preprocess.py --video_dir '$(VIDEOS)' --annot_dir '$(SRC)' \
+	  --output_folder '$(ANNOTS)/$(ANNOT_OUT_$(DATASET))'
+
+annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
+	$(PY) -m pyutils.adaclip_verify --annots '$(ANNOTS)' $(if $(REFERENCE),--reference '$(REFERENCE)')

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pyutils.adaclip_splits import DATASETS, generate
 from pyutils.errors import run_cli
 from pyutils.media import find_ffmpeg, find_ffprobe, probe
 from pyutils.sample import DEMO_VIDEOS, build_demo_sample
@@ -27,7 +28,21 @@ def probe_sample(root: Path, table: Table) -> None:
         )
 
 
-STAGES = [probe_sample]
+def adaclip_splits(root: Path, table: Table) -> None:
+    """AdaCLIP splits from the demo's tiny MSRVTT, DiDeMo and ActivityNet annotation sets."""
+    video_folders = {"msrvtt": "videos", "didemo": "didemo/videos", "activitynet": "videos"}
+    for dataset, videos in video_folders.items():
+        output = root / "annots" / DATASETS[dataset].output_folder
+        for split in generate(dataset, root / "annotations" / dataset, root / videos, output):
+            missing = f", missing: {', '.join(split.missing)}" if split.missing else ""
+            table.add_row(
+                "annots",
+                f"{DATASETS[dataset].output_folder}/{split.name}.json",
+                f"{len(split.entries)} videos{missing}",
+            )
+
+
+STAGES = [probe_sample, adaclip_splits]
 
 
 def main(argv: list[str] | None = None) -> int:

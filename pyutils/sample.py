@@ -9,6 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from pyutils.atomic import atomic_write_text
 from pyutils.jsonio import write_json
 from pyutils.media import find_ffmpeg
 
@@ -74,6 +75,9 @@ DEMO_VIDEOS = [
     ("video 'odd' $(touch pwned).mp4", 1.5),
 ]
 DEMO_CLASSES = {"airplane": 3, "face": 2}
+# DiDeMo names videos by their Flickr file name, so the file on disk is `<name>.<ext>`; these live
+# in their own folder so that the other stages' demo videos stay as they are.
+DIDEMO_DEMO_VIDEOS = [("1234@N00_1_a.m4v.mp4", 1.0), ("5678@N01_2_b.mov.mkv", 1.0)]
 
 
 def build_demo_sample(root: str | os.PathLike[str]) -> Path:
@@ -89,7 +93,11 @@ def build_demo_sample(root: str | os.PathLike[str]) -> Path:
             image = images / label / f"image_{index + 1:04d}.jpg"
             if not image.exists():
                 make_image(image, seed=index + len(label))
+    for name, seconds in DIDEMO_DEMO_VIDEOS:
+        if not (base / "didemo" / "videos" / name).exists():
+            make_video(base / "didemo" / "videos" / name, seconds, width=160, height=120)
     _write_demo_annotations(base / "annotations")
+    _write_adaclip_annotations(base / "annotations")
     return base
 
 
@@ -122,3 +130,50 @@ def _write_demo_annotations(folder: Path) -> None:
         "test": [["airplane/image_0003.jpg", 0, "airplane"], ["face/image_0002.jpg", 1, "face"]],
     }
     write_json(folder / "caltech101" / "split_zhou_Caltech101.json", split, indent=False)
+
+
+def _write_adaclip_annotations(folder: Path) -> None:
+    """Tiny MSRVTT, DiDeMo and ActivityNet Captions sets naming the demo videos, and one absent."""
+    odd = Path(DEMO_VIDEOS[3][0]).stem
+    msrvtt = {
+        "videos": [
+            {"video_id": v, "start time": start, "end time": end, "split": "train"}
+            for v, start, end in [("v_demoA", 0.0, 3.0), (odd, 0.0, 1.5), ("v_demoB", 0.5, 4.5)]
+            + [("v_demoC", 0.0, 2.0), ("video_absent", 0.0, 9.0)]
+        ],
+        "sentences": [
+            {"caption": caption, "video_id": video, "sen_id": index}
+            for index, (video, caption) in enumerate(
+                [("v_demoA", "a clock ticks"), ("v_demoB", "colors move"), (odd, "an odd name")]
+                + [("v_demoA", "a test pattern"), ("video_absent", "never downloaded")]
+            )
+        ],
+    }
+    write_json(folder / "msrvtt" / "MSRVTT_data.json", msrvtt, indent=False)
+    train_list = "video_id\nv_demoA\nv_demoB\nvideo_absent\n"
+    atomic_write_text(folder / "msrvtt" / "MSRVTT_train.9k.csv", train_list)
+    jsfusion = f"key,vid_key,video_id,sentence\nret0,msr0,{odd},a name that breaks shells\n"
+    jsfusion += "ret1,msr1,v_demoC,a short clip\n"
+    atomic_write_text(folder / "msrvtt" / "MSRVTT_JSFUSION_test.csv", jsfusion)
+    (first, _), (second, _) = ((Path(n).stem, s) for n, s in DIDEMO_DEMO_VIDEOS)
+    didemo = {
+        "train": [
+            (first, "a pattern appears"),
+            (first, "it keeps moving."),
+            ("9@N02_3_c.m4v", "x"),
+        ],
+        "val": [(second, "colors shift")],
+        "test": [(second, "the pattern ends"), (first, "numbers count up")],
+    }
+    for split, records in didemo.items():
+        annotations = [{"video": v, "description": d, "times": [[0, 0]]} for v, d in records]
+        write_json(folder / "didemo" / f"{split}_data.json", annotations, indent=False)
+        listed = dict.fromkeys(v for v, _ in records)
+        atomic_write_text(
+            folder / "didemo" / f"{split}_list.txt", "".join(f"{v}\n" for v in listed)
+        )
+    captions = {
+        "v_demoC": {"duration": 2.0, "timestamps": [[0.0, 2.0]], "sentences": ["A pattern."]},
+        "v_absent": {"duration": 5.0, "timestamps": [[0.0, 5.0]], "sentences": [" Not here."]},
+    }
+    write_json(folder / "activitynet" / "train.json", captions, indent=False)

@@ -1,0 +1,19 @@
+"""Write AdaCLIP's DiDeMo splits, train/val/test.json, for the videos in --video_dir.
+
+Inputs in --annot_dir: LocalizingMoments {split}_data.json and Collaborative Experts
+{split}_list.txt.
+Usage: python annot_preprocess/didemo_preprocess.py --video_dir V --annot_dir A
+       [--output_folder O]
+"""
+
+import sys
+from pathlib import Path
+
+# Runnable as a plain script from anywhere: put the repository (pyutils) on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyutils.adaclip_splits import cli  # noqa: E402
+from pyutils.errors import run_cli  # noqa: E402
+
+if __name__ == "__main__":
+    run_cli(cli("didemo"))
