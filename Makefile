@@ -51,3 +51,26 @@ bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
 	rm -rf -- '$(DEMO)' bench/out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# ---- activitynet_qa: ActivityNet-QA to LLaMA-Factory sharegpt JSON, and dataset_info.json ----
+N ?= 250
+SECONDS ?= 20
+TYPE ?= train
+NAME ?= train_q_3000
+QA_DIR ?= $(DATA)/activitynet-qa/dataset
+VIDEOS ?= $(DATA)/activitynet/videos
+BACKEND ?= loky
+SCHEDULER ?=
+QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
+
+.PHONY: activitynet_qa dataset_info
+
+# Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
+activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
+	$(PY) -m pyutils.activitynet_qa -name '$(NAME)' -type '$(TYPE)' -n '$(N)' -seconds '$(SECONDS)' \
+	  --qa-dir '$(QA_DIR)' --videos '$(VIDEOS)' --out '$(OUT)' --report '$(OUT)/$(QA_STEM).report.jsonl' \
+	  --jobs '$(JOBS)' --backend '$(BACKEND)' --scheduler '$(SCHEDULER)' --register
+
+dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
+	shopt -s nullglob; qa_files=('$(OUT)'/activitynet_qa_*.json); \
+	$(PY) -m pyutils.dataset_info --dir '$(OUT)' --seed-entries "$${qa_files[@]}"
