@@ -13,12 +13,14 @@ from pathlib import Path
 import av
 import orjson
 import pytest
+from rich.table import Table
 
 from pyutils import activitynet_qa, probe_cache
 from pyutils.activitynet_qa import output_name, user_content
+from pyutils.demo import activitynet_qa_sample
 from pyutils.errors import MediaError
 from pyutils.media import probe
-from pyutils.sample import make_video
+from pyutils.sample import build_demo_sample, make_video
 from tests.conftest import REPO, run_module
 
 SECONDS = 2.0
@@ -417,3 +419,15 @@ def test_real_questions_and_answers(real_fixtures: Path, tmp_path: Path) -> None
         assert record["messages"][0]["content"].startswith("<video>")
         assert record["messages"][0]["content"].endswith("?")
         assert not record["messages"][0]["content"].endswith(" ?")
+
+
+def test_demo_stage(tmp_path: Path) -> None:
+    root = build_demo_sample(tmp_path / "demo")
+    table = Table()
+    for _ in range(3):
+        table.add_column()
+    activitynet_qa_sample(root, table)
+    written = json.loads((root / "data" / "activitynet_qa_val_10_limit_2.5s.json").read_bytes())
+    assert [Path(r["videos"][0]).name for r in written] == ["v_demoA.mp4", "v_demoB.mkv"]
+    info = json.loads((root / "data" / "dataset_info.json").read_bytes())
+    assert list(info) == ["activitynet_qa_val_10_limit_2.5s", "caltech101", "ActivityNet"]
