@@ -14,6 +14,12 @@ DATA ?= datasets
 OUT ?= data
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 DEMO ?= demo
+DATASET ?=
+# Empty VIDEOS/FRAMES mean "the stage's default for DATASET" (e.g. $(DATA)/msrvtt/videos).
+VIDEOS ?=
+FRAMES ?=
+BACKEND ?= loky
+SCHEDULER ?=
 
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.setup-stamp
@@ -63,7 +69,6 @@ dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on
 
 # ---- AdaCLIP splits ----------------------------------------------------------------------------
 # make annots DATASET=msrvtt|didemo|activitynet [VIDEOS=...] [SRC=...] [ANNOTS=...]
-DATASET ?=
 ANNOTS ?= annots
 REFERENCE ?=
 ANNOT_SRC_msrvtt := $(DATA)/msrvtt/msrvtt_data
@@ -74,14 +79,33 @@ ANNOT_OUT_didemo := didemo
 ANNOT_OUT_activitynet := activitynet
 ANNOT_DATASETS := msrvtt didemo activitynet
 SRC ?= $(if $(filter $(DATASET),$(ANNOT_DATASETS)),$(ANNOT_SRC_$(DATASET)))
-VIDEOS ?= $(DATA)/$(DATASET)/videos
 
 .PHONY: annots annots-verify
 
 annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet into $(ANNOTS)/
 	$(if $(filter $(DATASET),$(ANNOT_DATASETS)),,$(error set DATASET= to one of: $(ANNOT_DATASETS)))
-	$(PY) annot_preprocess/$(DATASET)_preprocess.py --video_dir '$(VIDEOS)' --annot_dir '$(SRC)' \
+	$(PY) annot_preprocess/$(DATASET)_preprocess.py --video_dir '$(or $(VIDEOS),$(DATA)/$(DATASET)/videos)' --annot_dir '$(SRC)' \
 	  --output_folder '$(ANNOTS)/$(ANNOT_OUT_$(DATASET))'
 
 annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
 	$(PY) -m pyutils.adaclip_verify --annots '$(ANNOTS)' $(if $(REFERENCE),--reference '$(REFERENCE)')
+
+# ---- activitynet_qa: ActivityNet-QA to LLaMA-Factory sharegpt JSON, and dataset_info.json ----
+N ?= 250
+SECONDS ?= 20
+TYPE ?= train
+NAME ?= train_q_3000
+QA_DIR ?= $(DATA)/activitynet-qa/dataset
+QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
+
+.PHONY: activitynet_qa dataset_info
+
+# Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
+activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
+	$(PY) -m pyutils.activitynet_qa -name '$(NAME)' -type '$(TYPE)' -n '$(N)' -seconds '$(SECONDS)' \
+	  --qa-dir '$(QA_DIR)' --videos '$(or $(VIDEOS),$(DATA)/activitynet/videos)' --out '$(OUT)' --report '$(OUT)/$(QA_STEM).report.jsonl' \
+	  --jobs '$(JOBS)' --backend '$(BACKEND)' --scheduler '$(SCHEDULER)' --register
+
+dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
+	shopt -s nullglob; qa_files=('$(OUT)'/activitynet_qa_*.json); \
+	$(PY) -m pyutils.dataset_info --dir '$(OUT)' --seed-entries "$${qa_files[@]}"

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
+from pyutils import activitynet_qa, dataset_info
 from pyutils.adaclip_splits import DATASETS, generate
-from pyutils.errors import run_cli
+from pyutils.errors import UserError, run_cli
 from pyutils.media import find_ffmpeg, find_ffprobe, probe
 from pyutils.sample import DEMO_VIDEOS, build_demo_sample
 
@@ -42,7 +44,30 @@ def adaclip_splits(root: Path, table: Table) -> None:
             )
 
 
-STAGES = [probe_sample, adaclip_splits]
+def activitynet_qa_sample(root: Path, table: Table) -> None:
+    """QA JSON with a 2.5 s threshold (keeps demoA 3 s and demoB 4.5 s, drops demoC 2 s)."""
+    out, report = root / "data", root / "data" / "activitynet_qa.report.jsonl"
+    status = activitynet_qa.main(
+        [*("-name", "val_q", "-type", "val", "-n", "10", "-seconds", "2.5", "--jobs", "1")]
+        + [*("--qa-dir", str(root / "annotations" / "activitynet-qa"), "--out", str(out))]
+        + [*("--videos", str(root / "videos"), "--report", str(report), "--register")]
+        + ["--probe-cache", str(root / "probe-cache.json")]
+    )
+    if status:
+        raise UserError(f"activitynet_qa failed on the demo sample (exit {status})")
+    outcomes = [orjson.loads(line) for line in report.read_bytes().splitlines()]
+    for outcome in outcomes:
+        duration = f" ({outcome['duration']:.2f} s)" if outcome["duration"] else ""
+        table.add_row("activitynet_qa", outcome["question_id"], outcome["status"] + duration)
+    kept = sum(outcome["status"] == "kept" for outcome in outcomes)
+    written = activitynet_qa.output_name("val", 10, 2.5)
+    table.add_row("activitynet_qa", written, f"{kept} of {len(outcomes)} questions written")
+    dataset_info.register(out, [], seed=True)
+    info = orjson.loads((out / dataset_info.INFO_NAME).read_bytes())
+    table.add_row("dataset_info", str(out / dataset_info.INFO_NAME), f"{len(info)} entries")
+
+
+STAGES = [probe_sample, adaclip_splits, activitynet_qa_sample]
 
 
 def main(argv: list[str] | None = None) -> int:
