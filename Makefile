@@ -51,3 +51,14 @@ bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
 	rm -rf -- '$(DEMO)' bench/out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
+DIDEMO_SRC ?= $(DATA)/didemo/originals
+
+.PHONY: didemo-mp4
+
+# The per-dataset default of VIDEOS: a target-specific value, so `VIDEOS=` on the command line
+# still wins while other targets keep their own default.
+didemo-mp4: VIDEOS = $(DATA)/didemo/videos
+didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
+	$(PY) -m pyutils.transcode '$(DIDEMO_SRC)' '$(VIDEOS)' --jobs '$(JOBS)'
