@@ -54,8 +54,14 @@ clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or
 
 # ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
 DIDEMO_SRC ?= $(DATA)/didemo/originals
+URLS ?= $(DATA)/didemo/video_urls.txt
+FETCH_JOBS ?= 8
+RETRIES ?= 3
 
-.PHONY: didemo-mp4
+.PHONY: didemo-videos didemo-mp4
+
+didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
+	$(PY) -m pyutils.fetch_list '$(URLS)' '$(DIDEMO_SRC)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)'
 
 # The per-dataset default of VIDEOS: a target-specific value, so `VIDEOS=` on the command line
 # still wins while other targets keep their own default.
