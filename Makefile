@@ -57,8 +57,11 @@ DIDEMO_SRC ?= $(DATA)/didemo/originals
 URLS ?= $(DATA)/didemo/video_urls.txt
 FETCH_JOBS ?= 8
 RETRIES ?= 3
+DATASET ?=
+ADACLIP ?=
+FRAMES ?=
 
-.PHONY: didemo-videos didemo-mp4
+.PHONY: didemo-videos didemo-mp4 adaclip-config
 
 didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
 	$(PY) -m pyutils.fetch_list '$(URLS)' '$(DIDEMO_SRC)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)'
@@ -68,3 +71,6 @@ didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>nam
 didemo-mp4: VIDEOS = $(DATA)/didemo/videos
 didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
 	$(PY) -m pyutils.transcode '$(DIDEMO_SRC)' '$(VIDEOS)' --jobs '$(JOBS)'
+
+adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
+	$(PY) -m pyutils.adaclip_config --adaclip '$(ADACLIP)' --dataset '$(DATASET)' --frames '$(FRAMES)'
