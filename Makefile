@@ -60,8 +60,10 @@ RETRIES ?= 3
 DATASET ?=
 ADACLIP ?=
 FRAMES ?=
+VIDEO ?=
+SHEET ?=
 
-.PHONY: didemo-videos didemo-mp4 adaclip-config
+.PHONY: didemo-videos didemo-mp4 adaclip-config contact-sheet
 
 didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
 	$(PY) -m pyutils.fetch_list '$(URLS)' '$(DIDEMO_SRC)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)'
@@ -74,3 +76,6 @@ didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS
 
 adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
 	$(PY) -m pyutils.adaclip_config --adaclip '$(ADACLIP)' --dataset '$(DATASET)' --frames '$(FRAMES)'
+
+contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
+	$(PY) -m pyutils.contact_sheet '$(FRAMES)' $(if $(VIDEO),--video '$(VIDEO)') $(if $(SHEET),-o '$(SHEET)')
