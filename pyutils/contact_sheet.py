@@ -94,12 +94,26 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--rows and --columns must be >= 1, --cell-width >= 2")
     frames = args.frames
     output = args.output or frames.parent / f"{frames.resolve().name}_contact.png"
-    grid = pick_rows(frames, args.video, args.rows, args.columns)
-    atomic_write_bytes(output, render(grid, args.cell_width))
-    for number, row in enumerate(grid, start=1):
-        log(f"row {number}: {row[0].parent.name}")
-    log(f"contact sheet: {output} ({len(grid)} videos x {args.columns} frames)")
+    write_contact_sheet(frames, output, args.video, args.rows, args.columns, args.cell_width)
     return 0
+
+
+def write_contact_sheet(
+    frames: Path,
+    output: Path,
+    videos: list[str] | None = None,
+    rows: int = 4,
+    columns: int = 8,
+    cell_width: int = 160,
+) -> list[str]:
+    """Write the sheet atomically; return the video stems of its rows, top to bottom."""
+    grid = pick_rows(frames, videos or [], rows, columns)
+    atomic_write_bytes(output, render(grid, cell_width))
+    stems = [row[0].parent.name for row in grid]
+    for number, stem in enumerate(stems, start=1):
+        log(f"row {number}: {stem}")
+    log(f"contact sheet: {output} ({len(grid)} videos x {columns} frames)")
+    return stems
 
 
 if __name__ == "__main__":
