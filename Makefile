@@ -109,3 +109,29 @@ activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(O
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	shopt -s nullglob; qa_files=('$(OUT)'/activitynet_qa_*.json); \
 	$(PY) -m pyutils.dataset_info --dir '$(OUT)' --seed-entries "$${qa_files[@]}"
+
+# ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
+DIDEMO_SRC ?= $(DATA)/didemo/originals
+URLS ?= $(DATA)/didemo/video_urls.txt
+FETCH_JOBS ?= 8
+RETRIES ?= 3
+ADACLIP ?=
+VIDEO ?=
+SHEET ?=
+
+.PHONY: didemo-videos didemo-mp4 adaclip-config contact-sheet
+
+didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
+	$(PY) -m pyutils.fetch_list '$(URLS)' '$(DIDEMO_SRC)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)'
+
+# The per-dataset default of VIDEOS: a target-specific value, so `VIDEOS=` on the command line
+# still wins while other targets keep their own default.
+didemo-mp4: VIDEOS = $(DATA)/didemo/videos
+didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
+	$(PY) -m pyutils.transcode '$(DIDEMO_SRC)' '$(VIDEOS)' --jobs '$(JOBS)'
+
+adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
+	$(PY) -m pyutils.adaclip_config --adaclip '$(ADACLIP)' --dataset '$(DATASET)' --frames '$(FRAMES)'
+
+contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
+	$(PY) -m pyutils.contact_sheet '$(FRAMES)' $(if $(VIDEO),--video '$(VIDEO)') $(if $(SHEET),-o '$(SHEET)')

@@ -15,6 +15,12 @@ from pathlib import Path
 
 TEMP_MARK = ".vlprep-tmp"
 
+# mkstemp/mkdtemp create 0600/0700 entries; outputs get the modes a plain open()/mkdir() would.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
 
 def _temp_name(final: Path) -> str:
     return f".{final.name}{TEMP_MARK}-{os.getpid()}-"
@@ -26,6 +32,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_name(final), dir=final.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -51,6 +58,7 @@ def atomic_dir(path: str | os.PathLike[str], replace: bool = False) -> Iterator[
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))
     try:
+        tmp.chmod(DIR_MODE)
         yield tmp
         if replace and final.exists():
             old = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))

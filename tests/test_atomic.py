@@ -84,3 +84,13 @@ def test_atomic_write_creates_parents_and_content(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"hello")
     assert target.read_bytes() == b"hello"
     assert os.listdir(target.parent) == ["c.txt"]
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    atomic_write_bytes(tmp_path / "f.json", b"{}")
+    with atomic_dir(tmp_path / "d"):
+        pass
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -1,0 +1,71 @@
+"""`python -m pyutils.contact_sheet`: a PNG grid, one row per video, of the expected size."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import av
+import pytest
+
+from pyutils.contact_sheet import GAP, spread
+from pyutils.media import find_ffmpeg
+from tests.conftest import run_module
+
+# video stem -> (frame size, frames): different sizes and counts, awkward names.
+VIDEOS = {
+    "v_demoA": ("320x240", 12),
+    "wide clip": ("640x360", 5),
+    "odd 'x' $(touch pwned) 100%": ("320x240", 3),
+}
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sheet") / "frames"
+    for stem, (size, count) in VIDEOS.items():
+        folder = root / stem
+        folder.mkdir(parents=True)
+        pattern = str(folder).replace("%", "%%") + "/image_%05d.jpg"
+        source = f"testsrc2=size={size}:rate=5"
+        args = [find_ffmpeg(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", source]
+        subprocess.run([*args, "-frames:v", str(count), pattern], check=True)
+    return root
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as image:
+        context = image.streams.video[0].codec_context
+        return context.width, context.height
+
+
+def test_one_row_per_video(frames: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.png"
+    args = ("--columns", "6", "--cell-width", "100", "-o", str(sheet))
+    result = run_module("pyutils.contact_sheet", str(frames), *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # cells keep the first video's 4:3 aspect: 100x76 (even height)
+    assert _png_size(sheet) == (6 * 100 + 7 * GAP, 3 * 76 + 4 * GAP)
+    assert "row 1: odd 'x' $(touch pwned) 100%\nrow 2: v_demoA\nrow 3: wide clip" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_chosen_video_and_default_output(frames: Path) -> None:
+    result = run_module("pyutils.contact_sheet", str(frames), "--video", "wide clip")
+    assert result.returncode == 0, result.stderr
+    sheet = frames.parent / "frames_contact.png"
+    assert _png_size(sheet) == (8 * 160 + 9 * GAP, 90 + 2 * GAP)
+
+
+def test_missing_frames_are_clear_errors(frames: Path, tmp_path: Path) -> None:
+    result = run_module("pyutils.contact_sheet", str(frames), "--video", "nothing")
+    assert result.returncode == 2 and "no image_*.jpg frames" in result.stderr
+    result = run_module("pyutils.contact_sheet", str(tmp_path / "none"))
+    assert result.returncode == 2 and "frame folder not found" in result.stderr
+
+
+def test_spread_keeps_both_ends() -> None:
+    assert spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert spread([7], 3) == [7, 7, 7]
+    assert spread([1, 2], 1) == [1]

@@ -1,0 +1,161 @@
+"""`python -m pyutils.fetch_list` against a local HTTP server started by each test."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from pyutils.atomic import is_temporary
+from tests.conftest import REPO, run_module
+from tests.http_server import LocalServer, Route
+
+ODD_NAME = "video 'odd' $(touch pwned).mp4"
+
+
+def _bytes(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def _write_list(path: Path, lines: list[str]) -> Path:
+    path.write_text("# DiDeMo originals\n\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def _fetch(url_list: Path, dest: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ("--jobs", "3", "--retries", "2", "--backoff", "0", "--timeout", "10", *extra)
+    return run_module("pyutils.fetch_list", str(url_list), str(dest), *args, cwd=dest.parent)
+
+
+def _status(dest: Path) -> dict[str, dict]:
+    lines = (dest / "fetch_status.jsonl").read_bytes().splitlines()
+    return {record["name"]: record for record in map(orjson.loads, lines)}
+
+
+def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    files = {
+        "/v/a.mov": _bytes(300_000, 1),
+        "/v/b.avi": _bytes(5_000, 2),
+        "/v/cut.m4v": _bytes(200_000, 3),  # the first answer stops halfway: resumed with Range
+        "/v/odd": _bytes(4_000, 4),
+    }
+    routes = {path: Route(body=body) for path, body in files.items()}
+    routes["/v/cut.m4v"].cuts = 1
+    routes["/v/broken.mp4"] = Route(status=500)
+    routes["/v/login.mp4"] = Route(body=b"<!DOCTYPE html><title>Sign in</title>", content_type="")
+    routes["/v/quota.avi"] = Route(body=b"<p>quota exceeded</p>", content_type="text/html")
+    dest = tmp_path / "originals"
+    with LocalServer(routes) as server:
+        url_list = _write_list(
+            tmp_path / "urls.txt",
+            [
+                server.url("/v/a.mov"),
+                server.url("/v/b.avi"),
+                server.url("/v/cut.m4v"),
+                f"{server.url('/v/odd')}\t{ODD_NAME}",
+                server.url("/v/gone.3gp"),
+                server.url("/v/broken.mp4"),
+                server.url("/v/login.mp4"),
+                server.url("/v/quota.avi"),
+            ],
+        )
+        result = _fetch(url_list, dest)
+        assert result.returncode == 1, result.stderr
+        for path in ("/v/a.mov", "/v/b.avi", "/v/cut.m4v"):
+            assert (dest / path.rsplit("/", 1)[1]).read_bytes() == files[path]
+        assert (dest / ODD_NAME).read_bytes() == files["/v/odd"]
+        assert not (tmp_path / "pwned").exists()
+        assert "fetch: 4 ok, 4 failed" in result.stderr
+        assert "FAILED gone.3gp (http://127.0.0.1" in result.stderr
+        assert "HTTP 404 Not Found" in result.stderr
+        assert "HTTP 500 Internal Server Error" in result.stderr
+        assert "sent an HTML page, not the file" in result.stderr
+        assert "HTML page (Content-Type text/html)" in result.stderr
+        assert not (dest / "login.mp4").exists() and not (dest / "gone.3gp").exists()
+        assert not [p for p in dest.iterdir() if is_temporary(p)]
+        status = _status(dest)
+        assert status["cut.m4v"]["attempts"] == 2
+        assert status["broken.mp4"]["attempts"] == 3  # a 5xx is retried
+        assert status["gone.3gp"]["attempts"] == 1  # a 404 is not
+        failed = {name for name, record in status.items() if record["status"] == "failed"}
+        assert failed == {"gone.3gp", "broken.mp4", "login.mp4", "quota.avi"}
+        assert {record["status"] for record in status.values()} == {"downloaded", "failed"}
+        cut_requests = [r for r in server.requests if r.path == "/v/cut.m4v"]
+        assert [r.range for r in cut_requests] == [None, f"bytes={len(files['/v/cut.m4v']) // 2}-"]
+
+        # The dead link comes back: the rerun asks only for what is still missing.
+        routes["/v/gone.3gp"] = Route(body=_bytes(1_000, 5))
+        server.requests.clear()
+        again = _fetch(url_list, dest)
+        assert again.returncode == 1  # broken.mp4 and login.mp4 are still dead
+        assert sorted(set(server.paths_requested())) == [
+            "/v/broken.mp4",
+            "/v/gone.3gp",
+            "/v/login.mp4",
+            "/v/quota.avi",
+        ]
+        assert (dest / "gone.3gp").read_bytes() == routes["/v/gone.3gp"].body
+        assert _status(dest)["a.mov"]["status"] == "present"
+
+
+def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
+    body = _bytes(400_000, 7)
+    routes = {"/big.mov": Route(body=body, stall_after=150_000)}
+    dest = tmp_path / "originals"
+    partial = dest / ".big.mov.vlprep-tmp-partial"
+    with LocalServer(routes) as server:
+        url_list = _write_list(tmp_path / "urls.txt", [server.url("/big.mov")])
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        args = [sys.executable, "-m", "pyutils.fetch_list", str(url_list), str(dest)]
+        process = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+        while process.poll() is None and not (partial.exists() and partial.stat().st_size):
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (dest / "big.mov").exists()
+        kept = partial.stat().st_size
+        assert 0 < kept <= 150_000
+
+        routes["/big.mov"].stall_after = None
+        result = _fetch(url_list, dest)
+        assert result.returncode == 0, result.stderr
+        assert (dest / "big.mov").read_bytes() == body
+        assert server.requests[-1].range == f"bytes={kept}-"
+        assert not partial.exists()
+
+
+def test_complete_partial_is_finished_without_a_body(tmp_path: Path) -> None:
+    body = _bytes(10_000, 8)
+    dest = tmp_path / "originals"
+    dest.mkdir()
+    (dest / ".whole.avi.vlprep-tmp-partial").write_bytes(body)  # killed right before the rename
+    with LocalServer({"/whole.avi": Route(body=body)}) as server:
+        result = _fetch(_write_list(tmp_path / "urls.txt", [server.url("/whole.avi")]), dest)
+        assert result.returncode == 0, result.stderr
+        assert [r.status for r in server.requests] == [416]
+    assert (dest / "whole.avi").read_bytes() == body
+
+
+def test_bad_list_lines_are_usage_errors(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    cases = {
+        "ftp://example.org/a.mp4": "urls.txt:3: not an http(s) URL",
+        "http://example.org/dir/": "urls.txt:3: no usable file name",
+        "http://example.org/a.mp4\nhttp://mirror.org/a.mp4": "urls.txt:4: 'a.mp4' is also the "
+        "file name on line 3",
+    }
+    for content, message in cases.items():
+        url_list = _write_list(tmp_path / "urls.txt", [content])
+        result = _fetch(url_list, dest)
+        assert result.returncode == 2
+        assert message in result.stderr and "Traceback" not in result.stderr
+    missing = _fetch(tmp_path / "nothing.txt", dest)
+    assert missing.returncode == 2 and "URL list not found" in missing.stderr
