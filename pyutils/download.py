@@ -289,7 +289,8 @@ def _transfer(
         except (UserError, DownloadError) as exc:
             raise SourceFailed(str(exc), usage=isinstance(exc, UserError)) from None
         return
-    env = dict(os.environ)
+    # gdown and kaggle come with the venv, which need not be on PATH (make runs .venv/bin/python).
+    env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{Path(sys.executable).parent}"}
     if stderr_console.is_terminal:
         env.setdefault("FETCH_PROGRESS", "bar:force:noscroll")
     status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env)

@@ -52,8 +52,8 @@ case $source in
     gdown --continue --retries "$tries" --timeout "$timeout" --output "$dest" -- "${source#gdrive:}" || exit 1
     ;;
   kaggle:?*/?*)
-    need kaggle "run 'make setup' (kaggle is in requirements.txt)"
     have_kaggle_credentials || die "no Kaggle credentials: save kaggle.json from https://www.kaggle.com/settings/api as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN)"
+    need kaggle "run 'make setup' (kaggle is in requirements.txt)"
     dataset=${source#kaggle:}
     workdir=$(mktemp -d "$(dirname -- "$dest")/.$(basename -- "$dest").vlprep-tmp-kaggle.XXXXXX")
     trap 'rm -rf -- "$workdir"' EXIT
