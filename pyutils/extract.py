@@ -14,6 +14,7 @@ import posixpath
 import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from pyutils.atomic import atomic_dir, atomic_write_text
@@ -63,6 +64,13 @@ def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> None:
 
 def extract_into(archive: Path, folder: Path) -> None:
     """Check every member of `archive`, then extract it into the existing `folder`."""
+    try:
+        _extract_checked(archive, folder)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise UserError(f"{archive}: damaged archive ({exc}); delete it and fetch it again") from None
+
+
+def _extract_checked(archive: Path, folder: Path) -> None:
     kind = archive_kind(archive)
     if kind == "zip":
         with zipfile.ZipFile(archive) as zipped:
