@@ -67,7 +67,7 @@ def extract_into(archive: Path, folder: Path) -> None:
     try:
         _extract_checked(archive, folder)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise UserError(f"{archive}: damaged archive ({exc}); delete it and fetch it again") from None
+        raise UserError(f"{archive}: damaged archive ({exc}); delete it, fetch it again") from None
 
 
 def _extract_checked(archive: Path, folder: Path) -> None:

@@ -258,9 +258,17 @@ def test_member_source_takes_a_file_out_of_another_archive(tmp_path: Path) -> No
 # ---- Google Drive and Kaggle: offline, through fake tools on PATH -----------------------------
 
 
+# A fake tool records its arguments; `value_of FLAG "$@"` gives the value after FLAG.
+FAKE_PREAMBLE = """#!/usr/bin/env bash
+value_of() { local flag=$1; shift; while [[ $# -gt 1 ]]; do
+  [[ $1 == "$flag" ]] && { echo "$2"; return; }; shift; done; }
+"""
+
+
 def fake_tool(folder: Path, name: str, body: str) -> Path:
     tool = folder / name
-    tool.write_text(f"#!/usr/bin/env bash\nprintf '%s\\n' \"$@\" > {folder}/{name}.args\n{body}\n")
+    record = f"printf '%s\\n' \"$@\" > {folder}/{name}.args\n"
+    tool.write_text(FAKE_PREAMBLE + record + body + "\n")
     tool.chmod(0o755)
     return folder
 
@@ -276,7 +284,7 @@ def test_gdrive_quota_page_is_detected(tmp_path: Path, monkeypatch: pytest.Monke
     bin_dir = fake_tool(
         tmp_path,
         "gdown",
-        f"out=''; while [[ $# -gt 0 ]]; do [[ $1 == --output ]] && out=$2; shift; done; echo '{page}' > \"$out\"",
+        f'echo "{page}" > "$(value_of --output "$@")"',
     )
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     with pytest.raises(DownloadError, match="HTML page \\('Google Drive - Quota exceeded'\\)"):
@@ -321,7 +329,7 @@ def test_kaggle_cli_error_text_is_passed_through(tmp_path: Path) -> None:
 
 
 def test_kaggle_zip_lands_at_dest(tmp_path: Path) -> None:
-    body = 'dir=""; while [[ $# -gt 0 ]]; do [[ $1 == --path ]] && dir=$2; shift; done; echo zipbytes > "$dir/dataset-json.zip"'
+    body = 'echo zipbytes > "$(value_of --path "$@")/dataset-json.zip"'
     bin_dir = fake_tool(tmp_path, "kaggle", body)
     (tmp_path / "home" / ".kaggle").mkdir(parents=True)
     (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username":"u","key":"k"}')
