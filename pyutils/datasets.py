@@ -65,14 +65,30 @@ class Dataset:
     summary: str
 
 
-def _json_files(prefix: str, folders: tuple[str, ...]) -> tuple[Place, ...]:
-    """The caption JSONs of wangjilong/dataset-json; also under the seed's `.json.json` names."""
-    return tuple(
+SPLITS = ("train", "val", "test")
+
+
+def _caption_dataset(name: str, images: Part, prefix: str, summary: str) -> Dataset:
+    """Flickr30k and Flickr5k: an image archive, and caption JSONs from wangjilong/dataset-json
+    (`data/<name>/<prefix>_<split>.json`, also under the seed's `.json.json` names)."""
+    jsons = tuple(
         Place(
             f"{prefix}_{split}.json",
-            tuple(f"{d}/{prefix}_{split}.json{x}" for d in folders for x in ("", ".json")),
+            tuple(f"data/{name}/{prefix}_{split}.json{extra}" for extra in ("", ".json")),
         )
-        for split in ("train", "val", "test")
+        for split in SPLITS
+    )
+    return Dataset(
+        name=name,
+        folder=name,
+        parts=(images, Part("dataset-json.zip", "DATASET_JSON", jsons)),
+        layout=ReferencedFiles(
+            tuple(f"{prefix}_{split}.json" for split in SPLITS),
+            caption_image_paths,
+            search=(".", images.places[0].dest),
+            what="images the caption JSONs reference",
+        ),
+        summary=summary,
     )
 
 
@@ -105,7 +121,7 @@ DATASETS = {
                 Part(
                     "mini-imagenet.tar",
                     "MINI_IMAGENET",
-                    tuple(Place(s, (s,)) for s in ("train", "val", "test")),
+                    tuple(Place(split, (split,)) for split in SPLITS),
                 ),
                 Part("classnames.txt", "MINI_IMAGENET_CLASSNAMES"),
             ),
@@ -139,56 +155,35 @@ DATASETS = {
             ),
             summary="COCO 2014 train/val images and the Karpathy caption JSONs",
         ),
-        Dataset(
-            name="flickr",
-            folder="flickr",
-            parts=(
-                Part(
-                    "flickr30k.zip",
-                    "FLICKR30K",
-                    (
-                        Place(
+        _caption_dataset(
+            "flickr",
+            Part(
+                "flickr30k.zip",
+                "FLICKR30K",
+                # eeshawn/flickr30k nests its images; the loaders want flickr30k-images/.
+                (
+                    Place(
+                        "flickr30k-images",
+                        (
                             "flickr30k-images",
-                            (
-                                "flickr30k-images",
-                                "flickr30k_images/flickr30k_images",
-                                "flickr30k_images",
-                            ),
+                            "flickr30k_images/flickr30k_images",
+                            "flickr30k_images",
                         ),
                     ),
                 ),
-                Part(
-                    "dataset-json.zip", "DATASET_JSON", _json_files("flickr30k", ("data/flickr",))
-                ),
             ),
-            layout=ReferencedFiles(
-                tuple(f"flickr30k_{s}.json" for s in ("train", "val", "test")),
-                caption_image_paths,
-                search=(".", "flickr30k-images"),
-                what="images the caption JSONs reference",
-            ),
-            summary="Flickr30k images and caption JSONs",
+            "flickr30k",
+            "Flickr30k images and caption JSONs",
         ),
-        Dataset(
-            name="flickr5k",
-            folder="flickr5k",
-            parts=(
-                Part(
-                    "self-data.zip",
-                    "FLICKR5K",
-                    (Place("flickr5k-images", ("flickr5k-images", "flickr5k_images")),),
-                ),
-                Part(
-                    "dataset-json.zip", "DATASET_JSON", _json_files("flickr5k", ("data/flickr5k",))
-                ),
+        _caption_dataset(
+            "flickr5k",
+            Part(
+                "self-data.zip",
+                "FLICKR5K",
+                (Place("flickr5k-images", ("flickr5k-images", "flickr5k_images")),),
             ),
-            layout=ReferencedFiles(
-                tuple(f"flickr5k_{s}.json" for s in ("train", "val", "test")),
-                caption_image_paths,
-                search=(".", "flickr5k-images"),
-                what="images the caption JSONs reference",
-            ),
-            summary="Flickr5k images and caption JSONs",
+            "flickr5k",
+            "Flickr5k images and caption JSONs",
         ),
     )
 }

@@ -28,10 +28,16 @@ class Inspection:
     files: int = 0
     size: int = 0
 
+    def settled(self) -> Inspection:
+        """A folder that was complete so far becomes partial once a problem is found."""
+        if self.problems and self.status == COMPLETE:
+            self.status = PARTIAL
+        return self
 
-def walk(root: Path) -> tuple[set[str], int]:
-    """Every file under `root` as a relative posix path (stamps and temporaries left out), and
-    their total size in bytes: one walk answers every existence question."""
+
+def survey(root: Path) -> tuple[set[str], Inspection]:
+    """Every file under `root` as a relative posix path (stamps and temporaries left out), and a
+    first inspection (missing if there is nothing): one walk answers every existence question."""
     found, size = set(), 0
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if not is_temporary(d)]
@@ -41,11 +47,7 @@ def walk(root: Path) -> tuple[set[str], int]:
                 continue
             found.add(name if rel == "." else f"{rel}/{name}")
             size += os.lstat(os.path.join(folder, name)).st_size
-    return found, size
-
-
-def _first(problem_items: list[str], total: int, what: str) -> str:
-    return f"{len(problem_items)} of {total} {what} missing (first: {problem_items[0]})"
+    return found, Inspection(COMPLETE if found else MISSING, files=len(found), size=size)
 
 
 # ---- readers: the paths an annotation file references ----------------------------------------
@@ -78,10 +80,8 @@ class ReferencedFiles:
     what: str = "referenced files"
 
     def inspect(self, root: Path) -> Inspection:
-        files, size = walk(root)
-        result = Inspection(COMPLETE, files=len(files), size=size)
-        if not files:
-            result.status = MISSING
+        files, result = survey(root)
+        if result.status == MISSING:
             return result
         references: list[str] = []
         for index in self.indexes:
@@ -98,10 +98,11 @@ class ReferencedFiles:
                 result.problems.append(f"{root / index}: unexpected structure ({exc!r})")
         missing = [ref for ref in references if not self._found(ref, files)]
         if missing:
-            result.problems.append(_first(missing, len(references), self.what))
-        if result.problems and result.status == COMPLETE:
-            result.status = PARTIAL
-        return result
+            first = f"(first: {missing[0]})"
+            result.problems.append(
+                f"{len(missing)} of {len(references)} {self.what} missing {first}"
+            )
+        return result.settled()
 
     def _found(self, ref: str, files: set[str]) -> bool:
         base = posixpath.basename(ref)
@@ -122,10 +123,8 @@ class ClassFolders:
     images_per_class: int
 
     def inspect(self, root: Path) -> Inspection:
-        files, size = walk(root)
-        result = Inspection(COMPLETE, files=len(files), size=size)
-        if not files:
-            result.status = MISSING
+        files, result = survey(root)
+        if result.status == MISSING:
             return result
         if self.classnames not in files:
             result.problems.append(f"missing {self.classnames}")
@@ -144,6 +143,4 @@ class ClassFolders:
                     f"{split}/: {len(short)} classes with fewer than {self.images_per_class} "
                     f"images (first: {short[0]})"
                 )
-        if result.problems:
-            result.status = PARTIAL
-        return result
+        return result.settled()

@@ -199,25 +199,18 @@ def test_unknown_checksum_is_locked_on_first_download(tmp_path: Path) -> None:
     registry = read_registry(registry_file)
     downloads = tmp_path / "downloads"
     with LocalServer({"v1": b'{"a": 1}', "v2": b'{"a": 2}'}) as server:
-        fetch(
-            "thing.json",
-            downloads,
-            var="T",
-            overrides={"T_URL": server.url("v1")},
-            registry=registry,
-        )
+
+        def get(version: str) -> Path:
+            overrides = {"T_URL": server.url(version)}
+            return fetch("thing.json", downloads, var="T", overrides=overrides, registry=registry)
+
+        get("v1")
         assert read_lock(downloads) == {"thing.json": (8, sha(b'{"a": 1}'))}
         _, bad = verify(downloads, registry)
         assert bad == 0
         (downloads / "thing.json").unlink()
         with pytest.raises(DownloadError, match="expected " + sha(b'{"a": 1}')):
-            fetch(
-                "thing.json",
-                downloads,
-                var="T",
-                overrides={"T_URL": server.url("v2")},
-                registry=registry,
-            )
+            get("v2")
     assert register(downloads, registry_file) == ["thing.json"]
     assert read_registry(registry_file)["thing.json"].checksum == "sha256:" + sha(b'{"a": 1}')
     assert registry_file.read_text().startswith("# header\n")
