@@ -135,3 +135,35 @@ adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATAS
 
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
 	$(PY) -m pyutils.contact_sheet '$(FRAMES)' $(if $(VIDEO),--video '$(VIDEO)') $(if $(SHEET),-o '$(SHEET)')
+
+# ---- downloads and the CLIP image datasets ----------------------------------------------------
+# Every registry file (scripts/downloads.tsv) a dataset uses has an override prefix: <NAME>_URL
+# replaces its sources (space-separated, tried in order), <NAME>_SHA256 its checksum (`none`
+# skips verification with a warning). Empty means the registry's.
+DOWNLOAD_NAMES := CALTECH101 CALTECH101_SPLIT MINI_IMAGENET MINI_IMAGENET_CLASSNAMES \
+  COCO_TRAIN2014 COCO_VAL2014 DATASET_JSON FLICKR30K FLICKR5K
+$(foreach name,$(DOWNLOAD_NAMES),$(eval $(name)_URL ?=)$(eval $(name)_SHA256 ?=))
+export $(foreach name,$(DOWNLOAD_NAMES),$(name)_URL $(name)_SHA256)
+DATASETS ?=
+
+.PHONY: caltech101 mini-imagenet mscoco2014 flickr flickr5k clip-datasets check verify downloads-registry
+
+caltech101: $(DATA)/caltech-101/.vlprep-complete ## Caltech101 images + CoOp split in $(DATA)/caltech-101
+mini-imagenet: $(DATA)/mini-imagenet/.vlprep-complete ## mini-ImageNet (archive placed by hand; says where) + classnames.txt
+mscoco2014: $(DATA)/mscoco2014/.vlprep-complete ## COCO 2014 train/val images + caption JSONs (Kaggle credentials)
+flickr: $(DATA)/flickr/.vlprep-complete ## Flickr30k images + caption JSONs (Kaggle credentials)
+flickr5k: $(DATA)/flickr5k/.vlprep-complete ## Flickr5k images + caption JSONs (Kaggle credentials)
+clip-datasets: caltech101 mini-imagenet mscoco2014 flickr flickr5k ## every CLIP image dataset
+
+# The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
+$(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
+	$(PY) -m pyutils.datasets '$*' --data '$(DATA)'
+
+check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
+	$(PY) -m pyutils.check --data '$(DATA)' $(DATASETS)
+
+verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
+	$(PY) -m pyutils.download verify --data '$(DATA)'
+
+downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
+	$(PY) -m pyutils.download register --data '$(DATA)'

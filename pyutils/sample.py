@@ -5,8 +5,10 @@ Everything is made locally with ffmpeg's lavfi sources, so nothing is downloaded
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 from pyutils.atomic import atomic_write_text
@@ -177,3 +179,24 @@ def _write_adaclip_annotations(folder: Path) -> None:
         "v_absent": {"duration": 5.0, "timestamps": [[0.0, 5.0]], "sentences": [" Not here."]},
     }
     write_json(folder / "activitynet" / "train.json", captions, indent=False)
+
+
+def build_caltech_archive(images: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """A Caltech101-shaped `101_ObjectCategories.tar.gz` from `images/<class>/*.jpg`, byte for byte
+    the same on every run (sorted members, fixed times and owners)."""
+    source, target = Path(images), Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(target, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as archive,
+    ):
+        for path in sorted(source.rglob("*")):
+            info = archive.gettarinfo(path, f"101_ObjectCategories/{path.relative_to(source)}")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if info.isfile():
+                with open(path, "rb") as handle:
+                    archive.addfile(info, handle)
+            else:
+                archive.addfile(info)
+    return target

@@ -1,0 +1,72 @@
+"""`make check`: is each dataset on disk complete? One table row per dataset.
+
+    python -m pyutils.check --data DATA [DATASET ...]
+
+Exit status 0 when every dataset that is present is complete (absent ones are only reported),
+1 when one is partial or corrupt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pyutils.datasets import COMPLETE_STAMP, DATASETS, PLACED_STAMP, Dataset, find_dataset, inspect
+from pyutils.errors import EXIT_ITEM_FAILURES, run_cli
+from pyutils.layout import COMPLETE, MISSING, Inspection
+
+
+def fix_command(dataset: Dataset, data: Path, inspection: Inspection) -> str:
+    make = f"make {dataset.name} DATA={shlex.quote(str(data))}"
+    if inspection.status == COMPLETE:
+        return ""
+    if inspection.status == MISSING:
+        return make
+    # Removing the stamps re-places every part from the verified archives in downloads/.
+    root = shlex.quote(str(data / dataset.folder))
+    return f"rm -f {root}/{PLACED_STAMP}* {root}/{COMPLETE_STAMP} && {make}"
+
+
+def human_size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def check(names: list[str], data: Path) -> tuple[Table, int]:
+    """(table, number of datasets present but not complete)."""
+    table = Table(title=f"datasets in {data}")
+    for column in ("dataset", "status", "files", "size", "what is missing", "fix"):
+        table.add_column(column, overflow="fold")
+    bad = 0
+    for dataset in [find_dataset(n) for n in names] or DATASETS.values():
+        found = inspect(dataset, data)
+        bad += found.status not in (COMPLETE, MISSING)
+        table.add_row(
+            dataset.name,
+            found.status,
+            f"{found.files:,}",
+            human_size(found.size),
+            "; ".join(found.problems) or ("" if found.status == COMPLETE else dataset.summary),
+            fix_command(dataset, data, found),
+        )
+    return table, bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyutils.check", description=__doc__)
+    parser.add_argument("datasets", nargs="*", help=f"default: all of {', '.join(DATASETS)}")
+    parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
+    args = parser.parse_args(argv)
+    table, bad = check(args.datasets, Path(args.data))
+    Console().print(table)
+    return EXIT_ITEM_FAILURES if bad else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
