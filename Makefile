@@ -51,3 +51,23 @@ bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
 	rm -rf -- '$(DEMO)' bench/out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# ---- frames ----------------------------------------------------------------------------------
+# Empty means native rate, native size, every frame; BACKEND=dask with SCHEDULER=tcp://host:8786
+# runs the same per-video work on a Dask cluster.
+VIDEOS ?=
+FRAMES ?=
+FPS ?=
+SIZE ?=
+NUM_FRAMES ?=
+BACKEND ?= loky
+SCHEDULER ?=
+
+.PHONY: frames
+
+frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
+	@test -n '$(VIDEOS)' && test -n '$(FRAMES)' \
+	  || { echo 'vlprep: error: set VIDEOS=<folder of videos> and FRAMES=<output folder>' >&2; exit 2; }
+	$(PY) -m pyutils.frames '$(VIDEOS)' '$(FRAMES)' --jobs '$(JOBS)' --backend '$(BACKEND)' \
+	  $(if $(FPS),--fps '$(FPS)') $(if $(SIZE),--short-side '$(SIZE)') \
+	  $(if $(NUM_FRAMES),--num-frames '$(NUM_FRAMES)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
