@@ -207,7 +207,8 @@ def _extract_by_seeking(
         inputs, outputs = [], []
         for index, pick in enumerate(chunk):
             seek = (frames.times[pick - 1] + frames.times[pick]) / 2 if pick else None
-            inputs.append(_input(task, index, seek))
+            # One decoder thread per input: ffmpeg already runs the inputs side by side.
+            inputs.append(_input({**task, "threads": 1}, index, seek))
             name = PICK_PATTERN % (first + index + 1)
             one_frame = ["-frames:v", "1", "-update", "1"]
             outputs.append(_output(task, index, filters, name, one_frame))
@@ -246,8 +247,11 @@ def _output(
     extra: list[str] | None = None,
 ) -> list[str]:
     # One encoder thread: MJPEG with several threads writes slices, which would make the bytes
-    # depend on the thread count and so on --jobs.
+    # depend on the thread count and so on --jobs. The standard Huffman tables instead of
+    # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
+    # not decoding, is most of the cost of extracting every frame).
     args = ["-map", f"{index}:v:0", "-fps_mode", "passthrough", "-threads", "1"]
+    args += ["-huffman", "default"]
     if filters:
         args += ["-filter:v", ",".join(filters)]
     args += ["-q:v", str(task["quality"]), *(extra or []), "-f", "image2"]
