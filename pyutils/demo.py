@@ -11,7 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pyutils.errors import run_cli
+from pyutils import frames
+from pyutils.errors import UserError, run_cli
 from pyutils.media import find_ffmpeg, find_ffprobe, probe
 from pyutils.sample import DEMO_VIDEOS, build_demo_sample
 
@@ -27,7 +28,19 @@ def probe_sample(root: Path, table: Table) -> None:
         )
 
 
-STAGES = [probe_sample]
+def extract_frames(root: Path, table: Table) -> None:
+    """Every frame at native rate, then AdaCLIP's 8 uniform frames, each into its own folder."""
+    for label, options in (("native", []), ("8 frames", ["--num-frames", "8"])):
+        out = root / "frames" / label.replace(" ", "-")
+        if frames.main([str(root / "videos"), str(out), *options]) != 0:
+            raise UserError(f"frames ({label}) failed: see {out / frames.FAILURES}")
+        for stem, record in sorted(frames.read_manifest(out / frames.MANIFEST).items()):
+            table.add_row(
+                f"frames ({label})", stem, f"{record['frames']} frames ({record['method']})"
+            )
+
+
+STAGES = [probe_sample, extract_frames]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from pyutils.frame_extract import choose_method, extract_video, frame_times, uniform_indices
-from pyutils.media import probe
+from pyutils.media import find_ffmpeg, probe
 from pyutils.sample import make_video
 from tests.conftest import REPO, SAMPLE_VIDEOS, decoded_frame_count, run_module
 
@@ -154,13 +154,17 @@ def test_short_side_landscape_and_portrait(tmp_path: Path) -> None:
     make_video(videos / "wide.mp4", 0.4, 320, 240)
     make_video(videos / "tall.mp4", 0.4, 240, 320)
     make_video(videos / "tiny.mp4", 0.4, 160, 120)  # smaller than asked: never upscaled
+    # A phone video: stored landscape, displayed portrait through a rotation flag.
+    rotate = ["-v", "error", "-display_rotation", "90", "-i", str(videos / "wide.mp4")]
+    subprocess.run([find_ffmpeg(), *rotate, "-c", "copy", str(videos / "phone.mp4")], check=True)
     result = frames_cli(str(videos), str(tmp_path / "f"), "--short-side", "224", "--jobs", "2")
     assert result.returncode == 0, result.stderr
     sizes = {}
-    for stem in ("wide", "tall", "tiny"):
+    for stem in ("wide", "tall", "tiny", "phone"):
         info = probe(tmp_path / "f" / stem / "image_00001.jpg")
         sizes[stem] = (info.width, info.height)
-    assert sizes == {"wide": (298, 224), "tall": (224, 298), "tiny": (160, 120)}
+    expected = {"wide": (298, 224), "tall": (224, 298), "tiny": (160, 120), "phone": (224, 298)}
+    assert sizes == expected
 
 
 def test_same_bytes_for_jobs_1_and_4(clips: dict[str, Path], tmp_path: Path) -> None:
