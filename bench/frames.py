@@ -110,6 +110,11 @@ def main() -> None:
     _common.row("decode floor, 180 s videos", long_floor)
     picks = _common.timed(lambda: vlprep(long, "--num-frames", "32"))
     _common.row("vlprep --num-frames 32, 180 s videos", picks, picks / long_floor, "decode floor")
+    for written in (
+        "ref-frames",
+        "vlprep-frames",
+    ):  # hundreds of MB of JPEGs: keep the corpora only
+        shutil.rmtree(_common.BENCH_OUT / written)
 
 
 if __name__ == "__main__":
