@@ -167,3 +167,22 @@ verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the
 
 downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
 	$(PY) -m pyutils.download register --data '$(DATA)'
+
+# ---- frames ----------------------------------------------------------------------------------
+# Empty means native rate, native size, every frame; BACKEND=dask with SCHEDULER=tcp://host:8786
+# runs the same per-video work on a Dask cluster. With DATASET=msrvtt (etc.), VIDEOS and FRAMES
+# default to $(DATA)/<dataset>/videos and $(DATA)/<dataset>/frames.
+FPS ?=
+SIZE ?=
+NUM_FRAMES ?=
+FRAMES_VIDEOS = $(or $(VIDEOS),$(if $(DATASET),$(DATA)/$(DATASET)/videos))
+FRAMES_OUT = $(or $(FRAMES),$(if $(DATASET),$(DATA)/$(DATASET)/frames))
+
+.PHONY: frames
+
+frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
+	@test -n '$(FRAMES_VIDEOS)' && test -n '$(FRAMES_OUT)' || { echo 'vlprep: error: set VIDEOS=<folder \
+	  of videos> and FRAMES=<output folder>, or DATASET=msrvtt|didemo|activitynet' >&2; exit 2; }
+	$(PY) -m pyutils.frames '$(FRAMES_VIDEOS)' '$(FRAMES_OUT)' --jobs '$(JOBS)' --backend '$(BACKEND)' \
+	  $(if $(FPS),--fps '$(FPS)') $(if $(SIZE),--short-side '$(SIZE)') \
+	  $(if $(NUM_FRAMES),--num-frames '$(NUM_FRAMES)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')

@@ -8,17 +8,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from pyutils import activitynet_qa, dataset_info
+from pyutils import activitynet_qa, dataset_info, frames
 from pyutils.adaclip_splits import DATASETS as SPLIT_DATASETS
 from pyutils.adaclip_splits import generate
-from pyutils.atomic import atomic_dir
 from pyutils.check import human_size
 from pyutils.contact_sheet import write_contact_sheet
 from pyutils.datasets import DATASETS, inspect, prepare
@@ -98,18 +96,10 @@ def transcode_didemo(root: Path, table: Table) -> None:
 
 
 def contact_sheet(root: Path, table: Table) -> None:
-    """Frames at 2 fps of the transcoded demo videos (one ffmpeg each), then their sheet."""
-    frames = root / "didemo-mp4" / "frames"
-    for video in sorted((root / "didemo-mp4" / "videos").glob("*.mp4")):
-        if (frames / video.stem).is_dir():
-            continue
-        with atomic_dir(frames / video.stem) as folder:
-            pattern = str(folder).replace("%", "%%") + "/image_%05d.jpg"
-            args = [find_ffmpeg(), "-nostdin", "-v", "error", "-i", str(video), "-vf", "fps=2"]
-            subprocess.run([*args, pattern], check=True)
-    sheet = root / "didemo-mp4" / "contact_sheet.png"
-    stems = write_contact_sheet(frames, sheet, columns=4)
-    table.add_row("contact-sheet", str(sheet), f"{len(stems)} videos x 4 frames")
+    """A PNG grid of the 8 uniform frames that the frames stage extracted, one row per video."""
+    sheet = root / "frames" / "contact_sheet.png"
+    stems = write_contact_sheet(root / "frames" / "8-frames", sheet, columns=8)
+    table.add_row("contact-sheet", str(sheet), f"{len(stems)} videos x 8 frames")
 
 
 def download_caltech101(root: Path, table: Table) -> None:
@@ -146,13 +136,26 @@ def download_caltech101(root: Path, table: Table) -> None:
     )
 
 
+def extract_frames(root: Path, table: Table) -> None:
+    """Every frame at native rate, then AdaCLIP's 8 uniform frames, each into its own folder."""
+    for label, options in (("native", []), ("8 frames", ["--num-frames", "8"])):
+        out = root / "frames" / label.replace(" ", "-")
+        if frames.main([str(root / "videos"), str(out), *options]) != 0:
+            raise UserError(f"frames ({label}) failed: see {out / frames.FAILURES}")
+        for stem, record in sorted(frames.read_manifest(out / frames.MANIFEST).items()):
+            table.add_row(
+                f"frames ({label})", stem, f"{record['frames']} frames ({record['method']})"
+            )
+
+
 STAGES = [
     probe_sample,
     download_caltech101,
+    extract_frames,
+    contact_sheet,
     adaclip_splits,
     activitynet_qa_sample,
     transcode_didemo,
-    contact_sheet,
 ]
 
 

@@ -1,0 +1,279 @@
+"""Frame extraction: counts, sampling, scaling, atomicity under kill -9, failures, awkward names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pyutils.frame_extract import choose_method, extract_video, frame_times, uniform_indices
+from pyutils.media import find_ffmpeg, probe
+from pyutils.sample import make_video
+from tests.conftest import REPO, SAMPLE_VIDEOS, decoded_frame_count, run_module
+
+
+def frames_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return run_module("pyutils.frames", *args, cwd=cwd)
+
+
+def md5s(folder: Path) -> dict[str, str]:
+    """File name -> md5 of every file in one folder."""
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def tree_md5s(frames: Path) -> dict[str, dict[str, str]]:
+    """Every frame folder (the manifest and logs aside) -> its files' md5s."""
+    return {p.name: md5s(p) for p in frames.iterdir() if p.is_dir()}
+
+
+def manifest(frames: Path) -> dict[str, dict]:
+    lines = (frames / "frames_manifest.jsonl").read_bytes().splitlines()
+    return {record["stem"]: record for record in map(orjson.loads, lines)}
+
+
+def task(source: Path, dest: Path, **options: object) -> dict:
+    base = {"fps": None, "short_side": None, "num_frames": None, "quality": 2}
+    return {
+        "stem": source.stem,
+        "source": str(source),
+        "dest": str(dest),
+        "prefix": "image_%05d.jpg",
+        "threads": 1,
+        **base,
+        **options,
+    }
+
+
+@pytest.fixture(scope="module")
+def clips(
+    sample_videos: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The sample videos under distinct stems (clip_mp4.mp4, ...): stem -> path."""
+    folder = tmp_path_factory.mktemp("clips")
+    copies = {}
+    for path in sample_videos.values():
+        stem = f"clip_{path.suffix[1:]}"
+        copies[stem] = Path(shutil.copy(path, folder / f"{stem}{path.suffix}"))
+    return copies
+
+
+@pytest.fixture(scope="module")
+def native(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample videos extracted at native rate and size (shared by several tests)."""
+    frames = tmp_path_factory.mktemp("native")
+    videos = next(iter(clips.values())).parent
+    result = frames_cli(str(videos), str(frames), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    return frames
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough, with sparse keyframes, that seeking beats one pass for a few frames."""
+    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", 12, 96, 64, 25, gop=50)
+
+
+def test_uniform_indices_are_adaclips() -> None:
+    assert uniform_indices(10, 4) == [0, 2, 5, 7]
+    assert uniform_indices(5, 8) == [0, 0, 1, 1, 2, 3, 3, 4]  # fewer frames than asked: repeats
+    numpy = pytest.importorskip("numpy")
+    for total in range(1, 400, 7):
+        for count in (1, 2, 3, 8, 12, 32, 64):
+            expected = numpy.linspace(0, total, num=count, endpoint=False, dtype=int).tolist()
+            assert uniform_indices(total, count) == expected
+
+
+def test_native_counts_equal_decoded_frames(clips: dict[str, Path], native: Path) -> None:
+    records = manifest(native)
+    for stem, path in clips.items():
+        frames = sorted(os.listdir(native / stem))
+        assert (
+            len(frames) == decoded_frame_count(path) == probe(path, count_frames=True).frame_count
+        )
+        assert frames[0] == "image_00001.jpg" and frames[-1] == f"image_{len(frames):05d}.jpg"
+        assert records[stem]["status"] == "ok" and records[stem]["frames"] == len(frames)
+    assert not (native / "frames_failures.jsonl").read_bytes()
+
+
+def test_fps_count_within_one_frame(clips: dict[str, Path], tmp_path: Path) -> None:
+    videos = next(iter(clips.values())).parent
+    result = frames_cli(str(videos), str(tmp_path), "--fps", "3", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    for name, (seconds, _fps) in SAMPLE_VIDEOS.items():
+        stem = "clip_" + name.rpartition(".")[2]
+        assert abs(len(os.listdir(tmp_path / stem)) - seconds * 3) <= 1
+
+
+def test_num_frames_are_the_native_frames_adaclip_picks(
+    clips: dict[str, Path], native: Path, tmp_path: Path
+) -> None:
+    videos = next(iter(clips.values())).parent
+    for count in (8, 100):  # 100 > every clip's frame count: AdaCLIP's repeats, K files still
+        out = tmp_path / str(count)
+        result = frames_cli(str(videos), str(out), "--num-frames", str(count), "--jobs", "2")
+        assert result.returncode == 0, result.stderr
+        for stem in clips:
+            picked = sorted(os.listdir(out / stem))
+            assert len(picked) == count
+            all_frames = sorted(os.listdir(native / stem))
+            for number, index in enumerate(uniform_indices(len(all_frames), count), start=1):
+                got = (out / stem / f"image_{number:05d}.jpg").read_bytes()
+                assert got == (native / stem / all_frames[index]).read_bytes()
+
+
+def test_seeking_and_one_pass_give_the_same_bytes(long_video: Path, tmp_path: Path) -> None:
+    total = len(frame_times(str(long_video)).times)
+    assert choose_method(frame_times(str(long_video)), uniform_indices(total, 4)) == "seek"
+    assert choose_method(frame_times(str(long_video)), uniform_indices(total, 60)) == "sequential"
+    every = extract_video(task(long_video, tmp_path / "all"))
+    assert every["status"] == "ok" and every["frames"] == total == 300
+    outputs = {}
+    for method in ("seek", "sequential"):
+        result = extract_video(task(long_video, tmp_path / method, num_frames=7, method=method))
+        assert (result["status"], result["method"]) == ("ok", method), result["error"]
+        outputs[method] = md5s(tmp_path / method)
+    assert outputs["seek"] == outputs["sequential"]
+    # ...and they are the frames a native extraction has at AdaCLIP's indices (not keyframes).
+    native_md5 = md5s(tmp_path / "all")
+    for number, index in enumerate(uniform_indices(total, 7), start=1):
+        assert (
+            outputs["seek"][f"image_{number:05d}.jpg"] == native_md5[f"image_{index + 1:05d}.jpg"]
+        )
+
+
+def test_short_side_landscape_and_portrait(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    make_video(videos / "wide.mp4", 0.4, 320, 240)
+    make_video(videos / "tall.mp4", 0.4, 240, 320)
+    make_video(videos / "tiny.mp4", 0.4, 160, 120)  # smaller than asked: never upscaled
+    # A phone video: stored landscape, displayed portrait through a rotation flag.
+    rotate = ["-v", "error", "-display_rotation", "90", "-i", str(videos / "wide.mp4")]
+    subprocess.run([find_ffmpeg(), *rotate, "-c", "copy", str(videos / "phone.mp4")], check=True)
+    result = frames_cli(str(videos), str(tmp_path / "f"), "--short-side", "224", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    sizes = {}
+    for stem in ("wide", "tall", "tiny", "phone"):
+        info = probe(tmp_path / "f" / stem / "image_00001.jpg")
+        sizes[stem] = (info.width, info.height)
+    expected = {"wide": (298, 224), "tall": (224, 298), "tiny": (160, 120), "phone": (224, 298)}
+    assert sizes == expected
+
+
+def test_same_bytes_for_jobs_1_and_4(clips: dict[str, Path], tmp_path: Path) -> None:
+    videos = next(iter(clips.values())).parent
+    for jobs in ("1", "4"):
+        result = frames_cli(str(videos), str(tmp_path / jobs), "--short-side", "64", "--jobs", jobs)
+        assert result.returncode == 0, result.stderr
+    assert tree_md5s(tmp_path / "1") == tree_md5s(tmp_path / "4")
+    assert sum(map(len, tree_md5s(tmp_path / "1").values())) > 100
+
+
+def test_kill_midway_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    for index in range(10):
+        make_video(videos / f"v{index}.mp4", 3, 160, 120)
+    reference = tmp_path / "reference"
+    assert frames_cli(str(videos), str(reference), "--jobs", "2").returncode == 0
+    frames = tmp_path / "frames"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-m", "pyutils.frames", str(videos), str(frames), "--jobs", "1"]
+    with subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL, start_new_session=True) as run:
+        finished: list[Path] = []
+        while not finished and run.poll() is None:
+            time.sleep(0.02)
+            if frames.is_dir():
+                finished = [p for p in frames.iterdir() if p.is_dir() and p.name.startswith("v")]
+        os.killpg(run.pid, signal.SIGKILL)  # the CLI and its ffmpeg: nothing gets to clean up
+    done = [p for p in frames.iterdir() if p.is_dir() and p.name.startswith("v")]
+    assert 1 <= len(done) < 10, "the kill came too late to interrupt anything"
+    for folder in done:  # what carries a final name is complete
+        assert len(os.listdir(folder)) == len(os.listdir(reference / folder.name))
+    rerun = frames_cli(str(videos), str(frames), "--jobs", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(done)} already done" in rerun.stderr
+    assert tree_md5s(frames) == tree_md5s(reference)
+    assert not [p for p in frames.rglob("*") if ".vlprep-tmp" in p.name]
+
+
+def test_corrupt_and_truncated_among_good(clips: dict[str, Path], tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    shutil.copytree(next(iter(clips.values())).parent, videos)
+    (videos / "garbage.mp4").write_bytes(b"not a video at all" * 100)
+    webm = clips["clip_webm"].read_bytes()
+    (videos / "cut.webm").write_bytes(webm[: len(webm) // 3])
+    result = frames_cli(str(videos), str(tmp_path / "f"), "--jobs", "2")
+    assert result.returncode == 1
+    assert "3 ok, 2 failed" in result.stderr
+    failures = [orjson.loads(line) for line in (tmp_path / "f/frames_failures.jsonl").open("rb")]
+    errors = {Path(f["item"]).name: f["error"] for f in failures}
+    assert "Invalid data found when processing input" in errors["garbage.mp4"]
+    assert "File ended prematurely" in errors["cut.webm"]
+    for stem in clips:
+        assert len(os.listdir(tmp_path / "f" / stem)) > 10
+    assert not (tmp_path / "f" / "garbage").exists() and not (tmp_path / "f" / "cut").exists()
+    assert manifest(tmp_path / "f")["cut"]["status"] == "failed"
+
+
+def test_awkward_names(sample_videos: dict[str, Path], tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    names = [
+        "with space.mp4",
+        "quote'\"s.mp4",
+        "ünïcödé 视频.mp4",
+        "$(touch pwned).mp4",
+        "100%d -x.mp4",
+    ]
+    for name in names:
+        (videos / "sub dir").mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_videos["clip.mp4"], videos / "sub dir" / name)
+    result = frames_cli(str(videos), "out", "--num-frames", "4", "--jobs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in names:
+        assert len(os.listdir(tmp_path / "out" / Path(name).stem)) == 4
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_rerun_skips_done_and_redoes_changed_options(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    videos = next(iter(clips.values())).parent
+    frames = tmp_path / "f"
+    assert frames_cli(str(videos), str(frames), "--num-frames", "4").returncode == 0
+    again = frames_cli(str(videos), str(frames), "--num-frames", "4")
+    assert "3 already done, 0 to do" in again.stderr
+    (frames / "clip_mkv" / "image_00002.jpg").unlink()  # a damaged folder is not done
+    lines = (frames / "frames_manifest.jsonl").read_bytes().splitlines()
+    assert b'"clip_mp4"' in lines[1]  # sorted by stem; a torn line loses only its own video
+    torn = [lines[0], b'{"stem": "clip_m', lines[2]]
+    (frames / "frames_manifest.jsonl").write_bytes(b"\n".join(torn))
+    repaired = frames_cli(str(videos), str(frames), "--num-frames", "4")
+    assert repaired.returncode == 0 and "1 already done, 2 to do" in repaired.stderr
+    assert "unreadable manifest line skipped" in repaired.stderr
+    changed = frames_cli(str(videos), str(frames), "--num-frames", "6")
+    assert changed.returncode == 0 and "0 already done, 3 to do" in changed.stderr
+    records = manifest(frames)
+    assert {r["options"]["num_frames"] for r in records.values()} == {6}
+    assert all(len(os.listdir(frames / stem)) == 6 for stem in records)
+
+
+def test_input_errors_are_one_line_exit_2(sample_videos: dict[str, Path], tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    (videos / "a").mkdir(parents=True)
+    (videos / "b").mkdir()
+    shutil.copy(sample_videos["clip.mp4"], videos / "a" / "same.mp4")
+    shutil.copy(sample_videos["clip.mkv"], videos / "b" / "same.mkv")
+    duplicate = frames_cli(str(videos), str(tmp_path / "f"))
+    assert duplicate.returncode == 2 and "'same'" in duplicate.stderr
+    assert len(duplicate.stderr.strip().splitlines()) == 1 and not (tmp_path / "f").exists()
+    listing = tmp_path / "list.txt"
+    listing.write_text("a/same.mp4\nmissing.mp4\n")
+    missing = frames_cli(str(videos), str(tmp_path / "f"), "--file-list", str(listing))
+    assert missing.returncode == 2 and f"{listing}:2:" in missing.stderr
