@@ -44,6 +44,18 @@ class ExtractionError(Exception):
     """A video whose frames could not be extracted as asked; the message says why."""
 
 
+def decode_threads(concurrent_tasks: int) -> int:
+    """ffmpeg decode threads per video so that threads x concurrent videos matches the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, concurrent_tasks))
+
+
+def _threads_on_this_worker() -> int:
+    """Inside a Dask worker: its machine's cores shared among the worker's task slots."""
+    from distributed import get_worker
+
+    return decode_threads(get_worker().state.nthreads)
+
+
 def uniform_indices(total: int, count: int) -> list[int]:
     """The 0-based frame numbers AdaCLIP's uniform sampler picks: `count` out of `total`.
 
@@ -86,6 +98,8 @@ def extract_video(task: dict[str, Any]) -> dict[str, Any]:
         "error": "",
     }
     try:
+        if task["threads"] is None:
+            task = {**task, "threads": _threads_on_this_worker()}
         frames, duration, method = _extract(task)
         result.update(status="ok", frames=frames, duration=duration, method=method)
     except (ExtractionError, MediaError) as exc:

@@ -23,7 +23,7 @@ import orjson
 
 from pyutils.atomic import atomic_write_bytes, remove_stale_temporaries
 from pyutils.errors import UserError, run_cli
-from pyutils.frame_extract import extract_video
+from pyutils.frame_extract import decode_threads, extract_video
 from pyutils.parallel import BACKENDS, run_parallel
 from pyutils.report import FailureLog, log, track
 from pyutils.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     with _exclusive(frames_dir):
         for stale in remove_stale_temporaries(frames_dir):
             log(f"frames: removed {stale.name}, left by an interrupted run")
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        # On Dask each worker sizes its own ffmpeg threads (its cores / its task slots).
+        threads = None if args.backend == "dask" else decode_threads(args.jobs)
         tasks = [
             {
                 "stem": stem,
@@ -83,7 +84,10 @@ def _run(
     options: dict[str, Any],
 ) -> int:
     failures = FailureLog("frames", frames_dir / FAILURES)
-    results = run_parallel(extract_video, tasks, args.jobs, args.backend, args.scheduler)
+    shared = [str(Path(tasks[0]["source"]).parent), str(frames_dir)] if tasks else []
+    results = run_parallel(
+        extract_video, tasks, args.jobs, args.backend, args.scheduler, shared_paths=shared
+    )
     written = 0
     # Each finished video is appended at once (a kill loses at most the line being written, and
     # the video is then simply redone); the whole manifest is rewritten compactly at the end.

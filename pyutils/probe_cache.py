@@ -122,7 +122,10 @@ def probe_videos(
             misses.append(path)
         else:
             yield hit
-    results = run_parallel(probe_record, iter(misses), jobs, backend, scheduler)
+    folders = sorted({os.path.dirname(path) for path in misses})
+    results = run_parallel(
+        probe_record, iter(misses), jobs, backend, scheduler, shared_paths=folders
+    )
     try:
         for record in results:
             cache.put(record)

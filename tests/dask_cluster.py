@@ -30,6 +30,7 @@ def local_cluster(tmp: Path, workers: int = 2) -> Iterator[LocalCluster]:
     from distributed import Client
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    tmp.mkdir(parents=True, exist_ok=True)
     scheduler_file = tmp / "scheduler.json"
     common = ["--no-dashboard"]
     scheduler = subprocess.Popen(
