@@ -18,7 +18,8 @@ DATASET ?=
 # Empty VIDEOS/FRAMES mean "the stage's default for DATASET" (e.g. $(DATA)/msrvtt/videos).
 VIDEOS ?=
 FRAMES ?=
-BACKEND ?= loky
+# Empty BACKEND: each stage's own default (threads for ffmpeg-bound frames, loky for probing).
+BACKEND ?=
 SCHEDULER ?=
 
 PY := $(VENV)/bin/python
@@ -104,7 +105,7 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
 	$(PY) -m pyutils.activitynet_qa -name '$(NAME)' -type '$(TYPE)' -n '$(N)' -seconds '$(SECONDS)' \
 	  --qa-dir '$(QA_DIR)' --videos '$(or $(VIDEOS),$(DATA)/activitynet/videos)' --out '$(OUT)' --report '$(OUT)/$(QA_STEM).report.jsonl' \
-	  --jobs '$(JOBS)' --backend '$(BACKEND)' --scheduler '$(SCHEDULER)' --register
+	  --jobs '$(JOBS)' $(if $(BACKEND),--backend '$(BACKEND)') --scheduler '$(SCHEDULER)' --register
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	shopt -s nullglob; qa_files=('$(OUT)'/activitynet_qa_*.json); \
@@ -183,6 +184,6 @@ FRAMES_OUT = $(or $(FRAMES),$(if $(DATASET),$(DATA)/$(DATASET)/frames))
 frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
 	@test -n '$(FRAMES_VIDEOS)' && test -n '$(FRAMES_OUT)' || { echo 'vlprep: error: set VIDEOS=<folder \
 	  of videos> and FRAMES=<output folder>, or DATASET=msrvtt|didemo|activitynet' >&2; exit 2; }
-	$(PY) -m pyutils.frames '$(FRAMES_VIDEOS)' '$(FRAMES_OUT)' --jobs '$(JOBS)' --backend '$(BACKEND)' \
+	$(PY) -m pyutils.frames '$(FRAMES_VIDEOS)' '$(FRAMES_OUT)' --jobs '$(JOBS)' $(if $(BACKEND),--backend '$(BACKEND)') \
 	  $(if $(FPS),--fps '$(FPS)') $(if $(SIZE),--short-side '$(SIZE)') \
 	  $(if $(NUM_FRAMES),--num-frames '$(NUM_FRAMES)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
