@@ -66,7 +66,7 @@ DASK_PORT ?= 8786
 .PHONY: dask-local
 
 dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
-	scripts/dask-local.sh '$(VENV)' '$(DASK_WORKERS)' '$(DASK_PORT)'
+	$(PY) -m pyutils.dask_local --workers '$(DASK_WORKERS)' --port '$(DASK_PORT)'
 
 # ---- AdaCLIP splits ----------------------------------------------------------------------------
 # make annots DATASET=msrvtt|didemo|activitynet [VIDEOS=...] [SRC=...] [ANNOTS=...]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pyutils.atomic import is_temporary
+from pyutils.dask_local import LocalCluster, local_cluster
 from pyutils.sample import make_video
 from tests.conftest import REPO, run_module
-from tests.dask_cluster import LocalCluster, local_cluster
 from tests.test_activitynet_qa import convert, corpus  # noqa: F401 - the QA corpus fixture
 
 VIDEOS = {f"clip {i} '$(touch pwned)'.mp4": 1.0 + 0.5 * i for i in range(8)}

@@ -1,18 +1,25 @@
-"""A real dask.distributed cluster on 127.0.0.1 for tests: one scheduler, N worker processes."""
+"""A dask.distributed cluster on this machine: one scheduler and N worker processes on 127.0.0.1.
+
+`make dask-local` runs one until Ctrl-C, for trying `BACKEND=dask` before moving to a real
+cluster; the tests and `make bench` start their own through `local_cluster`.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import REPO
+from pyutils.errors import run_cli
 
+REPO = Path(__file__).resolve().parent.parent
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
@@ -24,19 +31,22 @@ class LocalCluster:
 
 
 @contextmanager
-def local_cluster(tmp: Path, workers: int = 2) -> Iterator[LocalCluster]:
+def local_cluster(
+    tmp: Path, workers: int = 2, port: int = 0, quiet: bool = True
+) -> Iterator[LocalCluster]:
     """Start a scheduler and `workers` single-threaded worker processes (no nanny, so a killed
     worker stays dead), wait until all are registered, and stop everything afterwards."""
     from distributed import Client
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    # Workers import pyutils, so they get the repository on their path.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    output = subprocess.DEVNULL if quiet else None
     tmp.mkdir(parents=True, exist_ok=True)
     scheduler_file = tmp / "scheduler.json"
-    common = ["--no-dashboard"]
     scheduler = subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
-         str(scheduler_file), *common],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--scheduler-file",
+         str(scheduler_file), "--no-dashboard"],
+        env=env, stdout=output, stderr=output,
     )  # fmt: skip
     cluster = LocalCluster(address="", scheduler=scheduler)
     try:
@@ -54,12 +64,12 @@ def local_cluster(tmp: Path, workers: int = 2) -> Iterator[LocalCluster]:
                         "--no-nanny",
                         "--host",
                         "127.0.0.1",
-                        *common,
+                        "--no-dashboard",
                     ],
                     env=env,
                     cwd=tmp,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=output,
                 )  # fmt: skip
             )
         with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
@@ -78,3 +88,22 @@ def _wait_for(path: Path, seconds: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"dask scheduler did not start ({path})")
         time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyutils.dask_local", description=__doc__)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
+    parser.add_argument("--port", type=int, default=8786, help="scheduler port on 127.0.0.1")
+    args = parser.parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory(prefix="vlprep-dask-") as tmp,
+        local_cluster(Path(tmp), args.workers, args.port) as cluster,
+    ):
+        print(f"dask-local: scheduler {cluster.address} with {args.workers} workers; Ctrl-C stops")
+        print(f"dask-local: try make frames BACKEND=dask SCHEDULER={cluster.address} ...")
+        cluster.scheduler.wait()  # until Ctrl-C; leaving the block stops every process
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
