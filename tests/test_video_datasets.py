@@ -18,7 +18,7 @@ import pytest
 
 from pyutils.didemo_urls import TEMPLATE, url_lines
 from pyutils.local_server import LocalServer
-from pyutils.sample import build_msrvtt_archives
+from pyutils.sample import build_msrvtt_archives, make_video
 from tests.conftest import REPO
 
 MSRVTT_IDS = [f"video{n}" for n in range(4)]
@@ -167,7 +167,7 @@ def test_activitynet_lists_missing_videos_and_where_to_request_them(tmp_path: Pa
         archive.writestr("readme.txt", "ActivityNet Captions")
     data, videos = tmp_path / "data", tmp_path / "my videos"
     videos.mkdir()
-    (videos / "v_a.mkv").write_bytes(b"not checked here")
+    make_video(videos / "v_a.mkv", 0.5, width=64, height=48, fps=10)
     with LocalServer({"captions.zip": buffer.getvalue()}) as server:
         args = [f"DATA={data}", f"ACTIVITYNET_CAPTIONS_URL={server.url('captions.zip')}"]
         result = make("activitynet", *args, "ACTIVITYNET_CAPTIONS_SHA256=none", f"VIDEOS={videos}")
@@ -177,6 +177,15 @@ def test_activitynet_lists_missing_videos_and_where_to_request_them(tmp_path: Pa
     root = data / "activitynet"
     assert (root / "missing.txt").read_text() == "v_b\n"
     assert json.loads((root / "captions" / "val_2.json").read_text()) == captions["val_2.json"]
+
+    # The chain goes on with the videos present; the next run checks again.
+    annots = tmp_path / "annots"
+    ready = make("activitynet-ready", f"DATA={data}", f"VIDEOS={videos}", f"ANNOTS={annots}")
+    assert ready.returncode == 0, ready.stderr
+    assert "some items failed (listed above); going on" in ready.stderr
+    assert list(json.loads((annots / "activitynet" / "train.json").read_text())) == ["v_a"]
+    assert (annots / "activitynet" / "missing_val.txt").read_text() == "v_b\n"
+    assert len(list((root / "frames" / "v_a").iterdir())) == 5
     (videos / "v_b.mp4").write_bytes(b"")
     done = make("activitynet", f"DATA={data}", f"VIDEOS={videos}")
     assert done.returncode == 0, done.stderr
