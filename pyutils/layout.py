@@ -96,6 +96,20 @@ def activitynet_video_ids(data: Any) -> Iterable[str]:
     return iter(data)
 
 
+def _references(
+    path: Path, reader: Callable[[Any], Iterable[str]], result: Inspection
+) -> list[str]:
+    """What the annotation file `path` references; unreadable or misshapen: `result` is corrupt."""
+    try:
+        return list(reader(read_json(path)))
+    except UserError as exc:
+        result.problems.append(str(exc))
+    except (AttributeError, KeyError, TypeError, IndexError) as exc:
+        result.problems.append(f"{path}: unexpected structure ({exc!r})")
+    result.status = CORRUPT
+    return []
+
+
 def _first(items: list[str], what: str, total: int, where: Path) -> str:
     return f"{len(items)} of {total} {what} {where} (first: {items[0]})"
 
@@ -127,14 +141,7 @@ class VideoFiles:
             result.files, result.size = result.files + 1, result.size + path.stat().st_size
             if name not in self.indexes:
                 continue
-            try:
-                ids.update(dict.fromkeys(self.reader(read_json(path))))
-            except UserError as exc:
-                result.status = CORRUPT
-                result.problems.append(str(exc))
-            except (AttributeError, KeyError, TypeError, IndexError) as exc:
-                result.status = CORRUPT
-                result.problems.append(f"{path}: unexpected structure ({exc!r})")
+            ids.update(dict.fromkeys(_references(path, self.reader, result)))
         sizes = _file_sizes(videos_dir)
         present = [i for i in ids if any(f"{i}.{ext}" in sizes for ext in SPLIT_EXTENSIONS)]
         result.files += len(present)
@@ -197,14 +204,7 @@ class ReferencedFiles:
             if index not in files:
                 result.problems.append(f"missing {index}")
                 continue
-            try:
-                references += list(self.reader(read_json(root / index)))
-            except UserError as exc:
-                result.status = CORRUPT
-                result.problems.append(str(exc))
-            except (AttributeError, KeyError, TypeError, IndexError) as exc:
-                result.status = CORRUPT
-                result.problems.append(f"{root / index}: unexpected structure ({exc!r})")
+            references += _references(root / index, self.reader, result)
         missing = result.missing = [ref for ref in references if not self._found(ref, files)]
         if missing:
             first = f"(first: {missing[0]})"
