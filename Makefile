@@ -83,10 +83,13 @@ SRC ?= $(if $(filter $(DATASET),$(ANNOT_DATASETS)),$(ANNOT_SRC_$(DATASET)))
 
 .PHONY: annots annots-verify
 
+# $(call annots_cmd,dataset,video folder,annotation folder)
+annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir '$(2)' --annot_dir '$(3)' \
+  --output_folder '$(ANNOTS)/$(ANNOT_OUT_$(1))'
+
 annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet into $(ANNOTS)/
 	$(if $(filter $(DATASET),$(ANNOT_DATASETS)),,$(error set DATASET= to one of: $(ANNOT_DATASETS)))
-	$(PY) annot_preprocess/$(DATASET)_preprocess.py --video_dir '$(or $(VIDEOS),$(DATA)/$(DATASET)/videos)' --annot_dir '$(SRC)' \
-	  --output_folder '$(ANNOTS)/$(ANNOT_OUT_$(DATASET))'
+	$(call annots_cmd,$(DATASET),$(or $(VIDEOS),$(DATA)/$(DATASET)/videos),$(SRC))
 
 annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
 	$(PY) -m pyutils.adaclip_verify --annots '$(ANNOTS)' $(if $(REFERENCE),--reference '$(REFERENCE)')
@@ -142,7 +145,10 @@ contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in F
 # replaces its sources (space-separated, tried in order), <NAME>_SHA256 its checksum (`none`
 # skips verification with a warning). Empty means the registry's.
 DOWNLOAD_NAMES := CALTECH101 CALTECH101_SPLIT MINI_IMAGENET MINI_IMAGENET_CLASSNAMES \
-  COCO_TRAIN2014 COCO_VAL2014 DATASET_JSON FLICKR30K FLICKR5K
+  COCO_TRAIN2014 COCO_VAL2014 DATASET_JSON FLICKR30K FLICKR5K \
+  MSRVTT MSRVTT_DATA ACTIVITYNET_CAPTIONS DIDEMO_YFCC100M_HASH \
+  $(foreach split,TRAIN VAL TEST,DIDEMO_$(split)_DATA DIDEMO_$(split)_LIST \
+    ACTIVITYNET_QA_$(split)_Q ACTIVITYNET_QA_$(split)_A)
 $(foreach name,$(DOWNLOAD_NAMES),$(eval $(name)_URL ?=)$(eval $(name)_SHA256 ?=))
 export $(foreach name,$(DOWNLOAD_NAMES),$(name)_URL $(name)_SHA256)
 DATASETS ?=
@@ -157,11 +163,12 @@ flickr5k: $(DATA)/flickr5k/.vlprep-complete ## Flickr5k images + caption JSONs (
 clip-datasets: caltech101 mini-imagenet mscoco2014 flickr flickr5k ## every CLIP image dataset
 
 # The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
+# VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
 $(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
-	$(PY) -m pyutils.datasets '$*' --data '$(DATA)'
+	$(PY) -m pyutils.datasets '$*' --data '$(DATA)' $(if $(VIDEOS),--videos '$(VIDEOS)')
 
 check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
-	$(PY) -m pyutils.check --data '$(DATA)' $(DATASETS)
+	$(PY) -m pyutils.check --data '$(DATA)' --annots '$(ANNOTS)' $(DATASETS)
 
 verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
 	$(PY) -m pyutils.download verify --data '$(DATA)'
@@ -178,12 +185,73 @@ SIZE ?=
 NUM_FRAMES ?=
 FRAMES_VIDEOS = $(or $(VIDEOS),$(if $(DATASET),$(DATA)/$(DATASET)/videos))
 FRAMES_OUT = $(or $(FRAMES),$(if $(DATASET),$(DATA)/$(DATASET)/frames))
+FRAMES_OPTIONS = --jobs '$(JOBS)' $(if $(BACKEND),--backend '$(BACKEND)') \
+  $(if $(FPS),--fps '$(FPS)') $(if $(SIZE),--short-side '$(SIZE)') \
+  $(if $(NUM_FRAMES),--num-frames '$(NUM_FRAMES)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
 
 .PHONY: frames
 
 frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
 	@test -n '$(FRAMES_VIDEOS)' && test -n '$(FRAMES_OUT)' || { echo 'vlprep: error: set VIDEOS=<folder \
 	  of videos> and FRAMES=<output folder>, or DATASET=msrvtt|didemo|activitynet' >&2; exit 2; }
-	$(PY) -m pyutils.frames '$(FRAMES_VIDEOS)' '$(FRAMES_OUT)' --jobs '$(JOBS)' $(if $(BACKEND),--backend '$(BACKEND)') \
-	  $(if $(FPS),--fps '$(FPS)') $(if $(SIZE),--short-side '$(SIZE)') \
-	  $(if $(NUM_FRAMES),--num-frames '$(NUM_FRAMES)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
+	$(PY) -m pyutils.frames '$(FRAMES_VIDEOS)' '$(FRAMES_OUT)' $(FRAMES_OPTIONS)
+
+# ---- video datasets end to end: msrvtt, didemo, activitynet, activitynet-qa (issue 7) --------
+# `make <dataset>-ready` is a chain of stamp files, each inside the folder its step fills, so a
+# stopped chain resumes at the first step without one. A step whose items partly failed (dead
+# links, unreadable videos: exit 1, listed above it) lets the chain go on without its stamp, so
+# the next run retries just those; any other failure stops the chain.
+READY := .vlprep-ready
+ready_videos = $(or $(VIDEOS),$(DATA)/$(1)/videos)
+ready_frames = $(or $(FRAMES),$(DATA)/$(1)/frames)
+tolerant = $(1) && touch '$@' || { status=$$?; test "$$status" -eq 1 || exit "$$status"; \
+  echo 'vlprep: $@: some items failed (listed above); going on, the next run retries them' >&2; }
+
+# Stamp files are make targets, and make splits target names at spaces: say so instead.
+STAMP_GOALS := %-ready msrvtt didemo activitynet activitynet-qa-data
+ifneq ($(filter $(STAMP_GOALS),$(MAKECMDGOALS)),)
+$(foreach var,DATA ANNOTS FRAMES DIDEMO_SRC URLS,$(if $(word 2,$($(var))),$(error \
+  $(var)='$($(var))': make targets cannot have spaces; use a path without them (or a symlink))))
+endif
+
+.PHONY: msrvtt didemo activitynet activitynet-qa-data msrvtt-ready didemo-ready activitynet-ready
+
+msrvtt: $(DATA)/msrvtt/.vlprep-complete ## MSRVTT videos (flat in videos/) + CLIP4Clip's msrvtt_data/
+didemo: $(DATA)/didemo/.vlprep-complete $(DATA)/didemo/video_urls.txt ## DiDeMo annotations + the video URL list for didemo-videos
+activitynet: $(DATA)/activitynet/.vlprep-complete ## ActivityNet Captions; lists the videos missing from VIDEOS and where to request them
+activitynet-qa-data: $(DATA)/activitynet-qa/.vlprep-complete ## ActivityNet-QA dataset/*.json from MILVLG/activitynet-qa
+
+$(DATA)/didemo/video_urls.txt: $(DATA)/didemo/.vlprep-complete
+	$(PY) -m pyutils.didemo_urls '$(DATA)/didemo/annotations' '$@'
+
+# Frames, then splits, after the step $(2) that leaves the videos of dataset $(1).
+define video_chain
+$(call ready_frames,$(1))/$(READY): $(2) | $(SETUP_STAMP)
+	mkdir -p '$$(@D)'
+	$$(call tolerant,$$(PY) -m pyutils.frames '$(call ready_videos,$(1))' '$$(@D)' $$(FRAMES_OPTIONS))
+$(ANNOTS)/$(ANNOT_OUT_$(1))/$(READY): $(call ready_frames,$(1))/$(READY)
+	$$(call annots_cmd,$(1),$(call ready_videos,$(1)),$(ANNOT_SRC_$(1)))
+	touch '$$@'
+$(1)-ready: $(ANNOTS)/$(ANNOT_OUT_$(1))/$(READY)
+endef
+
+msrvtt-ready: ## download MSRVTT, extract frames, write its AdaCLIP splits (resumes where it stopped)
+$(eval $(call video_chain,msrvtt,$(DATA)/msrvtt/.vlprep-complete))
+
+# ActivityNet videos come by hand: the check lists the missing ones and the chain goes on with
+# those present.
+activitynet-ready: ## ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)
+$(DATA)/activitynet/$(READY): | $(SETUP_STAMP)
+	$(call tolerant,$(PY) -m pyutils.datasets activitynet --data '$(DATA)' --videos '$(call ready_videos,activitynet)')
+$(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
+
+# DiDeMo videos: VIDEOS=<folder of <original>.mp4> skips download and transcode; URLS= (empty)
+# with DIDEMO_SRC=<folder of originals> skips only the download.
+didemo-ready: ## DiDeMo annotations, videos (didemo-videos or VIDEOS=), didemo-mp4, frames, splits
+$(DIDEMO_SRC)/$(READY): $(URLS) | $(SETUP_STAMP)
+	mkdir -p '$(@D)'
+	$(call tolerant,$(PY) -m pyutils.fetch_list '$(URLS)' '$(@D)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)')
+$(DATA)/didemo/videos/$(READY): $(if $(URLS),$(DIDEMO_SRC)/$(READY),$(DATA)/didemo/.vlprep-complete)
+	mkdir -p '$(@D)'
+	$(call tolerant,$(PY) -m pyutils.transcode '$(DIDEMO_SRC)' '$(@D)' --jobs '$(JOBS)')
+$(eval $(call video_chain,didemo,$(if $(VIDEOS),$(DATA)/didemo/.vlprep-complete,$(DATA)/didemo/videos/$(READY))))

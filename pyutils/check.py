@@ -1,6 +1,9 @@
 """`make check`: is each dataset on disk complete? One table row per dataset.
 
-    python -m pyutils.check --data DATA [DATASET ...]
+    python -m pyutils.check --data DATA [--annots ANNOTS] [DATASET ...]
+
+A video dataset is checked to the end of its `make <dataset>-ready` chain: a video per annotated
+id, frames per video ($(DATA)/<dataset>/frames, from its manifest), AdaCLIP splits in ANNOTS.
 
 Exit status 0 when every dataset that is present is complete (absent ones are only reported),
 1 when one is partial or corrupt.
@@ -15,20 +18,39 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pyutils.datasets import COMPLETE_STAMP, DATASETS, PLACED_STAMP, Dataset, find_dataset, inspect
+from pyutils.datasets import (
+    COMPLETE_STAMP,
+    DATASETS,
+    PLACED_STAMP,
+    READY_STAMP,
+    Dataset,
+    find_dataset,
+    inspect,
+)
 from pyutils.errors import EXIT_ITEM_FAILURES, run_cli
-from pyutils.layout import COMPLETE, MISSING, Inspection
+from pyutils.layout import COMPLETE, MISSING, Inspection, VideoFiles, Where
+
+DEFAULT_ANNOTS = Path("annots")
 
 
-def fix_command(dataset: Dataset, data: Path, inspection: Inspection) -> str:
-    make = f"make {dataset.name} DATA={shlex.quote(str(data))}"
+def fix_command(dataset: Dataset, data: Path, inspection: Inspection, annots: Path) -> str:
     if inspection.status == COMPLETE:
         return ""
+    make = f"make {dataset.ready or dataset.name} DATA={shlex.quote(str(data))}"
+    if annots != DEFAULT_ANNOTS and isinstance(dataset.layout, VideoFiles):
+        make += f" ANNOTS={shlex.quote(str(annots))}"
     if inspection.status == MISSING:
         return make
+    root = data / dataset.folder
+    if isinstance(dataset.layout, VideoFiles):
+        # The chain's steps redo only what is missing once their stamps are gone.
+        steps = [root, root / "videos", root / "frames", annots / dataset.layout.splits]
+        stamps = [root / COMPLETE_STAMP, *(step / READY_STAMP for step in steps)]
+        stamps = [stamp for stamp in stamps if stamp.exists()] or stamps[:1]
+        return f"rm -f {' '.join(shlex.quote(str(s)) for s in stamps)} && {make}"
     # Removing the stamps re-places every part from the verified archives in downloads/.
-    root = shlex.quote(str(data / dataset.folder))
-    return f"rm -f {root}/{PLACED_STAMP}* {root}/{COMPLETE_STAMP} && {make}"
+    quoted = shlex.quote(str(root))
+    return f"rm -f {quoted}/{PLACED_STAMP}* {quoted}/{COMPLETE_STAMP} && {make}"
 
 
 def human_size(size: int) -> str:
@@ -38,14 +60,14 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def check(names: list[str], data: Path) -> tuple[Table, int]:
+def check(names: list[str], data: Path, annots: Path = DEFAULT_ANNOTS) -> tuple[Table, int]:
     """(table, number of datasets present but not complete)."""
     table = Table(title=f"datasets in {data}")
     for column in ("dataset", "status", "files", "size", "what is missing", "fix"):
         table.add_column(column, overflow="fold")
     bad = 0
     for dataset in [find_dataset(n) for n in names] or DATASETS.values():
-        found = inspect(dataset, data)
+        found = inspect(dataset, data, Where(annots=annots))
         bad += found.status not in (COMPLETE, MISSING)
         table.add_row(
             dataset.name,
@@ -53,7 +75,7 @@ def check(names: list[str], data: Path) -> tuple[Table, int]:
             f"{found.files:,}",
             human_size(found.size),
             "; ".join(found.problems) or ("" if found.status == COMPLETE else dataset.summary),
-            fix_command(dataset, data, found),
+            fix_command(dataset, data, found, annots),
         )
     return table, bad
 
@@ -62,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyutils.check", description=__doc__)
     parser.add_argument("datasets", nargs="*", help=f"default: all of {', '.join(DATASETS)}")
     parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
+    parser.add_argument(
+        "--annots", type=Path, default=DEFAULT_ANNOTS, help="AdaCLIP splits folder ($(ANNOTS))"
+    )
     args = parser.parse_args(argv)
-    table, bad = check(args.datasets, Path(args.data))
+    table, bad = check(args.datasets, Path(args.data), args.annots)
     Console().print(table)
     return EXIT_ITEM_FAILURES if bad else 0
 

@@ -8,6 +8,9 @@ it). Adding a dataset is adding a record here and lines to scripts/downloads.tsv
 
 Each part is placed once: its stamp `.vlprep-placed-<file>` makes a rerun skip it (and its
 archive may then be deleted). `.vlprep-complete` is written when the layout checks complete.
+A video dataset's download is complete when its annotations are there and (unless a later step
+makes them, as for DiDeMo) a video for every annotated id; what is missing is listed in
+`missing.txt` beside them. `make <dataset>-ready` chains frames and AdaCLIP splits after it.
 """
 
 from __future__ import annotations
@@ -29,13 +32,20 @@ from pyutils.layout import (
     ClassFolders,
     Inspection,
     ReferencedFiles,
+    VideoFiles,
+    Where,
+    activitynet_video_ids,
     caption_image_paths,
     coop_split_paths,
+    didemo_video_ids,
+    msrvtt_video_ids,
 )
 from pyutils.report import FailureLog, log
 
 COMPLETE_STAMP = ".vlprep-complete"
 PLACED_STAMP = ".vlprep-placed-"
+READY_STAMP = ".vlprep-ready"  # a finished step of a `make <dataset>-ready` chain (Makefile)
+MISSING_LIST = "missing.txt"
 
 
 @dataclass(frozen=True)
@@ -49,11 +59,13 @@ class Place:
 
 @dataclass(frozen=True)
 class Part:
-    """One registry file of a dataset. No `places`: the file itself is copied in as `file`."""
+    """One registry file of a dataset. No `places`: the file itself is copied in as `dest`
+    (default: its registry name)."""
 
     file: str
     var: str
     places: tuple[Place, ...] = ()
+    dest: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,8 +73,9 @@ class Dataset:
     name: str  # the make target
     folder: str  # under $(DATA)
     parts: tuple[Part, ...]
-    layout: ClassFolders | ReferencedFiles
+    layout: ClassFolders | ReferencedFiles | VideoFiles
     summary: str
+    ready: str = ""  # the make target of the whole chain (video datasets)
 
 
 SPLITS = ("train", "val", "test")
@@ -91,6 +104,100 @@ def _caption_dataset(name: str, images: Part, prefix: str, summary: str) -> Data
         summary=summary,
     )
 
+
+def _files(var_prefix: str, names: tuple[str, ...], registry: str, folder: str) -> tuple[Part, ...]:
+    """Plain files (raw GitHub annotation files): registry name `<registry>_<name>`, placed as
+    `<folder>/<name>`, overridden by `<VAR_PREFIX>_<NAME without extension, upper case>_URL`."""
+    return tuple(
+        Part(
+            f"{registry}_{name}",
+            f"{var_prefix}_{name.rsplit('.', 1)[0].upper().replace('-', '_')}",
+            dest=f"{folder}/{name}",
+        )
+        for name in names
+    )
+
+
+ACTIVITYNET_FORM = (
+    "the videos come only from the owners: request them with the form linked from "
+    "http://activity-net.org/download.html, then put them (v_<id>.mp4/.mkv/.webm) in VIDEOS"
+)
+DIDEMO_ANNOTATIONS = tuple(f"{s}_data.json" for s in SPLITS) + tuple(
+    f"{s}_list.txt" for s in SPLITS
+)
+QA_FILES = tuple(f"{s}_{kind}.json" for s in SPLITS for kind in ("q", "a"))
+
+VIDEO_DATASETS = (
+    Dataset(
+        name="msrvtt",
+        folder="msrvtt",
+        parts=(
+            # Frozen-in-Time's copy nests the 10,000 videos in MSRVTT/videos/all/: placed flat.
+            Part("MSRVTT.zip", "MSRVTT", (Place("videos", ("MSRVTT/videos/all", "videos/all")),)),
+            Part("msrvtt_data.zip", "MSRVTT_DATA", (Place("msrvtt_data", ("msrvtt_data",)),)),
+        ),
+        layout=VideoFiles(
+            annotations=tuple(
+                f"msrvtt_data/{name}"
+                for name in ("MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_JSFUSION_test.csv")
+            ),
+            indexes=("msrvtt_data/MSRVTT_data.json",),
+            reader=msrvtt_video_ids,
+            splits="msrvtt-jsfusion",
+            split_names=("train", "val"),
+        ),
+        summary="MSRVTT videos (Frozen in Time) and CLIP4Clip's msrvtt_data",
+        ready="msrvtt-ready",
+    ),
+    Dataset(
+        name="didemo",
+        folder="didemo",
+        parts=_files("DIDEMO", (*DIDEMO_ANNOTATIONS, "yfcc100m_hash.txt"), "didemo", "annotations"),
+        layout=VideoFiles(
+            annotations=tuple(f"annotations/{name}" for name in DIDEMO_ANNOTATIONS),
+            indexes=tuple(f"annotations/{s}_data.json" for s in SPLITS),
+            reader=didemo_video_ids,
+            splits="didemo",
+            split_names=SPLITS,
+            videos_downloaded=False,
+            by_hand="dead links are listed by make didemo-videos; ask the LocalizingMoments "
+            "authors for the rest, then make didemo-mp4",
+        ),
+        summary="DiDeMo annotations and video URL list; videos by make didemo-videos",
+        ready="didemo-ready",
+    ),
+    Dataset(
+        name="activitynet",
+        folder="activitynet",
+        parts=(
+            Part(
+                "activitynet-captions.zip",
+                "ACTIVITYNET_CAPTIONS",
+                tuple(
+                    Place(f"captions/{name}", (name, f"captions/{name}"))
+                    for name in ("train.json", "val_1.json", "val_2.json")
+                ),
+            ),
+        ),
+        layout=VideoFiles(
+            annotations=("captions/train.json", "captions/val_1.json", "captions/val_2.json"),
+            indexes=("captions/train.json", "captions/val_1.json"),
+            reader=activitynet_video_ids,
+            splits="activitynet",
+            split_names=("train", "val"),
+            by_hand=ACTIVITYNET_FORM,
+        ),
+        summary="ActivityNet Captions; videos by request from the owners",
+        ready="activitynet-ready",
+    ),
+    Dataset(
+        name="activitynet-qa-data",
+        folder="activitynet-qa",
+        parts=_files("ACTIVITYNET_QA", QA_FILES, "activitynet-qa", "dataset"),
+        layout=ReferencedFiles(tuple(f"dataset/{name}" for name in QA_FILES), lambda data: ()),
+        summary="ActivityNet-QA questions and answers (MILVLG/activitynet-qa)",
+    ),
+)
 
 DATASETS = {
     d.name: d
@@ -185,6 +292,7 @@ DATASETS = {
             "flickr5k",
             "Flickr5k images and caption JSONs",
         ),
+        *VIDEO_DATASETS,
     )
 }
 
@@ -212,10 +320,12 @@ def _locate(tree: Path, candidates: tuple[str, ...]) -> Path | None:
 def place_part(part: Part, download: Path, root: Path) -> None:
     """Put a verified download's contents where the layout wants them, each by one rename."""
     if not part.places:
-        fd, tmp = tempfile.mkstemp(prefix=f".{part.file}{TEMP_MARK}-", dir=root)
+        target = root / (part.dest or part.file)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TEMP_MARK}-", dir=target.parent)
         os.close(fd)
         shutil.copyfile(download, tmp)
-        os.replace(tmp, root / part.file)
+        os.replace(tmp, target)
         return
     tree = Path(tempfile.mkdtemp(prefix=f".{part.file}{TEMP_MARK}-", dir=root))
     try:
@@ -227,6 +337,7 @@ def place_part(part: Part, download: Path, root: Path) -> None:
             raise DownloadError(f"{download}: none of {', '.join(wanted)} in the archive")
         for dest, source in found.items():
             target = root / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)  # left by a run killed before this part's stamp
             elif target.exists():
@@ -236,8 +347,14 @@ def place_part(part: Part, download: Path, root: Path) -> None:
         shutil.rmtree(tree, ignore_errors=True)
 
 
-def prepare(dataset: Dataset, data: Path, overrides: Mapping[str, str] | None = None) -> int:
-    """Download, verify and place every part not yet placed, then check; return the exit status."""
+def prepare(
+    dataset: Dataset,
+    data: Path,
+    overrides: Mapping[str, str] | None = None,
+    videos: Path | None = None,
+) -> int:
+    """Download, verify and place every part not yet placed, then check (a video dataset's videos
+    in `videos`, default its videos/ folder); return the exit status."""
     root = data / dataset.folder
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(root)
@@ -261,25 +378,33 @@ def prepare(dataset: Dataset, data: Path, overrides: Mapping[str, str] | None = 
     status = failures.finish()
     if status:
         return EXIT_USAGE if usage else status
-    inspection = inspect(dataset, data)
+    inspection = inspect(dataset, data, Where(videos=videos))
+    missing_list = root / MISSING_LIST
+    if inspection.missing:
+        atomic_write_text(missing_list, "".join(f"{item}\n" for item in inspection.missing))
+    else:
+        missing_list.unlink(missing_ok=True)
     if inspection.status != COMPLETE:
-        log(f"vlprep: error: {dataset.name}: {inspection.status}: {'; '.join(inspection.problems)}")
+        listed = f" (all listed in {missing_list})" if inspection.missing else ""
+        problems = "; ".join(inspection.problems)
+        log(f"vlprep: error: {dataset.name}: {inspection.status}: {problems}{listed}")
         return 1
     atomic_write_text(root / COMPLETE_STAMP, f"{dataset.name}\n")
     log(f"{dataset.name}: complete in {root} ({inspection.files} files)")
     return 0
 
 
-def inspect(dataset: Dataset, data: Path) -> Inspection:
-    return dataset.layout.inspect(data / dataset.folder)
+def inspect(dataset: Dataset, data: Path, where: Where | None = None) -> Inspection:
+    return dataset.layout.inspect(data / dataset.folder, where)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyutils.datasets", description=__doc__)
     parser.add_argument("dataset", help=f"one of: {', '.join(DATASETS)}")
     parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
+    parser.add_argument("--videos", type=Path, help="video datasets: where the videos are")
     args = parser.parse_args(argv)
-    return prepare(find_dataset(args.dataset), Path(args.data))
+    return prepare(find_dataset(args.dataset), Path(args.data), videos=args.videos)
 
 
 if __name__ == "__main__":

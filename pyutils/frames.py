@@ -140,6 +140,13 @@ def is_done(
         return False
     if {k: record.get(k) for k in ("source_size", "source_mtime_ns")} != _fingerprint(video):
         return False
+    return frames_present(record, folder)
+
+
+def frames_present(record: dict[str, Any] | None, folder: Path) -> bool:
+    """The manifest says the video was extracted and its folder still holds that many frames."""
+    if not record or record.get("status") != "ok":
+        return False
     try:
         return len(os.listdir(folder)) == record.get("frames")
     except OSError:

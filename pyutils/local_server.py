@@ -1,16 +1,18 @@
 """A small HTTP file server on 127.0.0.1, run as a thread: the tests' and the demo's "internet".
 
 Python's http.server has no Range support, and the download path must be tested against a server
-that resumes, cuts transfers, answers 404 or an HTML page instead of a file, and shows what it was
-asked. Bound to 127.0.0.1 only; stopped when its `with` block ends.
+that resumes, cuts or stalls transfers, answers 404, 5xx or an HTML page instead of a file, and
+shows what it was asked. Bound to 127.0.0.1 only; stopped when its `with` block ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 
 HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head>"
@@ -18,23 +20,35 @@ HTML_PAGE = (
 )
 
 
+class Request(NamedTuple):
+    path: str
+    range: str | None  # the Range header
+    status: int
+
+
 @dataclass
 class LocalServer:
-    """Serves `files` (path -> bytes). `cut` paths stop half-way through their first full
-    transfer; `html` paths answer 200 with an HTML page; unknown paths answer 404."""
+    """Serves `files` (path -> bytes; paths without the leading slash, changeable while running).
+    `cut` paths stop half-way through their first full transfer; `stall` paths send that many
+    bytes, then wait for `release()` (so a test can kill a client mid-transfer); `html` paths
+    answer 200 with an HTML page; `status` paths answer that error status; others answer 404."""
 
     files: dict[str, bytes]
     cut: set[str] = field(default_factory=set)
     html: set[str] = field(default_factory=set)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    status: dict[str, int] = field(default_factory=dict)
+    stall: dict[str, int] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
 
     def __enter__(self) -> LocalServer:
+        self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -42,8 +56,12 @@ class LocalServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/{path.lstrip('/')}"
 
+    def release(self) -> None:
+        """Let stalled transfers finish."""
+        self._released.set()
+
     def ranges_seen(self, path: str) -> list[str]:
-        return [r for p, r in self.requests if p == "/" + path.lstrip("/") and r]
+        return [r.range for r in self.requests if r.path == "/" + path.lstrip("/") and r.range]
 
 
 def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
@@ -53,36 +71,39 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = self.path.split("?")[0]
-            server.requests.append((path, self.headers.get("Range")))
+            wanted = self.headers.get("Range")
             key = path.lstrip("/")
             if key in server.html:
-                return self._send(200, HTML_PAGE, "text/html; charset=utf-8")
-            if key not in server.files:
-                return self._send(404, b"<html><body>Not Found</body></html>", "text/html")
+                return self._send(path, wanted, 200, HTML_PAGE, "text/html; charset=utf-8")
+            if key in server.status or key not in server.files:
+                body = b"<html><body>Not Found</body></html>"
+                return self._send(path, wanted, server.status.get(key, 404), body, "text/html")
             data = server.files[key]
-            start = _range_start(self.headers.get("Range"))
-            if start is None:
-                if key in server.cut:
-                    server.cut.discard(key)  # the next attempt gets the rest
-                    return self._send(200, data, cut_at=len(data) // 2)
-                return self._send(200, data)
+            match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
+            if match is None:
+                cut_at = len(data) // 2 if key in server.cut else None
+                server.cut.discard(key)  # the next attempt gets the rest
+                return self._send(path, wanted, 200, data, cut_at=cut_at, stall=key)
+            start = int(match.group(1))
             if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return None
-            extra = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
-            return self._send(206, data[start:], headers=extra)
+                extra = {"Content-Range": f"bytes */{len(data)}"}
+                return self._send(path, wanted, 416, b"", headers=extra)
+            end = int(match.group(2)) + 1 if match.group(2) else len(data)
+            extra = {"Content-Range": f"bytes {start}-{min(end, len(data)) - 1}/{len(data)}"}
+            return self._send(path, wanted, 206, data[start:end], headers=extra, stall=key)
 
         def _send(
             self,
+            path: str,
+            wanted: str | None,
             status: int,
             body: bytes,
             content_type: str = "application/octet-stream",
             cut_at: int | None = None,
             headers: dict[str, str] | None = None,
+            stall: str = "",
         ) -> None:
+            server.requests.append(Request(path, wanted, status))
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -90,14 +111,19 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body if cut_at is None else body[:cut_at])
-            if cut_at is not None:
-                self.wfile.flush()
-                self.close_connection = True
+            # The client may go away mid-body (a test killed it): nothing left to answer then.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                if cut_at is not None:
+                    self.wfile.write(body[:cut_at])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if stall in server.stall:
+                    sent = server.stall[stall]
+                    self.wfile.write(body[:sent])
+                    self.wfile.flush()
+                    server._released.wait(timeout=30)
+                    body = body[sent:]
+                self.wfile.write(body)
 
     return Handler
-
-
-def _range_start(header: str | None) -> int | None:
-    match = re.fullmatch(r"bytes=(\d+)-", header or "")
-    return int(match.group(1)) if match else None

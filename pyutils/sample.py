@@ -6,9 +6,12 @@ Everything is made locally with ffmpeg's lavfi sources, so nothing is downloaded
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import os
 import subprocess
 import tarfile
+import zipfile
 from pathlib import Path
 
 from pyutils.atomic import atomic_write_text
@@ -200,3 +203,50 @@ def build_caltech_archive(images: str | os.PathLike[str], out: str | os.PathLike
             else:
                 archive.addfile(info)
     return target
+
+
+def build_msrvtt_archives(folder: str | os.PathLike[str], seconds: float = 0.6) -> dict[str, bytes]:
+    """Small stand-ins of Frozen-in-Time's MSRVTT.zip (videos nested in MSRVTT/videos/all/, an
+    annotation folder beside) and CLIP4Clip's msrvtt_data.zip (msrvtt_data/ with the three files
+    AdaCLIP reads, of the real shapes): video0 and video1 are train, video2 and video3 JSFUSION."""
+    work = Path(folder)
+    ids = [f"video{n}" for n in range(4)]
+    archives = {}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as videos_zip:
+        videos_zip.writestr("MSRVTT/annotation/MSR_VTT.json", '{"annotations": []}')
+        for video_id in ids:
+            clip = make_video(work / f"{video_id}.mp4", seconds, width=64, height=48, fps=10)
+            videos_zip.write(clip, f"MSRVTT/videos/all/{video_id}.mp4")
+    archives["MSRVTT.zip"] = buffer.getvalue()
+    data = {
+        "info": {"year": 2016},
+        "videos": [
+            {
+                "category": 9,
+                "url": "https://www.youtube.com/watch?v=x",
+                "video_id": video_id,
+                "start time": 1.5 * n,
+                "end time": 1.5 * n + 10,
+                "split": "train",
+                "id": n,
+            }
+            for n, video_id in enumerate(ids)
+        ],
+        "sentences": [
+            {"caption": f"caption {k} of {video_id}", "video_id": video_id, "sen_id": 2 * n + k}
+            for n, video_id in enumerate(ids)
+            for k in range(2)
+        ],
+    }
+    jsfusion = "key,vid_key,video_id,sentence\n" + "".join(
+        f"ret{n},msr{n},{video_id},a test sentence about {video_id}\n"
+        for n, video_id in enumerate(ids[2:])
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as data_zip:
+        data_zip.writestr("msrvtt_data/MSRVTT_data.json", json.dumps(data))
+        data_zip.writestr("msrvtt_data/MSRVTT_train.9k.csv", "video_id\nvideo0\nvideo1\n")
+        data_zip.writestr("msrvtt_data/MSRVTT_JSFUSION_test.csv", jsfusion)
+    archives["msrvtt_data.zip"] = buffer.getvalue()
+    return archives

@@ -170,7 +170,7 @@ def test_first_sources_fail_then_the_next_one_works(
         sources = f"{server.url('missing.tar.gz')} {closed_port_url()} {server.url(name)}"
         urls = caltech_overrides(server, caltech, CALTECH101_URL=sources)
         fetch(name, tmp_path, var="CALTECH101", overrides=urls)
-        assert [path for path, _ in server.requests] == ["/missing.tar.gz", f"/{name}"]
+        assert [request.path for request in server.requests] == ["/missing.tar.gz", f"/{name}"]
     assert (tmp_path / name).read_bytes() == caltech[name]
 
 

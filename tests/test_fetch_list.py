@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 
 from pyutils.atomic import is_temporary
+from pyutils.local_server import LocalServer
 from tests.conftest import REPO, run_module
-from tests.http_server import LocalServer, Route
 
 ODD_NAME = "video 'odd' $(touch pwned).mp4"
 
@@ -42,18 +42,18 @@ def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
     tmp_path: Path,
 ) -> None:
     files = {
-        "/v/a.mov": _bytes(300_000, 1),
-        "/v/b.avi": _bytes(5_000, 2),
-        "/v/cut.m4v": _bytes(200_000, 3),  # the first answer stops halfway: resumed with Range
-        "/v/odd": _bytes(4_000, 4),
+        "v/a.mov": _bytes(300_000, 1),
+        "v/b.avi": _bytes(5_000, 2),
+        "v/cut.m4v": _bytes(200_000, 3),  # the first answer stops halfway: resumed with Range
+        "v/odd": _bytes(4_000, 4),
     }
-    routes = {path: Route(body=body) for path, body in files.items()}
-    routes["/v/cut.m4v"].cuts = 1
-    routes["/v/broken.mp4"] = Route(status=500)
-    routes["/v/login.mp4"] = Route(body=b"<!DOCTYPE html><title>Sign in</title>", content_type="")
-    routes["/v/quota.avi"] = Route(body=b"<p>quota exceeded</p>", content_type="text/html")
+    served = {
+        **files,
+        "v/login.mp4": b"<!DOCTYPE html><title>Sign in</title>",  # HTML, not labelled so
+    }
     dest = tmp_path / "originals"
-    with LocalServer(routes) as server:
+    quota = {"v/quota.avi"}  # an HTML page labelled text/html
+    with LocalServer(served, cut={"v/cut.m4v"}, html=quota, status={"v/broken.mp4": 500}) as server:
         url_list = _write_list(
             tmp_path / "urls.txt",
             [
@@ -69,9 +69,9 @@ def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
         )
         result = _fetch(url_list, dest)
         assert result.returncode == 1, result.stderr
-        for path in ("/v/a.mov", "/v/b.avi", "/v/cut.m4v"):
+        for path in ("v/a.mov", "v/b.avi", "v/cut.m4v"):
             assert (dest / path.rsplit("/", 1)[1]).read_bytes() == files[path]
-        assert (dest / ODD_NAME).read_bytes() == files["/v/odd"]
+        assert (dest / ODD_NAME).read_bytes() == files["v/odd"]
         assert not (tmp_path / "pwned").exists()
         assert "fetch: 4 ok, 4 failed" in result.stderr
         assert "FAILED gone.3gp (http://127.0.0.1" in result.stderr
@@ -89,29 +89,28 @@ def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
         assert failed == {"gone.3gp", "broken.mp4", "login.mp4", "quota.avi"}
         assert {record["status"] for record in status.values()} == {"downloaded", "failed"}
         cut_requests = [r for r in server.requests if r.path == "/v/cut.m4v"]
-        assert [r.range for r in cut_requests] == [None, f"bytes={len(files['/v/cut.m4v']) // 2}-"]
+        assert [r.range for r in cut_requests] == [None, f"bytes={len(files['v/cut.m4v']) // 2}-"]
 
         # The dead link comes back: the rerun asks only for what is still missing.
-        routes["/v/gone.3gp"] = Route(body=_bytes(1_000, 5))
+        server.files["v/gone.3gp"] = _bytes(1_000, 5)
         server.requests.clear()
         again = _fetch(url_list, dest)
         assert again.returncode == 1  # broken.mp4 and login.mp4 are still dead
-        assert sorted(set(server.paths_requested())) == [
+        assert sorted({request.path for request in server.requests}) == [
             "/v/broken.mp4",
             "/v/gone.3gp",
             "/v/login.mp4",
             "/v/quota.avi",
         ]
-        assert (dest / "gone.3gp").read_bytes() == routes["/v/gone.3gp"].body
+        assert (dest / "gone.3gp").read_bytes() == server.files["v/gone.3gp"]
         assert _status(dest)["a.mov"]["status"] == "present"
 
 
 def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
     body = _bytes(400_000, 7)
-    routes = {"/big.mov": Route(body=body, stall_after=150_000)}
     dest = tmp_path / "originals"
     partial = dest / ".big.mov.vlprep-tmp-partial"
-    with LocalServer(routes) as server:
+    with LocalServer({"big.mov": body}, stall={"big.mov": 150_000}) as server:
         url_list = _write_list(tmp_path / "urls.txt", [server.url("/big.mov")])
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         args = [sys.executable, "-m", "pyutils.fetch_list", str(url_list), str(dest)]
@@ -124,7 +123,7 @@ def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
         kept = partial.stat().st_size
         assert 0 < kept <= 150_000
 
-        routes["/big.mov"].stall_after = None
+        server.stall.clear()
         result = _fetch(url_list, dest)
         assert result.returncode == 0, result.stderr
         assert (dest / "big.mov").read_bytes() == body
@@ -137,7 +136,7 @@ def test_complete_partial_is_finished_without_a_body(tmp_path: Path) -> None:
     dest = tmp_path / "originals"
     dest.mkdir()
     (dest / ".whole.avi.vlprep-tmp-partial").write_bytes(body)  # killed right before the rename
-    with LocalServer({"/whole.avi": Route(body=body)}) as server:
+    with LocalServer({"whole.avi": body}) as server:
         result = _fetch(_write_list(tmp_path / "urls.txt", [server.url("/whole.avi")]), dest)
         assert result.returncode == 0, result.stderr
         assert [r.status for r in server.requests] == [416]
