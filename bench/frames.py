@@ -30,6 +30,19 @@ def corpus(name: str, count: int, seconds: float, gop: int | None = None) -> Pat
     return folder
 
 
+def repeated(folder: Path, times: int) -> Path:
+    """`folder`'s videos `times` over (hard links under new names): the same work at a scale
+    where a command's fixed start-up (about 0.25 s of interpreter and imports) stops mattering."""
+    out = folder.with_name(f"{folder.name}-x{times}")
+    out.mkdir(exist_ok=True)
+    for copy in range(times):
+        for video in sorted(folder.glob("*.mp4")):
+            link = out / f"{video.stem}-{copy}.mp4"
+            if not link.exists():
+                os.link(video, link)
+    return out
+
+
 def fresh(name: str) -> Path:
     out = _common.BENCH_OUT / name
     shutil.rmtree(out, ignore_errors=True)
@@ -110,6 +123,17 @@ def main() -> None:
     _common.row("decode floor, 180 s videos", long_floor)
     picks = _common.timed(lambda: vlprep(long, "--num-frames", "32"))
     _common.row("vlprep --num-frames 32, 180 s videos", picks, picks / long_floor, "decode floor")
+    many = repeated(clips, 4)
+    many_floor = _common.timed(lambda: decode_floor(many))
+    _common.row("decode floor, 64 clips (the 16, 4 times)", many_floor)
+    many_fps1 = _common.timed(lambda: vlprep(many, "--fps", "1"))
+    _common.row("vlprep --fps 1, 64 clips", many_fps1, many_fps1 / many_floor, "decode floor")
+    longer = repeated(long, 4)
+    longer_floor = _common.timed(lambda: decode_floor(longer))
+    _common.row("decode floor, 12 videos of 180 s (the 3, 4 times)", longer_floor)
+    longer_picks = _common.timed(lambda: vlprep(longer, "--num-frames", "32"))
+    ratio = longer_picks / longer_floor
+    _common.row("vlprep --num-frames 32, 12 videos of 180 s", longer_picks, ratio, "decode floor")
     for written in (
         "ref-frames",
         "vlprep-frames",

@@ -1,18 +1,18 @@
 """Running one function over many items on several workers.
 
 Every batch stage (frame extraction, probing, transcoding) goes through `run_parallel`, so the
-choice of where the work runs is made in one place: joblib's loky processes on this machine, or
-the tasks of a `dask.distributed` cluster (`backend="dask"`, `scheduler="tcp://host:8786"`), where
-a worker that dies has its tasks rescheduled on the others.
+choice of where the work runs is made in one place: threads or joblib's loky processes on this
+machine, or the tasks of a `dask.distributed` cluster (`backend="dask"`,
+`scheduler="tcp://host:8786"`), where a worker that dies has its tasks rescheduled on the others.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
-
-from joblib import Parallel, delayed
 
 from pyutils.errors import UserError
 
@@ -47,8 +47,34 @@ def run_parallel(
     if jobs <= 1:
         yield from map(func, items)
         return
+    if backend == "threading":
+        yield from _run_on_threads(func, iter(items), jobs)
+        return
+    from joblib import Parallel, delayed  # imported here: it costs 0.1 s of start-up
+
     runner = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")
     yield from runner(delayed(func)(item) for item in items)
+
+
+def _run_on_threads(
+    func: Callable[[Item], Result], items: Iterator[Item], jobs: int
+) -> Iterator[Result]:
+    """Threads for work that happens in child processes (ffmpeg) or on the network. Items are
+    taken lazily, a few ahead of the workers, so a caller that stops early stops the work."""
+    with ThreadPoolExecutor(jobs) as pool:
+        pending: set[Future[Result]] = {
+            pool.submit(func, item) for item in itertools.islice(items, 2 * jobs)
+        }
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                    for item in itertools.islice(items, 1):
+                        pending.add(pool.submit(func, item))
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _run_on_dask(
