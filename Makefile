@@ -23,13 +23,16 @@ BACKEND ?=
 SCHEDULER ?=
 
 PY := $(VENV)/bin/python
+# $(call q,TEXT): TEXT as one single-quoted shell word, whatever quotes it holds.
+q = '$(subst ','\'',$(1))'
+
 SETUP_STAMP := $(VENV)/.setup-stamp
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 
 .PHONY: help setup lint test demo bench clean
 
 help: ## list every target with one line each (default)
-	@printf 'vlprep targets (variables: DATA=%s OUT=%s JOBS=%s):\n' '$(DATA)' '$(OUT)' '$(JOBS)'
+	@printf 'vlprep targets (variables: DATA=%s OUT=%s JOBS=%s):\n' $(call q,$(DATA)) $(call q,$(OUT)) $(call q,$(JOBS))
 	@grep -hE '^[a-zA-Z0-9_.%-]+:.*## ' $(MAKEFILE_LIST) \
 	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-22s %s\n", $$1, $$2}'
 
@@ -50,13 +53,13 @@ test: lint ## set up, lint, then run every test
 	$(PY) -m pytest
 
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
-	$(PY) -m pyutils.demo --dir '$(DEMO)'
+	$(PY) -m pyutils.demo --dir $(call q,$(DEMO))
 
 bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
 
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
-	rm -rf -- '$(DEMO)' bench/out .pytest_cache .ruff_cache
+	rm -rf -- $(call q,$(DEMO)) bench/out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # ---- scale-out on Dask -------------------------------------------------------------------------
@@ -66,7 +69,7 @@ DASK_PORT ?= 8786
 .PHONY: dask-local
 
 dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
-	$(PY) -m pyutils.dask_local --workers '$(DASK_WORKERS)' --port '$(DASK_PORT)'
+	$(PY) -m pyutils.dask_local --workers $(call q,$(DASK_WORKERS)) --port $(call q,$(DASK_PORT))
 
 # ---- AdaCLIP splits ----------------------------------------------------------------------------
 # make annots DATASET=msrvtt|didemo|activitynet [VIDEOS=...] [SRC=...] [ANNOTS=...]
@@ -84,15 +87,15 @@ SRC ?= $(if $(filter $(DATASET),$(ANNOT_DATASETS)),$(ANNOT_SRC_$(DATASET)))
 .PHONY: annots annots-verify
 
 # $(call annots_cmd,dataset,video folder,annotation folder)
-annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir '$(2)' --annot_dir '$(3)' \
-  --output_folder '$(ANNOTS)/$(ANNOT_OUT_$(1))'
+annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir $(call q,$(2)) --annot_dir $(call q,$(3)) \
+  --output_folder $(call q,$(ANNOTS)/$(ANNOT_OUT_$(1)))
 
 annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet into $(ANNOTS)/
 	$(if $(filter $(DATASET),$(ANNOT_DATASETS)),,$(error set DATASET= to one of: $(ANNOT_DATASETS)))
 	$(call annots_cmd,$(DATASET),$(or $(VIDEOS),$(DATA)/$(DATASET)/videos),$(SRC))
 
 annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
-	$(PY) -m pyutils.adaclip_verify --annots '$(ANNOTS)' $(if $(REFERENCE),--reference '$(REFERENCE)')
+	$(PY) -m pyutils.adaclip_verify --annots $(call q,$(ANNOTS)) $(if $(REFERENCE),--reference $(call q,$(REFERENCE)))
 
 # ---- activitynet_qa: ActivityNet-QA to LLaMA-Factory sharegpt JSON, and dataset_info.json ----
 N ?= 250
@@ -106,13 +109,13 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 
 # Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
-	$(PY) -m pyutils.activitynet_qa -name '$(NAME)' -type '$(TYPE)' -n '$(N)' -seconds '$(SECONDS)' \
-	  --qa-dir '$(QA_DIR)' --videos '$(or $(VIDEOS),$(DATA)/activitynet/videos)' --out '$(OUT)' --report '$(OUT)/$(QA_STEM).report.jsonl' \
-	  --jobs '$(JOBS)' $(if $(BACKEND),--backend '$(BACKEND)') --scheduler '$(SCHEDULER)' --register
+	$(PY) -m pyutils.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
+	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(or $(VIDEOS),$(DATA)/activitynet/videos)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
+	  --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) --scheduler $(call q,$(SCHEDULER)) --register
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
-	shopt -s nullglob; qa_files=('$(OUT)'/activitynet_qa_*.json); \
-	$(PY) -m pyutils.dataset_info --dir '$(OUT)' --seed-entries "$${qa_files[@]}"
+	shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
+	$(PY) -m pyutils.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
 
 # ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
 DIDEMO_SRC ?= $(DATA)/didemo/originals
@@ -126,19 +129,19 @@ SHEET ?=
 .PHONY: didemo-videos didemo-mp4 adaclip-config contact-sheet
 
 didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
-	$(PY) -m pyutils.fetch_list '$(URLS)' '$(DIDEMO_SRC)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)'
+	$(PY) -m pyutils.fetch_list $(call q,$(URLS)) $(call q,$(DIDEMO_SRC)) --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
 
 # The per-dataset default of VIDEOS: a target-specific value, so `VIDEOS=` on the command line
 # still wins while other targets keep their own default.
 didemo-mp4: VIDEOS = $(DATA)/didemo/videos
 didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
-	$(PY) -m pyutils.transcode '$(DIDEMO_SRC)' '$(VIDEOS)' --jobs '$(JOBS)'
+	$(PY) -m pyutils.transcode $(call q,$(DIDEMO_SRC)) $(call q,$(VIDEOS)) --jobs $(call q,$(JOBS))
 
 adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
-	$(PY) -m pyutils.adaclip_config --adaclip '$(ADACLIP)' --dataset '$(DATASET)' --frames '$(FRAMES)'
+	$(PY) -m pyutils.adaclip_config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))
 
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
-	$(PY) -m pyutils.contact_sheet '$(FRAMES)' $(if $(VIDEO),--video '$(VIDEO)') $(if $(SHEET),-o '$(SHEET)')
+	$(PY) -m pyutils.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
 
 # ---- downloads and the CLIP image datasets ----------------------------------------------------
 # Every registry file (scripts/downloads.tsv) a dataset uses has an override prefix: <NAME>_URL
@@ -165,16 +168,16 @@ clip-datasets: caltech101 mini-imagenet mscoco2014 flickr flickr5k ## every CLIP
 # The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
 # VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
 $(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
-	$(PY) -m pyutils.datasets '$*' --data '$(DATA)' $(if $(VIDEOS),--videos '$(VIDEOS)')
+	$(PY) -m pyutils.datasets '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
 
 check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
-	$(PY) -m pyutils.check --data '$(DATA)' --annots '$(ANNOTS)' $(DATASETS)
+	$(PY) -m pyutils.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
 
 verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
-	$(PY) -m pyutils.download verify --data '$(DATA)'
+	$(PY) -m pyutils.download verify --data $(call q,$(DATA))
 
 downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
-	$(PY) -m pyutils.download register --data '$(DATA)'
+	$(PY) -m pyutils.download register --data $(call q,$(DATA))
 
 # ---- frames ----------------------------------------------------------------------------------
 # Empty means native rate, native size, every frame; BACKEND=dask with SCHEDULER=tcp://host:8786
@@ -185,16 +188,16 @@ SIZE ?=
 NUM_FRAMES ?=
 FRAMES_VIDEOS = $(or $(VIDEOS),$(if $(DATASET),$(DATA)/$(DATASET)/videos))
 FRAMES_OUT = $(or $(FRAMES),$(if $(DATASET),$(DATA)/$(DATASET)/frames))
-FRAMES_OPTIONS = --jobs '$(JOBS)' $(if $(BACKEND),--backend '$(BACKEND)') \
-  $(if $(FPS),--fps '$(FPS)') $(if $(SIZE),--short-side '$(SIZE)') \
-  $(if $(NUM_FRAMES),--num-frames '$(NUM_FRAMES)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
+FRAMES_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
+  $(if $(FPS),--fps $(call q,$(FPS))) $(if $(SIZE),--short-side $(call q,$(SIZE))) \
+  $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES))) $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
 
 .PHONY: frames
 
 frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
-	@test -n '$(FRAMES_VIDEOS)' && test -n '$(FRAMES_OUT)' || { echo 'vlprep: error: set VIDEOS=<folder \
+	@test -n $(call q,$(FRAMES_VIDEOS)) && test -n $(call q,$(FRAMES_OUT)) || { echo 'vlprep: error: set VIDEOS=<folder \
 	  of videos> and FRAMES=<output folder>, or DATASET=msrvtt|didemo|activitynet' >&2; exit 2; }
-	$(PY) -m pyutils.frames '$(FRAMES_VIDEOS)' '$(FRAMES_OUT)' $(FRAMES_OPTIONS)
+	$(PY) -m pyutils.frames $(call q,$(FRAMES_VIDEOS)) $(call q,$(FRAMES_OUT)) $(FRAMES_OPTIONS)
 
 # ---- video datasets end to end: msrvtt, didemo, activitynet, activitynet-qa (issue 7) --------
 # `make <dataset>-ready` is a chain of stamp files, each inside the folder its step fills, so a
@@ -222,13 +225,13 @@ activitynet: $(DATA)/activitynet/.vlprep-complete ## ActivityNet Captions; lists
 activitynet-qa-data: $(DATA)/activitynet-qa/.vlprep-complete ## ActivityNet-QA dataset/*.json from MILVLG/activitynet-qa
 
 $(DATA)/didemo/video_urls.txt: $(DATA)/didemo/.vlprep-complete
-	$(PY) -m pyutils.didemo_urls '$(DATA)/didemo/annotations' '$@'
+	$(PY) -m pyutils.didemo_urls $(call q,$(DATA)/didemo/annotations) '$@'
 
 # Frames, then splits, after the step $(2) that leaves the videos of dataset $(1).
 define video_chain
 $(call ready_frames,$(1))/$(READY): $(2) | $(SETUP_STAMP)
 	mkdir -p '$$(@D)'
-	$$(call tolerant,$$(PY) -m pyutils.frames '$(call ready_videos,$(1))' '$$(@D)' $$(FRAMES_OPTIONS))
+	$$(call tolerant,$$(PY) -m pyutils.frames $(call q,$(call ready_videos,$(1))) '$$(@D)' $$(FRAMES_OPTIONS))
 $(ANNOTS)/$(ANNOT_OUT_$(1))/$(READY): $(call ready_frames,$(1))/$(READY)
 	$$(call annots_cmd,$(1),$(call ready_videos,$(1)),$(ANNOT_SRC_$(1)))
 	touch '$$@'
@@ -242,7 +245,7 @@ $(eval $(call video_chain,msrvtt,$(DATA)/msrvtt/.vlprep-complete))
 # those present.
 activitynet-ready: ## ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)
 $(DATA)/activitynet/$(READY): | $(SETUP_STAMP)
-	$(call tolerant,$(PY) -m pyutils.datasets activitynet --data '$(DATA)' --videos '$(call ready_videos,activitynet)')
+	$(call tolerant,$(PY) -m pyutils.datasets activitynet --data $(call q,$(DATA)) --videos $(call q,$(call ready_videos,activitynet)))
 $(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
 
 # DiDeMo videos: VIDEOS=<folder of <original>.mp4> skips download and transcode; URLS= (empty)
@@ -250,8 +253,8 @@ $(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
 didemo-ready: ## DiDeMo annotations, videos (didemo-videos or VIDEOS=), didemo-mp4, frames, splits
 $(DIDEMO_SRC)/$(READY): $(URLS) | $(SETUP_STAMP)
 	mkdir -p '$(@D)'
-	$(call tolerant,$(PY) -m pyutils.fetch_list '$(URLS)' '$(@D)' --jobs '$(FETCH_JOBS)' --retries '$(RETRIES)')
+	$(call tolerant,$(PY) -m pyutils.fetch_list $(call q,$(URLS)) '$(@D)' --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES)))
 $(DATA)/didemo/videos/$(READY): $(if $(URLS),$(DIDEMO_SRC)/$(READY),$(DATA)/didemo/.vlprep-complete)
 	mkdir -p '$(@D)'
-	$(call tolerant,$(PY) -m pyutils.transcode '$(DIDEMO_SRC)' '$(@D)' --jobs '$(JOBS)')
+	$(call tolerant,$(PY) -m pyutils.transcode $(call q,$(DIDEMO_SRC)) '$(@D)' --jobs $(call q,$(JOBS)))
 $(eval $(call video_chain,didemo,$(if $(VIDEOS),$(DATA)/didemo/.vlprep-complete,$(DATA)/didemo/videos/$(READY))))

@@ -42,3 +42,16 @@ def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
         assert match, f"{name} missing from the demo output"
         assert abs(float(match.group(1)) - seconds) < 0.1
     assert not (tmp_path / "pwned").exists()
+
+
+def test_make_passes_paths_with_quotes_and_spaces(tmp_path: Path) -> None:
+    from pyutils.sample import make_video
+
+    videos = tmp_path / "it's a folder"
+    make_video(videos / "v 1.mp4", 1.0, width=64, height=48)
+    frames = tmp_path / "frames 'out'"
+    result = _make("frames", f"VIDEOS={videos}", f"FRAMES={frames}", "NUM_FRAMES=4")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (frames / "v 1").iterdir()) == [
+        f"image_{i:05d}.jpg" for i in range(1, 5)
+    ]
