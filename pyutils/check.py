@@ -60,6 +60,12 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def _what_is_missing(dataset: Dataset, found: Inspection) -> str:
+    if found.status == MISSING:  # a list of every absent file says nothing more than this
+        return f"nothing on disk yet: {dataset.summary}"
+    return "; ".join(found.problems)
+
+
 def check(names: list[str], data: Path, annots: Path = DEFAULT_ANNOTS) -> tuple[Table, int]:
     """(table, number of datasets present but not complete)."""
     table = Table(title=f"datasets in {data}")
@@ -74,7 +80,7 @@ def check(names: list[str], data: Path, annots: Path = DEFAULT_ANNOTS) -> tuple[
             found.status,
             f"{found.files:,}",
             human_size(found.size),
-            "; ".join(found.problems) or ("" if found.status == COMPLETE else dataset.summary),
+            _what_is_missing(dataset, found),
             fix_command(dataset, data, found, annots),
         )
     return table, bad
