@@ -38,7 +38,7 @@ from rich.table import Table
 from pyutils.atomic import atomic_write_text, remove_stale_temporaries
 from pyutils.errors import EXIT_ITEM_FAILURES, UserError, run_cli
 from pyutils.extract import archive_kind, copy_member
-from pyutils.report import log, stderr_console, track
+from pyutils.report import log, stderr_is_terminal, track
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY = REPO / "scripts" / "downloads.tsv"
@@ -291,7 +291,7 @@ def _transfer(
         return
     # gdown and kaggle come with the venv, which need not be on PATH (make runs .venv/bin/python).
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{Path(sys.executable).parent}"}
-    if stderr_console.is_terminal:
+    if stderr_is_terminal():
         env.setdefault("FETCH_PROGRESS", "bar:force:noscroll")
     status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env)
     if part.exists() and part.stat().st_size == 0:

@@ -25,13 +25,12 @@ from pyutils.atomic import atomic_dir
 from pyutils.errors import MediaError
 from pyutils.media import VideoInfo, find_ffmpeg, probe
 
-# Containers whose index lets ffmpeg seek to the keyframe before a time precisely; elsewhere
-# (MPEG-PS, AVI, ASF) only the sequential pass is trusted to give the exact frame.
+# Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
+# reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
 SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
-# What opening one more seeking input costs, in decoded frames (see bench/frames.py).
+# What one more stretch costs beyond its frames, in decoded frames: a margin that keeps the one
+# pass (no fallback risk) when skipping would save little.
 SEEK_OVERHEAD_FRAMES = 15
-# Seeking inputs per ffmpeg process: bounds open files and live decoders for a large K.
-SEEK_INPUTS_PER_RUN = 32
 # Fewer frames than this share of duration x rate means the file was cut short. Loose, because
 # the average rate of variable-rate videos is itself an estimate.
 TRUNCATION_TOLERANCE = 0.9
@@ -81,9 +80,10 @@ def scale_filter(short_side: int) -> str:
     )
 
 
-def select_filter(indices: list[int]) -> str:
-    """Keep only the frames with these 0-based numbers (in presentation order)."""
-    return "select='" + "+".join(f"eq(n\\,{i})" for i in indices) + "'"
+def select_filter(values: list[int], variable: str = "n") -> str:
+    """Keep only the frames whose `variable` is one of `values`: their 0-based numbers (in
+    presentation order) by default, or their timestamps with "pts"."""
+    return "select='" + "+".join(f"eq({variable}\\,{v})" for v in values) + "'"
 
 
 def extract_video(task: dict[str, Any]) -> dict[str, Any]:
@@ -119,13 +119,11 @@ def _extract(task: dict[str, Any]) -> tuple[int, float, str]:
             expected, tolerance = count, 0.0
         elif fps:
             method = "fps"
-            stderr = _run_ffmpeg(
-                tmp, [_input(task, 0)], [_output(task, 0, [f"fps={fps}", *filters])]
-            )
+            stderr = _run_ffmpeg(tmp, [*_input(task), *_output(task, [f"fps={fps}", *filters])])
             expected, tolerance = info.duration * float(Fraction(fps)), 1.0
         else:
             method = "native"
-            stderr = _run_ffmpeg(tmp, [_input(task, 0)], [_output(task, 0, filters)])
+            stderr = _run_ffmpeg(tmp, [*_input(task), *_output(task, filters)])
             _check_not_truncated(len(os.listdir(tmp)), info, stderr)
             expected, tolerance = info.frame_count, 0.0
         written = len(os.listdir(tmp))
@@ -152,42 +150,57 @@ def _check_not_truncated(frames: int, info: VideoInfo, stderr: str | None = None
 
 @dataclass(frozen=True)
 class FrameTimes:
-    """Presentation times (seconds from the container's start) and keyframe positions."""
+    """The first video stream's frames in presentation order: each one's timestamp (in the
+    stream's time base) and packet number (in decode order), and which frames are keyframes."""
 
-    times: list[float]
+    times: list[int]
+    packets: list[int]
     keyframes: list[int]
     seekable: bool
 
 
 def frame_times(source: str) -> FrameTimes:
-    """Demux (no decoding) the first video stream: every frame's time, and where keyframes are."""
+    """Demux (no decoding) the first video stream: every frame's time and packet, and where
+    keyframes are."""
     try:
         with av.open(source, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
-            start = (container.start_time or 0) / av.time_base
-            base = Fraction(stream.time_base)
+            # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
             packets = [
-                (float(p.pts * base) - start, p.is_keyframe)
-                for p in container.demux(stream)
+                (p.pts, number, p.is_keyframe)
+                for number, p in enumerate(container.demux(stream))
                 if p.size and p.pts is not None
             ]
             seekable = container.format.name.split(",")[0] in SEEKABLE_FORMATS
     except (av.FFmpegError, IndexError) as exc:
         raise ExtractionError(f"cannot read the frame times: {exc}") from None
     packets.sort()
-    keyframes = [i for i, (_, key) in enumerate(packets) if key] or [0]
-    return FrameTimes([t for t, _ in packets], keyframes, seekable)
+    keyframes = [i for i, (_, _, key) in enumerate(packets) if key] or [0]
+    times, numbers = [p[0] for p in packets], [p[1] for p in packets]
+    return FrameTimes(times, numbers, keyframes, seekable)
+
+
+def stretches(frames: FrameTimes, picks: list[int]) -> list[tuple[int, int]]:
+    """The packets (first, last, in decode order) the decoder needs for the picks: from the
+    keyframe before each pick to the pick's own; picks that share a keyframe share a stretch."""
+    merged: list[tuple[int, int]] = []
+    for pick in picks:
+        keyframe = frames.keyframes[max(bisect.bisect_right(frames.keyframes, pick) - 1, 0)]
+        first, last = frames.packets[keyframe], frames.packets[pick]
+        if merged and first <= merged[-1][1] + 1:
+            first = merged.pop()[0]
+        merged.append((first, max(first, last)))
+    return merged
 
 
 def choose_method(frames: FrameTimes, picks: list[int]) -> str:
-    """'seek' when decoding from the keyframe before each pick costs less than one pass up to the
-    last pick (long videos, few frames), else 'sequential' (short clips, dense picks)."""
+    """'seek' when decoding only the stretches costs less than one pass up to the last pick
+    (long videos, few frames), else 'sequential' (short clips, dense picks)."""
     if not frames.seekable:
         return "sequential"
-    seek_cost = 0
-    for pick in picks:
-        keyframe = frames.keyframes[max(bisect.bisect_right(frames.keyframes, pick) - 1, 0)]
-        seek_cost += pick - keyframe + 1 + SEEK_OVERHEAD_FRAMES
+    seek_cost = sum(
+        last - first + 1 + SEEK_OVERHEAD_FRAMES for first, last in stretches(frames, picks)
+    )
     return "seek" if seek_cost < picks[-1] + 1 else "sequential"
 
 
@@ -199,35 +212,45 @@ def _extract_uniform(
     wanted = uniform_indices(len(frames.times), task["num_frames"])
     picks = sorted(set(wanted))
     method = task.get("method") or choose_method(frames, picks)
-    if method == "seek":
-        stderr = _extract_by_seeking(task, filters, tmp, frames, picks)
-    else:
+    stop = ["-frames:v", str(len(picks))]  # no decoding past the last pick
+    if method == "seek" and not _extract_by_seeking(task, filters, tmp, frames, picks, stop):
+        method = "sequential"
+    stderr = ""
+    if method == "sequential":
         select = [select_filter(picks), *filters]
-        stop = ["-frames:v", str(len(picks))]  # no decoding past the last pick
-        stderr = _run_ffmpeg(tmp, [_input(task, 0)], [_output(task, 0, select, PICK_PATTERN, stop)])
+        stderr = _run_ffmpeg(tmp, [*_input(task), *_output(task, select, PICK_PATTERN, stop)])
     _name_picked_frames(tmp, wanted, picks, task["prefix"])
     return method, stderr
 
 
 def _extract_by_seeking(
-    task: dict[str, Any], filters: list[str], tmp: Path, frames: FrameTimes, picks: list[int]
-) -> str:
-    """One ffmpeg per SEEK_INPUTS_PER_RUN picks, one input per pick, each seeking (before -i, so
-    the demuxer jumps to the keyframe before it) to halfway between the pick and the frame before:
-    ffmpeg then drops the frames before that time and the first frame left is the pick."""
-    messages = []
-    for first in range(0, len(picks), SEEK_INPUTS_PER_RUN):
-        chunk = picks[first : first + SEEK_INPUTS_PER_RUN]
-        inputs, outputs = [], []
-        for index, pick in enumerate(chunk):
-            seek = (frames.times[pick - 1] + frames.times[pick]) / 2 if pick else None
-            # One decoder thread per input: ffmpeg already runs the inputs side by side.
-            inputs.append(_input({**task, "threads": 1}, index, seek))
-            name = PICK_PATTERN % (first + index + 1)
-            one_frame = ["-frames:v", "1", "-update", "1"]
-            outputs.append(_output(task, index, filters, name, one_frame))
-        messages.append(_run_ffmpeg(tmp, inputs, outputs))
-    return "\n".join(m for m in messages if m)
+    task: dict[str, Any],
+    filters: list[str],
+    tmp: Path,
+    frames: FrameTimes,
+    picks: list[int],
+    stop: list[str],
+) -> bool:
+    """The one-pass command with a bitstream filter in front of the decoder that drops every packet
+    outside the stretches: the demuxer still reads them (cheap), the decoder gets only what the
+    picks need, and the picks are selected by timestamp (-copyts keeps the container's). Same
+    decoder, filters and encoder as the one pass, so the same bytes.
+
+    A jump to a keyframe that is no clean start (open GOP, a non-IDR I-frame: the decoder loses
+    frames after the gap) shows as missing or failed picks: then False, with `tmp` emptied, and
+    the caller does the one pass."""
+    keep = "+".join(f"between(n\\,{first}\\,{last})" for first, last in stretches(frames, picks))
+    select = [select_filter([frames.times[pick] for pick in picks], "pts"), *filters]
+    source = ["-copyts", "-bsf:v", f"noise=drop='not({keep})'", *_input(task)]
+    try:
+        _run_ffmpeg(tmp, [*source, *_output(task, select, PICK_PATTERN, stop)])
+        if len(os.listdir(tmp)) == len(picks):
+            return True
+    except ExtractionError:
+        pass
+    for written in tmp.iterdir():
+        written.unlink()
+    return False
 
 
 def _name_picked_frames(tmp: Path, wanted: list[int], picks: list[int], prefix: str) -> None:
@@ -246,16 +269,14 @@ def _name_picked_frames(tmp: Path, wanted: list[int], picks: list[int], prefix: 
             shutil.copyfile(source, target)
 
 
-def _input(task: dict[str, Any], index: int, seek: float | None = None) -> list[str]:
+def _input(task: dict[str, Any]) -> list[str]:
     # "file:" so that names like "a:b.mp4" or "-x.mp4" are never read as protocols or options.
-    seeking = ["-ss", f"{seek:.6f}"] if seek else []
     source = f"file:{os.path.abspath(task['source'])}"
-    return [*seeking, "-threads", str(task["threads"]), "-i", source]
+    return ["-threads", str(task["threads"]), "-i", source]
 
 
 def _output(
     task: dict[str, Any],
-    index: int,
     filters: list[str],
     name: str | None = None,
     extra: list[str] | None = None,
@@ -264,7 +285,7 @@ def _output(
     # depend on the thread count and so on --jobs. The standard Huffman tables instead of
     # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
     # not decoding, is most of the cost of extracting every frame).
-    args = ["-map", f"{index}:v:0", "-fps_mode", "passthrough", "-threads", "1"]
+    args = ["-map", "0:v:0", "-fps_mode", "passthrough", "-threads", "1"]
     args += ["-huffman", "default"]
     if filters:
         args += ["-filter:v", ",".join(filters)]
@@ -272,12 +293,11 @@ def _output(
     return [*args, name or task["prefix"]]
 
 
-def _run_ffmpeg(cwd: Path, inputs: list[list[str]], outputs: list[list[str]]) -> str:
+def _run_ffmpeg(cwd: Path, options: list[str]) -> str:
     """Run ffmpeg inside the temporary folder (so a '%' in a folder name is never read as an image
     pattern); return its messages, or raise ExtractionError with them if it failed."""
     args = [find_ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-filter_threads", "1"]
-    for part in (*inputs, *outputs):
-        args += part
+    args += options
     done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, errors="replace")
     stderr = done.stderr.strip()
     if done.returncode != 0:

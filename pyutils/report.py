@@ -7,38 +7,37 @@ periodic log lines elsewhere (CI, log files).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from pyutils.atomic import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
 T = TypeVar("T")
 
-stderr_console = Console(stderr=True, highlight=False)
+
+@functools.cache
+def _stderr_console() -> Console:
+    # rich is imported on first use: it is a fifth of every command's start-up, and most runs
+    # (pipelines, logs, tests) never draw a bar.
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
-class RateColumn(ProgressColumn):
-    """Items per second (rich's own speed column counts bytes)."""
-
-    def render(self, task):  # noqa: ANN001, ANN201 - rich's signature
-        return f"{task.speed:.1f}/s" if task.speed else "-/s"
+def stderr_is_terminal() -> bool:
+    """Whether progress is drawn as a bar (rich's judgement, asked only of a tty)."""
+    return sys.stderr.isatty() and _stderr_console().is_terminal
 
 
 def log(message: str) -> None:
@@ -51,17 +50,8 @@ def track(
     """Yield `items` with progress: a rich bar on a terminal, else a log line every few seconds."""
     if total == 0:
         return
-    if stderr_console.is_terminal:
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            RateColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=stderr_console, transient=False) as progress:
+    if stderr_is_terminal():
+        with _progress_bar() as progress:
             task = progress.add_task(description, total=total)
             for item in items:
                 yield item
@@ -76,6 +66,36 @@ def track(
             eta = (total - done) / rate if rate else 0.0
             log(f"{description}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s)")
             last = now
+
+
+def _progress_bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class RateColumn(ProgressColumn):
+        """Items per second (rich's own speed column counts bytes)."""
+
+        def render(self, task):  # noqa: ANN001, ANN201 - rich's signature
+            return f"{task.speed:.1f}/s" if task.speed else "-/s"
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=_stderr_console(), transient=False)
 
 
 class FailureLog:

@@ -149,6 +149,24 @@ def test_seeking_and_one_pass_give_the_same_bytes(long_video: Path, tmp_path: Pa
         )
 
 
+def test_open_gop_falls_back_to_one_pass(tmp_path: Path) -> None:
+    """After a jump to an open-GOP keyframe H.264's decoder drops frames: the seek run comes up
+    short, and the one pass gives the same frames a native extraction has."""
+    video = tmp_path / "open_gop.mp4"
+    x264 = ["-c:v", "libx264", "-bf", "3", "-x264-params", "open-gop=1:keyint=50:min-keyint=50"]
+    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, *x264, str(video)], check=True)
+    total = len(frame_times(str(video)).times)
+    assert choose_method(frame_times(str(video)), uniform_indices(total, 4)) == "seek"
+    result = extract_video(task(video, tmp_path / "picked", num_frames=4))
+    assert (result["status"], result["method"]) == ("ok", "sequential"), result["error"]
+    assert extract_video(task(video, tmp_path / "all"))["status"] == "ok"
+    native_md5 = md5s(tmp_path / "all")
+    picked_md5 = md5s(tmp_path / "picked")
+    for number, index in enumerate(uniform_indices(total, 4), start=1):
+        assert picked_md5[f"image_{number:05d}.jpg"] == native_md5[f"image_{index + 1:05d}.jpg"]
+
+
 def test_short_side_landscape_and_portrait(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     make_video(videos / "wide.mp4", 0.4, 320, 240)
