@@ -20,7 +20,7 @@ from typing import Any
 
 from pyutils.atomic import atomic_write_text, remove_stale_temporaries
 from pyutils.errors import UserError
-from pyutils.jsonio import expect_keys, read_json
+from pyutils.jsonio import expect_keys, read_json, read_text
 from pyutils.report import log
 
 # The reference's look-up order: the first of these that exists is the video's extension.
@@ -75,12 +75,7 @@ class Split:
 
 
 def read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return read_text(path).splitlines()
 
 
 def read_csv_columns(path: Path, *columns: str) -> list[tuple[str, ...]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyutils.errors import EXIT_ITEM_FAILURES, UserError, run_cli
-from pyutils.jsonio import read_json
+from pyutils.jsonio import read_json, read_text
 
 # The paper's checksums live in the repository, whatever folder the splits were generated into.
 PAPER_CHECKSUMS = Path(__file__).resolve().parent.parent / "annots" / "README.md"
@@ -31,10 +31,7 @@ class PaperFile:
 
 
 def paper_checksums(readme: Path) -> list[PaperFile]:
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{readme}: not found; it holds the paper's checksums") from None
+    text = read_text(readme, hint="it holds the paper's checksums")
     rows = [PaperFile(p, int(size.replace(",", "")), sha) for p, size, sha in _ROW.findall(text)]
     if not rows:
         raise UserError(f"{readme}: no checksum table rows (| file | bytes | sha256 |) found")

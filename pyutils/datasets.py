@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyutils.atomic import TEMP_MARK, atomic_write_text, remove_stale_temporaries
+from pyutils.atomic import TEMP_MARK, atomic_file, atomic_write_text, remove_stale_temporaries
 from pyutils.download import DownloadError, fetch
 from pyutils.errors import EXIT_USAGE, UserError, run_cli
 from pyutils.extract import extract_into
@@ -320,12 +320,8 @@ def _locate(tree: Path, candidates: tuple[str, ...]) -> Path | None:
 def place_part(part: Part, download: Path, root: Path) -> None:
     """Put a verified download's contents where the layout wants them, each by one rename."""
     if not part.places:
-        target = root / (part.dest or part.file)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TEMP_MARK}-", dir=target.parent)
-        os.close(fd)
-        shutil.copyfile(download, tmp)
-        os.replace(tmp, target)
+        with atomic_file(root / (part.dest or part.file)) as tmp:
+            shutil.copyfile(download, tmp)
         return
     tree = Path(tempfile.mkdtemp(prefix=f".{part.file}{TEMP_MARK}-", dir=root))
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyutils.atomic import atomic_write_text
 from pyutils.errors import UserError, run_cli
-from pyutils.jsonio import expect_keys, read_json
+from pyutils.jsonio import expect_keys, read_json, read_text
 from pyutils.report import log
 
 TEMPLATE = "https://multimedia-commons.s3-us-west-2.amazonaws.com/data/videos/mp4/{}/{}/{}.mp4"
@@ -27,10 +27,7 @@ HASH_FILE = "yfcc100m_hash.txt"
 
 
 def read_hashes(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found; run make didemo first") from None
+    lines = read_text(path, hint="run make didemo first").splitlines()
     hashes = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -25,6 +25,7 @@ import orjson
 
 from pyutils.atomic import TEMP_MARK, atomic_write_bytes
 from pyutils.errors import UserError, run_cli
+from pyutils.jsonio import read_text
 from pyutils.parallel import run_parallel
 from pyutils.report import FailureLog, log, track
 
@@ -42,12 +43,7 @@ class Entry:
 
 def read_list(path: Path) -> list[Entry]:
     """Parse the list file; a bad line is a usage error naming the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: URL list not found; set URLS= to a file of URLs") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the URL list ({exc})") from None
+    text = read_text(path, "URL list", "set URLS= to a file of URLs")
     entries: list[Entry] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):

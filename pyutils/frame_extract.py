@@ -24,6 +24,7 @@ import av
 from pyutils.atomic import atomic_dir
 from pyutils.errors import MediaError
 from pyutils.media import VideoInfo, find_ffmpeg, probe
+from pyutils.parallel import threads_per_task
 
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
@@ -43,16 +44,11 @@ class ExtractionError(Exception):
     """A video whose frames could not be extracted as asked; the message says why."""
 
 
-def decode_threads(concurrent_tasks: int) -> int:
-    """ffmpeg decode threads per video so that threads x concurrent videos matches the cores."""
-    return max(1, (os.cpu_count() or 1) // max(1, concurrent_tasks))
-
-
 def _threads_on_this_worker() -> int:
     """Inside a Dask worker: its machine's cores shared among the worker's task slots."""
     from distributed import get_worker
 
-    return decode_threads(get_worker().state.nthreads)
+    return threads_per_task(get_worker().state.nthreads)
 
 
 def uniform_indices(total: int, count: int) -> list[int]:

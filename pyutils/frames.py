@@ -23,8 +23,8 @@ import orjson
 
 from pyutils.atomic import atomic_write_bytes, remove_stale_temporaries
 from pyutils.errors import UserError, run_cli
-from pyutils.frame_extract import decode_threads, extract_video
-from pyutils.parallel import BACKENDS, run_parallel
+from pyutils.frame_extract import extract_video
+from pyutils.parallel import BACKENDS, run_parallel, threads_per_task
 from pyutils.report import FailureLog, log, track
 from pyutils.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         for stale in remove_stale_temporaries(frames_dir):
             log(f"frames: removed {stale.name}, left by an interrupted run")
         # On Dask each worker sizes its own ffmpeg threads (its cores / its task slots).
-        threads = None if args.backend == "dask" else decode_threads(args.jobs)
+        threads = None if args.backend == "dask" else threads_per_task(args.jobs)
         tasks = [
             {
                 "stem": stem,

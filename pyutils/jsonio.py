@@ -1,4 +1,5 @@
-"""JSON reading and writing through orjson, with errors that name file, line and column."""
+"""Reading input files (JSON through orjson, text) and writing JSON, with errors that name the
+file, and line and column for JSON."""
 
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ import orjson
 
 from pyutils.atomic import atomic_write_bytes
 from pyutils.errors import UserError
+
+
+def read_text(path: str | os.PathLike[str], what: str = "file", hint: str = "") -> str:
+    """A UTF-8 input file's text; a missing, unreadable or undecodable file is a UserError that
+    names it (`what`) and says what to do (`hint`)."""
+    source = Path(path)
+    try:
+        return source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{source}: {what} not found" + (f"; {hint}" if hint else "")) from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{source}: cannot read the {what} ({exc.strerror})") from None
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

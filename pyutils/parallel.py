@@ -22,6 +22,11 @@ Result = TypeVar("Result")
 BACKENDS = ("loky", "threading", "dask")
 
 
+def threads_per_task(concurrent_tasks: int) -> int:
+    """Threads for each task's ffmpeg so that threads x concurrent tasks matches the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, concurrent_tasks))
+
+
 def run_parallel(
     func: Callable[[Item], Result],
     items: Iterable[Item],

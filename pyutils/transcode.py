@@ -16,10 +16,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from pyutils.atomic import TEMP_MARK, is_temporary, remove_stale_temporaries
+from pyutils.atomic import atomic_file, is_temporary, remove_stale_temporaries
 from pyutils.errors import MediaError, UserError, run_cli
 from pyutils.media import find_ffmpeg, probe
-from pyutils.parallel import run_parallel
+from pyutils.parallel import run_parallel, threads_per_task
 from pyutils.report import FailureLog, log, track
 from pyutils.video_index import VIDEO_EXTENSIONS
 
@@ -87,21 +87,18 @@ def ffmpeg_args(source: str, target: str, threads: int, crf: int, preset: str) -
 
 def transcode_one(task: dict) -> dict:
     """Worker: transcode `task["source"]` to `task["target"]`; never raises, reports instead."""
-    source, target = task["source"], Path(task["target"])
-    temporary = target.with_name(f".{target.name}{TEMP_MARK}-{os.getpid()}")
-    args = ffmpeg_args(source, str(temporary), task["threads"], task["crf"], task["preset"])
+    source = task["source"]
     try:
-        result = subprocess.run(args, capture_output=True, text=True, errors="replace")
-        if result.returncode != 0:
-            reason = result.stderr.strip() or f"ffmpeg exited with status {result.returncode}"
-            return {"source": source, "error": reason}
-        probe(temporary)  # an output that does not read back as a video is not done
-        os.replace(temporary, target)
+        with atomic_file(task["target"]) as temporary:
+            args = ffmpeg_args(source, str(temporary), task["threads"], task["crf"], task["preset"])
+            result = subprocess.run(args, capture_output=True, text=True, errors="replace")
+            if result.returncode != 0:
+                reason = result.stderr.strip() or f"ffmpeg exited with status {result.returncode}"
+                raise MediaError(reason)
+            probe(temporary)  # an output that does not read back as a video is not done
         return {"source": source, "error": None}
     except (OSError, MediaError) as exc:
         return {"source": source, "error": str(exc)}
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def transcode_all(
@@ -117,7 +114,7 @@ def transcode_all(
     remove_stale_temporaries(dest)
     todo = [p for p in originals if not (dest / f"{p.name}.mp4").exists()]
     log(f"transcode: {len(originals)} originals in {source}, {len(originals) - len(todo)} done")
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = threads_per_task(jobs)
     tasks = [
         {
             "source": str(p),

@@ -60,3 +60,14 @@ def test_json_round_trip_is_deterministic(tmp_path: Path) -> None:
 def test_expect_keys_names_the_missing_key() -> None:
     with pytest.raises(UserError, match=r"val_a\.json item 3: missing key 'answer'"):
         expect_keys({"question_id": "v_x_0"}, ("question_id", "answer"), "val_a.json item 3")
+
+
+def test_read_text_names_the_file_and_what_to_do(tmp_path: Path) -> None:
+    from pyutils.jsonio import read_text
+
+    with pytest.raises(UserError, match=r"urls\.txt: URL list not found; set URLS="):
+        read_text(tmp_path / "urls.txt", "URL list", "set URLS= to a file of URLs")
+    latin = tmp_path / "list.txt"
+    latin.write_bytes(b"caf\xe9\n")
+    with pytest.raises(UserError, match=r"list\.txt: not UTF-8 text \(invalid .* at byte 3\)"):
+        read_text(latin)
