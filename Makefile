@@ -53,7 +53,7 @@ test: lint ## set up, lint, then run every test
 	$(PY) -m pytest
 
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
-	$(PY) -m pyutils.demo --dir $(call q,$(DEMO))
+	$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO))
 
 bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
@@ -69,7 +69,7 @@ DASK_PORT ?= 8786
 .PHONY: dask-local
 
 dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
-	$(PY) -m pyutils.dask_local --workers $(call q,$(DASK_WORKERS)) --port $(call q,$(DASK_PORT))
+	$(PY) -m pyutils.devtools.dask_local --workers $(call q,$(DASK_WORKERS)) --port $(call q,$(DASK_PORT))
 
 # ---- AdaCLIP splits ----------------------------------------------------------------------------
 # make annots DATASET=msrvtt|didemo|activitynet [VIDEOS=...] [SRC=...] [ANNOTS=...]
@@ -95,7 +95,7 @@ annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet i
 	$(call annots_cmd,$(DATASET),$(or $(VIDEOS),$(DATA)/$(DATASET)/videos),$(SRC))
 
 annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
-	$(PY) -m pyutils.adaclip_verify --annots $(call q,$(ANNOTS)) $(if $(REFERENCE),--reference $(call q,$(REFERENCE)))
+	$(PY) -m pyutils.adaclip.verify --annots $(call q,$(ANNOTS)) $(if $(REFERENCE),--reference $(call q,$(REFERENCE)))
 
 # ---- activitynet_qa: ActivityNet-QA to LLaMA-Factory sharegpt JSON, and dataset_info.json ----
 N ?= 250
@@ -109,13 +109,13 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 
 # Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
-	$(PY) -m pyutils.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
+	$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
 	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(or $(VIDEOS),$(DATA)/activitynet/videos)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
 	  --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) --scheduler $(call q,$(SCHEDULER)) --register
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
-	$(PY) -m pyutils.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
+	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
 
 # ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
 DIDEMO_SRC ?= $(DATA)/didemo/originals
@@ -129,19 +129,19 @@ SHEET ?=
 .PHONY: didemo-videos didemo-mp4 adaclip-config contact-sheet
 
 didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
-	$(PY) -m pyutils.fetch_list $(call q,$(URLS)) $(call q,$(DIDEMO_SRC)) --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
+	$(PY) -m pyutils.fetch.fetch_list $(call q,$(URLS)) $(call q,$(DIDEMO_SRC)) --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
 
 # The per-dataset default of VIDEOS: a target-specific value, so `VIDEOS=` on the command line
 # still wins while other targets keep their own default.
 didemo-mp4: VIDEOS = $(DATA)/didemo/videos
 didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
-	$(PY) -m pyutils.transcode $(call q,$(DIDEMO_SRC)) $(call q,$(VIDEOS)) --jobs $(call q,$(JOBS))
+	$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) $(call q,$(VIDEOS)) --jobs $(call q,$(JOBS))
 
 adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
-	$(PY) -m pyutils.adaclip_config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))
+	$(PY) -m pyutils.adaclip.config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))
 
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
-	$(PY) -m pyutils.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
+	$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
 
 # ---- downloads and the CLIP image datasets ----------------------------------------------------
 # Every registry file (scripts/downloads.tsv) a dataset uses has an override prefix: <NAME>_URL
@@ -168,16 +168,16 @@ clip-datasets: caltech101 mini-imagenet mscoco2014 flickr flickr5k ## every CLIP
 # The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
 # VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
 $(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
-	$(PY) -m pyutils.datasets '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
+	$(PY) -m pyutils.catalog.datasets '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
 
 check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
-	$(PY) -m pyutils.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
+	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
 
 verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
-	$(PY) -m pyutils.download verify --data $(call q,$(DATA))
+	$(PY) -m pyutils.fetch.download verify --data $(call q,$(DATA))
 
 downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
-	$(PY) -m pyutils.download register --data $(call q,$(DATA))
+	$(PY) -m pyutils.fetch.download register --data $(call q,$(DATA))
 
 # ---- frames ----------------------------------------------------------------------------------
 # Empty means native rate, native size, every frame; BACKEND=dask with SCHEDULER=tcp://host:8786
@@ -197,7 +197,7 @@ FRAMES_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(B
 frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
 	@test -n $(call q,$(FRAMES_VIDEOS)) && test -n $(call q,$(FRAMES_OUT)) || { echo 'vlprep: error: set VIDEOS=<folder \
 	  of videos> and FRAMES=<output folder>, or DATASET=msrvtt|didemo|activitynet' >&2; exit 2; }
-	$(PY) -m pyutils.frames $(call q,$(FRAMES_VIDEOS)) $(call q,$(FRAMES_OUT)) $(FRAMES_OPTIONS)
+	$(PY) -m pyutils.video.frames $(call q,$(FRAMES_VIDEOS)) $(call q,$(FRAMES_OUT)) $(FRAMES_OPTIONS)
 
 # ---- video datasets end to end: msrvtt, didemo, activitynet, activitynet-qa (issue 7) --------
 # `make <dataset>-ready` is a chain of stamp files, each inside the folder its step fills, so a
@@ -225,13 +225,13 @@ activitynet: $(DATA)/activitynet/.vlprep-complete ## ActivityNet Captions; lists
 activitynet-qa-data: $(DATA)/activitynet-qa/.vlprep-complete ## ActivityNet-QA dataset/*.json from MILVLG/activitynet-qa
 
 $(DATA)/didemo/video_urls.txt: $(DATA)/didemo/.vlprep-complete
-	$(PY) -m pyutils.didemo_urls $(call q,$(DATA)/didemo/annotations) '$@'
+	$(PY) -m pyutils.catalog.didemo_urls $(call q,$(DATA)/didemo/annotations) '$@'
 
 # Frames, then splits, after the step $(2) that leaves the videos of dataset $(1).
 define video_chain
 $(call ready_frames,$(1))/$(READY): $(2) | $(SETUP_STAMP)
 	mkdir -p '$$(@D)'
-	$$(call tolerant,$$(PY) -m pyutils.frames $(call q,$(call ready_videos,$(1))) '$$(@D)' $$(FRAMES_OPTIONS))
+	$$(call tolerant,$$(PY) -m pyutils.video.frames $(call q,$(call ready_videos,$(1))) '$$(@D)' $$(FRAMES_OPTIONS))
 $(ANNOTS)/$(ANNOT_OUT_$(1))/$(READY): $(call ready_frames,$(1))/$(READY)
 	$$(call annots_cmd,$(1),$(call ready_videos,$(1)),$(ANNOT_SRC_$(1)))
 	touch '$$@'
@@ -245,7 +245,7 @@ $(eval $(call video_chain,msrvtt,$(DATA)/msrvtt/.vlprep-complete))
 # those present.
 activitynet-ready: ## ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)
 $(DATA)/activitynet/$(READY): | $(SETUP_STAMP)
-	$(call tolerant,$(PY) -m pyutils.datasets activitynet --data $(call q,$(DATA)) --videos $(call q,$(call ready_videos,activitynet)))
+	$(call tolerant,$(PY) -m pyutils.catalog.datasets activitynet --data $(call q,$(DATA)) --videos $(call q,$(call ready_videos,activitynet)))
 $(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
 
 # DiDeMo videos: VIDEOS=<folder of <original>.mp4> skips download and transcode; URLS= (empty)
@@ -253,8 +253,8 @@ $(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
 didemo-ready: ## DiDeMo annotations, videos (didemo-videos or VIDEOS=), didemo-mp4, frames, splits
 $(DIDEMO_SRC)/$(READY): $(URLS) | $(SETUP_STAMP)
 	mkdir -p '$(@D)'
-	$(call tolerant,$(PY) -m pyutils.fetch_list $(call q,$(URLS)) '$(@D)' --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES)))
+	$(call tolerant,$(PY) -m pyutils.fetch.fetch_list $(call q,$(URLS)) '$(@D)' --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES)))
 $(DATA)/didemo/videos/$(READY): $(if $(URLS),$(DIDEMO_SRC)/$(READY),$(DATA)/didemo/.vlprep-complete)
 	mkdir -p '$(@D)'
-	$(call tolerant,$(PY) -m pyutils.transcode $(call q,$(DIDEMO_SRC)) '$(@D)' --jobs $(call q,$(JOBS)))
+	$(call tolerant,$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) '$(@D)' --jobs $(call q,$(JOBS)))
 $(eval $(call video_chain,didemo,$(if $(VIDEOS),$(DATA)/didemo/.vlprep-complete,$(DATA)/didemo/videos/$(READY))))

@@ -12,8 +12,8 @@ from pathlib import Path
 # Runnable as a plain script from anywhere: put the repository (pyutils) on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyutils.adaclip_splits import cli  # noqa: E402
-from pyutils.errors import run_cli  # noqa: E402
+from pyutils.adaclip.splits import cli  # noqa: E402
+from pyutils.core.errors import run_cli  # noqa: E402
 
 if __name__ == "__main__":
     run_cli(cli("didemo"))

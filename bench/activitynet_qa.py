@@ -18,8 +18,8 @@ from pathlib import Path
 
 from _common import BENCH_OUT, REPO, header, row, timed
 
-from pyutils.media import find_ffmpeg
-from pyutils.sample import make_video
+from pyutils.core.media import find_ffmpeg
+from pyutils.devtools.sample import make_video
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "activitynet-qa"
 SEED_VIDEOS = [("mp4", 3.0), ("mkv", 2.5), ("webm", 3.0), ("mp4", 1.0), ("mkv", 1.5)]
@@ -75,7 +75,7 @@ def run_vlprep(root: Path, cache: Path) -> None:
     args += ["--qa-dir", str(root / "qa"), "--videos", str(root / "videos")]
     args += ["--out", str(root / "out"), "--probe-cache", str(cache), "--jobs", str(os.cpu_count())]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "pyutils.activitynet_qa", *args]
+    command = [sys.executable, "-m", "pyutils.llamafactory.activitynet_qa", *args]
     subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
 
 

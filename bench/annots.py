@@ -16,7 +16,7 @@ import shutil
 import _common
 import orjson
 
-from pyutils.adaclip_splits import generate
+from pyutils.adaclip.splits import generate
 
 VIDEOS, CAPTIONS, TRAIN = 10_000, 200_000, 9_000
 SAMPLED_CAPTIONS = 10_000

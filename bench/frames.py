@@ -15,8 +15,8 @@ from pathlib import Path
 
 import _common
 
-from pyutils.media import find_ffmpeg
-from pyutils.sample import make_video
+from pyutils.core.media import find_ffmpeg
+from pyutils.devtools.sample import make_video
 
 CPUS = os.cpu_count() or 1
 
@@ -102,7 +102,7 @@ def decode_floor(folder: Path) -> None:
 
 def vlprep(folder: Path, *options: str) -> None:
     out = fresh("vlprep-frames")
-    args = [sys.executable, "-m", "pyutils.frames", str(folder), str(out), *options]
+    args = [sys.executable, "-m", "pyutils.video.frames", str(folder), str(out), *options]
     env = {**os.environ, "PYTHONPATH": str(_common.REPO)}
     subprocess.run(args, check=True, env=env, stderr=subprocess.DEVNULL)
 

@@ -16,12 +16,21 @@ from pathlib import Path
 import _common
 from frames import corpus, fresh
 
-from pyutils.dask_local import local_cluster
+from pyutils.devtools.dask_local import local_cluster
 
 
 def extract(folder: Path, *options: str) -> None:
     out = fresh("dask-bench-frames")
-    args = [sys.executable, "-m", "pyutils.frames", str(folder), str(out), "--fps", "1", *options]
+    args = [
+        sys.executable,
+        "-m",
+        "pyutils.video.frames",
+        str(folder),
+        str(out),
+        "--fps",
+        "1",
+        *options,
+    ]
     env = {**os.environ, "PYTHONPATH": str(_common.REPO)}
     subprocess.run(args, check=True, env=env, stderr=subprocess.DEVNULL)
 

@@ -7,7 +7,7 @@
 # 2 usage error, missing tool or missing credentials (one line saying what to do).
 # Tuning: FETCH_TRIES (5), FETCH_TIMEOUT seconds (60), FETCH_WAITRETRY seconds (10),
 # FETCH_PROGRESS (wget --progress style; dot:giga unless the caller sets bar).
-# Verification (size, checksum, HTML pages) is the caller's job: pyutils/download.py.
+# Verification (size, checksum, HTML pages) is the caller's job: pyutils/fetch/download.py.
 set -euo pipefail
 
 die() {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.media import find_ffmpeg
-from pyutils.sample import make_video
+from pyutils.core.media import find_ffmpeg
+from pyutils.devtools.sample import make_video
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"

@@ -15,12 +15,13 @@ import orjson
 import pytest
 from rich.table import Table
 
-from pyutils import activitynet_qa, probe_cache
-from pyutils.activitynet_qa import output_name, user_content
-from pyutils.demo import activitynet_qa_sample
-from pyutils.errors import MediaError
-from pyutils.media import probe
-from pyutils.sample import build_demo_sample, make_video
+from pyutils.core.errors import MediaError
+from pyutils.core.media import probe
+from pyutils.devtools.demo import activitynet_qa_sample
+from pyutils.devtools.sample import build_demo_sample, make_video
+from pyutils.llamafactory import activitynet_qa
+from pyutils.llamafactory.activitynet_qa import output_name, user_content
+from pyutils.video import probe_cache
 from tests.conftest import REPO, run_module
 
 SECONDS = 2.0
@@ -279,7 +280,7 @@ def test_relative_paths_for_media_dir(corpus: Path, tmp_path: Path) -> None:
 
 def cli(corpus: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_module(
-        "pyutils.activitynet_qa",
+        "pyutils.llamafactory.activitynet_qa",
         *("-name", "val_q", "-type", "val", "-n", "100", "-seconds", "2", "-fps", "0.2"),
         *("--qa-dir", str(corpus / "qa"), "--videos", str(corpus / "videos")),
         *("--out", str(out), "--probe-cache", str(out / "cache.json"), *extra),
@@ -320,7 +321,7 @@ def test_question_without_answer(corpus: Path, tmp_path: Path) -> None:
 def test_no_answer_at_all_is_a_usage_error(corpus: Path, tmp_path: Path) -> None:
     write_qa(tmp_path / "qa", QUESTION_PLAN, set())
     result = run_module(
-        "pyutils.activitynet_qa",
+        "pyutils.llamafactory.activitynet_qa",
         *("-name", "val_q", "-type", "val", "--qa-dir", str(tmp_path / "qa")),
         *("--videos", str(corpus / "videos"), "--out", str(tmp_path), "--probe-cache", ""),
     )
@@ -343,7 +344,7 @@ def test_malformed_json_names_file_line_and_column(
     path = tmp_path / "qa" / broken
     path.write_text(path.read_text()[:-30])
     result = run_module(
-        "pyutils.activitynet_qa",
+        "pyutils.llamafactory.activitynet_qa",
         *("-name", "val_q", "-type", "val", "--qa-dir", str(tmp_path / "qa")),
         *("--videos", str(corpus / "videos"), "--out", str(tmp_path), "--probe-cache", ""),
     )
@@ -356,7 +357,7 @@ def test_malformed_json_names_file_line_and_column(
 def test_missing_folder_is_one_line(corpus: Path, tmp_path: Path, missing: str) -> None:
     folders = {"qa": corpus / "qa", "videos": corpus / "videos", missing: tmp_path / "nowhere"}
     result = run_module(
-        "pyutils.activitynet_qa",
+        "pyutils.llamafactory.activitynet_qa",
         *("--qa-dir", str(folders["qa"]), "--videos", str(folders["videos"])),
         *("-name", "val_q", "-type", "val", "--out", str(tmp_path), "--probe-cache", ""),
     )
@@ -374,7 +375,7 @@ def test_kill_and_rerun(corpus: Path, tmp_path: Path) -> None:
     args += ["--qa-dir", str(corpus / "qa"), "--videos", str(corpus / "videos")]
     args += ["--out", str(out), "--probe-cache", str(tmp_path / "cache.json")]
     process = subprocess.Popen(
-        [sys.executable, "-m", "pyutils.activitynet_qa", *args],
+        [sys.executable, "-m", "pyutils.llamafactory.activitynet_qa", *args],
         stderr=subprocess.PIPE,
         env=env,
     )
@@ -388,7 +389,9 @@ def test_kill_and_rerun(corpus: Path, tmp_path: Path) -> None:
     out.mkdir(exist_ok=True)
     (out / ".activitynet_qa_val_100_limit_2s.json.vlprep-tmp-1-x").write_text("[{")
     result = subprocess.run(
-        [sys.executable, "-m", "pyutils.activitynet_qa", *args], capture_output=True, env=env
+        [sys.executable, "-m", "pyutils.llamafactory.activitynet_qa", *args],
+        capture_output=True,
+        env=env,
     )
     assert result.returncode == 1  # v_bad.mp4
     assert json.loads(output.read_bytes()) == golden

@@ -1,4 +1,4 @@
-"""`python -m pyutils.adaclip_config`: only `frames_dir` changes, the file's format stays."""
+"""`python -m pyutils.adaclip.config`: only `frames_dir` changes, the file's format stays."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _checkout(root: Path, text: str, dataset: str = "didemo") -> Path:
 
 def _set(adaclip: Path, frames: Path, dataset: str = "didemo"):
     return run_module(
-        "pyutils.adaclip_config",
+        "pyutils.adaclip.config",
         *("--adaclip", str(adaclip), "--dataset", dataset, "--frames", str(frames)),
     )
 

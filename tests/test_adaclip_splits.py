@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.table import Table
 
-from pyutils.adaclip_splits import VideoFolder, generate, read_csv_columns
-from pyutils.adaclip_verify import PAPER_CHECKSUMS, paper_checksums, verify
-from pyutils.demo import adaclip_splits
-from pyutils.errors import UserError
-from pyutils.sample import build_demo_sample
+from pyutils.adaclip.splits import VideoFolder, generate, read_csv_columns
+from pyutils.adaclip.verify import PAPER_CHECKSUMS, paper_checksums, verify
+from pyutils.core.errors import UserError
+from pyutils.devtools.demo import adaclip_splits
+from pyutils.devtools.sample import build_demo_sample
 from tests.conftest import REPO
 
 

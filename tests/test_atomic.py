@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.atomic import atomic_dir, atomic_write_bytes, is_temporary, remove_stale_temporaries
+from pyutils.core.atomic import (
+    atomic_dir,
+    atomic_write_bytes,
+    is_temporary,
+    remove_stale_temporaries,
+)
 from tests.conftest import REPO
 
 CRASH_WRITING_FILE = """
 import os, signal, sys
-from pyutils import atomic
+from pyutils.core import atomic
 real_fsync = os.fsync
 def die(fd):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -24,7 +29,7 @@ atomic.atomic_write_bytes(sys.argv[1], b"x" * 1_000_000)
 CRASH_FILLING_FOLDER = """
 import os, signal, sys
 from pathlib import Path
-from pyutils.atomic import atomic_dir
+from pyutils.core.atomic import atomic_dir
 with atomic_dir(sys.argv[1]) as tmp:
     for i in range(5):
         (Path(tmp) / f"image_{i:05d}.jpg").write_bytes(b"frame")

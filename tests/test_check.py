@@ -1,5 +1,5 @@
-"""`make check` / `python -m pyutils.check`: statuses, missing counts, exit codes; the caption
-datasets prepared end to end from a local server (their Kaggle sources overridden)."""
+"""`make check` / `python -m pyutils.catalog.check`: statuses, missing counts, exit codes; the
+caption datasets prepared end to end from a local server (their Kaggle sources overridden)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.datasets import DATASETS, prepare
-from pyutils.layout import CORRUPT, PARTIAL, ClassFolders
-from pyutils.local_server import LocalServer
+from pyutils.catalog.datasets import DATASETS, prepare
+from pyutils.catalog.layout import CORRUPT, PARTIAL, ClassFolders
+from pyutils.devtools.local_server import LocalServer
 from tests.conftest import run_module
 
 SPLIT = "split_zhou_Caltech101.json"
@@ -35,7 +35,7 @@ def caltech_layout(tmp_path: Path, real_fixtures: Path) -> Path:
 
 
 def check(data: Path, *names: str):
-    return run_module("pyutils.check", "--data", str(data), *names)
+    return run_module("pyutils.catalog.check", "--data", str(data), *names)
 
 
 def test_real_split_complete_then_one_image_missing(caltech_layout: Path) -> None:

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from pyutils.sample import DEMO_VIDEOS
+from pyutils.devtools.sample import DEMO_VIDEOS
 from tests.conftest import REPO, run_module
 
 
@@ -35,7 +35,7 @@ def test_second_setup_does_nothing() -> None:
 
 
 def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
-    result = run_module("pyutils.demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    result = run_module("pyutils.devtools.demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for name, seconds in DEMO_VIDEOS:
         match = re.search(rf"{re.escape(name[:12])}.*?│ ([\d.]+) s \(generated", result.stdout)
@@ -45,7 +45,7 @@ def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
 
 
 def test_make_passes_paths_with_quotes_and_spaces(tmp_path: Path) -> None:
-    from pyutils.sample import make_video
+    from pyutils.devtools.sample import make_video
 
     videos = tmp_path / "it's a folder"
     make_video(videos / "v 1.mp4", 1.0, width=64, height=48)

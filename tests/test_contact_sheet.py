@@ -1,4 +1,4 @@
-"""`python -m pyutils.contact_sheet`: a PNG grid, one row per video, of the expected size."""
+"""`python -m pyutils.video.contact_sheet`: a PNG grid, one row per video, of the expected size."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import pytest
 
-from pyutils.contact_sheet import GAP, spread
-from pyutils.media import find_ffmpeg
+from pyutils.core.media import find_ffmpeg
+from pyutils.video.contact_sheet import GAP, spread
 from tests.conftest import run_module
 
 # video stem -> (frame size, frames): different sizes and counts, awkward names.
@@ -42,7 +42,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_one_row_per_video(frames: Path, tmp_path: Path) -> None:
     sheet = tmp_path / "sheet.png"
     args = ("--columns", "6", "--cell-width", "100", "-o", str(sheet))
-    result = run_module("pyutils.contact_sheet", str(frames), *args, cwd=tmp_path)
+    result = run_module("pyutils.video.contact_sheet", str(frames), *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # cells keep the first video's 4:3 aspect: 100x76 (even height)
@@ -52,16 +52,16 @@ def test_one_row_per_video(frames: Path, tmp_path: Path) -> None:
 
 
 def test_chosen_video_and_default_output(frames: Path) -> None:
-    result = run_module("pyutils.contact_sheet", str(frames), "--video", "wide clip")
+    result = run_module("pyutils.video.contact_sheet", str(frames), "--video", "wide clip")
     assert result.returncode == 0, result.stderr
     sheet = frames.parent / "frames_contact.png"
     assert _png_size(sheet) == (8 * 160 + 9 * GAP, 90 + 2 * GAP)
 
 
 def test_missing_frames_are_clear_errors(frames: Path, tmp_path: Path) -> None:
-    result = run_module("pyutils.contact_sheet", str(frames), "--video", "nothing")
+    result = run_module("pyutils.video.contact_sheet", str(frames), "--video", "nothing")
     assert result.returncode == 2 and "no image_*.jpg frames" in result.stderr
-    result = run_module("pyutils.contact_sheet", str(tmp_path / "none"))
+    result = run_module("pyutils.video.contact_sheet", str(tmp_path / "none"))
     assert result.returncode == 2 and "frame folder not found" in result.stderr
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.atomic import is_temporary
-from pyutils.dask_local import LocalCluster, local_cluster
-from pyutils.sample import make_video
+from pyutils.core.atomic import is_temporary
+from pyutils.devtools.dask_local import LocalCluster, local_cluster
+from pyutils.devtools.sample import make_video
 from tests.conftest import REPO, run_module
 from tests.test_activitynet_qa import convert, corpus  # noqa: F401 - the QA corpus fixture
 
@@ -47,10 +47,10 @@ def frame_tree(folder: Path) -> dict[str, str]:
 
 
 def test_frames_on_dask_equal_a_local_run(videos: Path, cluster: LocalCluster, tmp_path: Path):
-    local = run_module("pyutils.frames", str(videos), str(tmp_path / "local"), "--jobs", "2")
+    local = run_module("pyutils.video.frames", str(videos), str(tmp_path / "local"), "--jobs", "2")
     assert local.returncode == 0, local.stderr
     on_dask = run_module(
-        "pyutils.frames", str(videos), str(tmp_path / "dask"),
+        "pyutils.video.frames", str(videos), str(tmp_path / "dask"),
         "--backend", "dask", "--scheduler", cluster.address,
     )  # fmt: skip
     assert on_dask.returncode == 0, on_dask.stderr
@@ -65,7 +65,7 @@ def test_a_killed_worker_does_not_change_the_output(videos: Path, tmp_path: Path
     with local_cluster(tmp_path / "cluster", workers=2) as doomed:
         out = tmp_path / "dask"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        args = [sys.executable, "-m", "pyutils.frames", str(videos), str(out)]
+        args = [sys.executable, "-m", "pyutils.video.frames", str(videos), str(out)]
         run = subprocess.Popen(
             [*args, "--backend", "dask", "--scheduler", doomed.address],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -78,7 +78,7 @@ def test_a_killed_worker_does_not_change_the_output(videos: Path, tmp_path: Path
         _, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, stderr
         assert doomed.workers[0].wait() != 0
-    local = run_module("pyutils.frames", str(videos), str(tmp_path / "local"), "--jobs", "1")
+    local = run_module("pyutils.video.frames", str(videos), str(tmp_path / "local"), "--jobs", "1")
     assert local.returncode == 0, local.stderr
     assert frame_tree(out) == frame_tree(tmp_path / "local")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.dataset_info import SHAREGPT_VIDEO, main, merge_dataset_info
-from pyutils.errors import UserError
+from pyutils.core.errors import UserError
+from pyutils.llamafactory.dataset_info import SHAREGPT_VIDEO, main, merge_dataset_info
 from tests.conftest import REPO, run_module
 
 QA_NAME = "activitynet_qa_val_2_limit_20s"
@@ -111,7 +111,7 @@ def test_video_tokens_must_match_videos(tmp_path: Path) -> None:
 def test_every_video_must_exist(tmp_path: Path) -> None:
     qa = write_qa_file(tmp_path)
     (tmp_path / "videos" / "v_1.mp4").unlink()
-    result = run_module("pyutils.dataset_info", "--dir", str(tmp_path), str(qa))
+    result = run_module("pyutils.llamafactory.dataset_info", "--dir", str(tmp_path), str(qa))
     assert result.returncode == 2
     assert "record 1: video not found: videos/v_1.mp4" in result.stderr
     assert "Traceback" not in result.stderr
@@ -138,7 +138,9 @@ def test_media_dir_resolves_relative_videos(tmp_path: Path) -> None:
 
 def test_malformed_dataset_info_names_line_and_column(tmp_path: Path) -> None:
     (tmp_path / "dataset_info.json").write_text('{\n  "a": {"file_name": "a.json"},\n}\n')
-    result = run_module("pyutils.dataset_info", "--dir", str(tmp_path), "--seed-entries")
+    result = run_module(
+        "pyutils.llamafactory.dataset_info", "--dir", str(tmp_path), "--seed-entries"
+    )
     assert result.returncode == 2
     assert "dataset_info.json:2:31: malformed JSON (trailing comma" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -149,7 +151,9 @@ def test_awkward_names_and_stale_temporaries(tmp_path: Path) -> None:
     qa = write_qa_file(tmp_path, name=name)
     stale = tmp_path / ".dataset_info.json.vlprep-tmp-1-x"
     stale.write_text("{")  # what a killed run leaves
-    result = run_module("pyutils.dataset_info", "--dir", str(tmp_path), str(qa), cwd=tmp_path)
+    result = run_module(
+        "pyutils.llamafactory.dataset_info", "--dir", str(tmp_path), str(qa), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "dataset_info.json").read_bytes())
     assert info[name]["file_name"] == f"{name}.json"
@@ -158,5 +162,5 @@ def test_awkward_names_and_stale_temporaries(tmp_path: Path) -> None:
 
 
 def test_nothing_to_register_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_module("pyutils.dataset_info", "--dir", str(tmp_path))
+    result = run_module("pyutils.llamafactory.dataset_info", "--dir", str(tmp_path))
     assert result.returncode == 2 and "nothing to register" in result.stderr

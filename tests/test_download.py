@@ -14,8 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.datasets import DATASETS, prepare
-from pyutils.download import (
+from pyutils.catalog.datasets import DATASETS, prepare
+from pyutils.core.errors import UserError
+from pyutils.devtools.local_server import LocalServer
+from pyutils.devtools.sample import build_caltech_archive
+from pyutils.fetch.download import (
     FETCH_SCRIPT,
     LOCK_NAME,
     DownloadError,
@@ -26,9 +29,6 @@ from pyutils.download import (
     register,
     verify,
 )
-from pyutils.errors import UserError
-from pyutils.local_server import LocalServer
-from pyutils.sample import build_caltech_archive
 from tests.conftest import REPO
 
 CLASSES = {"Faces": 3, "accordion": 2, "odd 'name' $(touch pwned)": 1}

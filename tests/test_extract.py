@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.extract import STAMP, UnsafeArchive, copy_member, safe_extract
+from pyutils.fetch.extract import STAMP, UnsafeArchive, copy_member, safe_extract
 from tests.conftest import run_module
 
 
@@ -97,7 +97,9 @@ def test_truncated_archive_leaves_no_tree(tmp_path: Path) -> None:
         tmp_path / "a.tar.gz", [("top/big.bin", bytes(range(256)) * 4000)]
     ).read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
-    result = run_module("pyutils.extract", str(tmp_path / "cut.tar.gz"), str(tmp_path / "dest"))
+    result = run_module(
+        "pyutils.fetch.extract", str(tmp_path / "cut.tar.gz"), str(tmp_path / "dest")
+    )
     assert result.returncode == 2
     assert "damaged archive" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "dest").exists()
@@ -106,7 +108,7 @@ def test_truncated_archive_leaves_no_tree(tmp_path: Path) -> None:
 
 def test_not_an_archive_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "page.zip").write_text("<html>quota</html>")
-    result = run_module("pyutils.extract", str(tmp_path / "page.zip"), str(tmp_path / "dest"))
+    result = run_module("pyutils.fetch.extract", str(tmp_path / "page.zip"), str(tmp_path / "dest"))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "not a zip or tar archive" in result.stderr
 

@@ -1,4 +1,4 @@
-"""`python -m pyutils.fetch_list` against a local HTTP server started by each test."""
+"""`python -m pyutils.fetch.fetch_list` against a local HTTP server started by each test."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import orjson
 
-from pyutils.atomic import is_temporary
-from pyutils.local_server import LocalServer
+from pyutils.core.atomic import is_temporary
+from pyutils.devtools.local_server import LocalServer
 from tests.conftest import REPO, run_module
 
 ODD_NAME = "video 'odd' $(touch pwned).mp4"
@@ -30,7 +30,7 @@ def _write_list(path: Path, lines: list[str]) -> Path:
 
 def _fetch(url_list: Path, dest: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     args = ("--jobs", "3", "--retries", "2", "--backoff", "0", "--timeout", "10", *extra)
-    return run_module("pyutils.fetch_list", str(url_list), str(dest), *args, cwd=dest.parent)
+    return run_module("pyutils.fetch.fetch_list", str(url_list), str(dest), *args, cwd=dest.parent)
 
 
 def _status(dest: Path) -> dict[str, dict]:
@@ -113,7 +113,7 @@ def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
     with LocalServer({"big.mov": body}, stall={"big.mov": 150_000}) as server:
         url_list = _write_list(tmp_path / "urls.txt", [server.url("/big.mov")])
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        args = [sys.executable, "-m", "pyutils.fetch_list", str(url_list), str(dest)]
+        args = [sys.executable, "-m", "pyutils.fetch.fetch_list", str(url_list), str(dest)]
         process = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
         while process.poll() is None and not (partial.exists() and partial.stat().st_size):
             time.sleep(0.005)

@@ -14,14 +14,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.frame_extract import choose_method, extract_video, frame_times, uniform_indices
-from pyutils.media import find_ffmpeg, probe
-from pyutils.sample import make_video
+from pyutils.core.media import find_ffmpeg, probe
+from pyutils.devtools.sample import make_video
+from pyutils.video.frame_extract import choose_method, extract_video, frame_times, uniform_indices
 from tests.conftest import REPO, SAMPLE_VIDEOS, decoded_frame_count, run_module
 
 
 def frames_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run_module("pyutils.frames", *args, cwd=cwd)
+    return run_module("pyutils.video.frames", *args, cwd=cwd)
 
 
 def md5s(folder: Path) -> dict[str, str]:
@@ -202,7 +202,7 @@ def test_kill_midway_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None
     assert frames_cli(str(videos), str(reference), "--jobs", "2").returncode == 0
     frames = tmp_path / "frames"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-m", "pyutils.frames", str(videos), str(frames), "--jobs", "1"]
+    args = [sys.executable, "-m", "pyutils.video.frames", str(videos), str(frames), "--jobs", "1"]
     with subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL, start_new_session=True) as run:
         finished: list[Path] = []
         while not finished and run.poll() is None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import av
 import pytest
 
-from pyutils import media
-from pyutils.errors import MediaError, UserError
-from pyutils.media import find_ffmpeg, probe
+from pyutils.core import media
+from pyutils.core.errors import MediaError, UserError
+from pyutils.core.media import find_ffmpeg, probe
 from tests.conftest import SAMPLE_VIDEOS, decoded_frame_count
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.dask_local import local_cluster
-from pyutils.errors import UserError
-from pyutils.parallel import run_parallel
+from pyutils.core.errors import UserError
+from pyutils.core.parallel import run_parallel
+from pyutils.devtools.dask_local import local_cluster
 
 
 def slow_square(n: int) -> int:

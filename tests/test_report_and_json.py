@@ -5,9 +5,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.errors import UserError
-from pyutils.jsonio import expect_keys, read_json, write_json
-from pyutils.report import FailureLog, track
+from pyutils.core.errors import UserError
+from pyutils.core.jsonio import expect_keys, read_json, write_json
+from pyutils.core.report import FailureLog, track
 
 
 def test_failure_log_summary_and_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -63,7 +63,7 @@ def test_expect_keys_names_the_missing_key() -> None:
 
 
 def test_read_text_names_the_file_and_what_to_do(tmp_path: Path) -> None:
-    from pyutils.jsonio import read_text
+    from pyutils.core.jsonio import read_text
 
     with pytest.raises(UserError, match=r"urls\.txt: URL list not found; set URLS="):
         read_text(tmp_path / "urls.txt", "URL list", "set URLS= to a file of URLs")

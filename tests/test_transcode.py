@@ -1,4 +1,4 @@
-"""`python -m pyutils.transcode`: originals of every container (and none) to `<name>.mp4`."""
+"""`python -m pyutils.video.transcode`: originals of every container (and none) to `<name>.mp4`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import av
 import pytest
 
-from pyutils.atomic import is_temporary
-from pyutils.media import probe
-from pyutils.sample import make_video
-from pyutils.transcode import is_original
+from pyutils.core.atomic import is_temporary
+from pyutils.core.media import probe
+from pyutils.devtools.sample import make_video
+from pyutils.video.transcode import is_original
 from tests.conftest import REPO, run_module
 
 # original name -> (seconds, container forced for names that carry no usable extension)
@@ -45,7 +45,9 @@ def _outputs(folder: Path) -> set[str]:
 
 def test_every_original_becomes_a_playable_h264_mp4(originals: Path, tmp_path: Path) -> None:
     dest = tmp_path / "videos"
-    result = run_module("pyutils.transcode", str(originals), str(dest), "--jobs", "2", cwd=tmp_path)
+    result = run_module(
+        "pyutils.video.transcode", str(originals), str(dest), "--jobs", "2", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert _outputs(dest) == {f"{name}.mp4" for name in ORIGINALS}
     for name in ORIGINALS:
@@ -60,7 +62,7 @@ def test_every_original_becomes_a_playable_h264_mp4(originals: Path, tmp_path: P
     assert not (tmp_path / "pwned").exists()
     assert not [p for p in dest.iterdir() if is_temporary(p)]
 
-    again = run_module("pyutils.transcode", str(originals), str(dest), cwd=tmp_path)
+    again = run_module("pyutils.video.transcode", str(originals), str(dest), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"{len(ORIGINALS)} originals in {originals}, {len(ORIGINALS)} done" in again.stderr
 
@@ -71,7 +73,9 @@ def test_output_bytes_do_not_depend_on_jobs(originals: Path, tmp_path: Path) -> 
     source.mkdir()
     shutil.copy(originals / name, source / name)
     for jobs in ("1", "2"):
-        result = run_module("pyutils.transcode", str(source), str(tmp_path / jobs), "--jobs", jobs)
+        result = run_module(
+            "pyutils.video.transcode", str(source), str(tmp_path / jobs), "--jobs", jobs
+        )
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "1" / f"{name}.mp4").read_bytes() == (
         tmp_path / "2" / f"{name}.mp4"
@@ -87,7 +91,7 @@ def test_corrupt_original_among_good_ones(originals: Path, tmp_path: Path) -> No
     (source / "broken.m4v").write_bytes(data[: len(data) // 3])
     (source / "page.").write_text("<html><body>404</body></html>")  # a bare-dot name, not a video
     dest = tmp_path / "videos"
-    result = run_module("pyutils.transcode", str(source), str(dest), "--jobs", "2")
+    result = run_module("pyutils.video.transcode", str(source), str(dest), "--jobs", "2")
     assert result.returncode == 1
     assert _outputs(dest) == {f"{good}.mp4"}
     assert "transcode: 1 ok, 2 failed" in result.stderr
@@ -106,7 +110,7 @@ def test_killed_run_then_rerun_leaves_complete_outputs(tmp_path: Path) -> None:
         make_video(source / name, 6.0, width=640, height=480, container=container)
     dest = tmp_path / "videos"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-m", "pyutils.transcode", str(source), str(dest), "--jobs", "1"]
+    args = [sys.executable, "-m", "pyutils.video.transcode", str(source), str(dest), "--jobs", "1"]
     process = subprocess.Popen(args, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     while process.poll() is None and not (dest.is_dir() and any(map(is_temporary, dest.iterdir()))):
         time.sleep(0.005)
@@ -114,7 +118,7 @@ def test_killed_run_then_rerun_leaves_complete_outputs(tmp_path: Path) -> None:
     process.wait()
     assert len(_outputs(dest)) < len(names), "the run finished before it could be killed"
 
-    rerun = run_module("pyutils.transcode", str(source), str(dest), "--jobs", "1")
+    rerun = run_module("pyutils.video.transcode", str(source), str(dest), "--jobs", "1")
     assert rerun.returncode == 0, rerun.stderr
     assert _outputs(dest) == {f"{name}.mp4" for name in names}
     assert not [p for p in dest.iterdir() if is_temporary(p)]
@@ -123,7 +127,7 @@ def test_killed_run_then_rerun_leaves_complete_outputs(tmp_path: Path) -> None:
 
 
 def test_same_folder_for_originals_and_outputs_is_refused(originals: Path) -> None:
-    result = run_module("pyutils.transcode", str(originals), str(originals))
+    result = run_module("pyutils.video.transcode", str(originals), str(originals))
     assert result.returncode == 2
     assert "not here" in result.stderr and "Traceback" not in result.stderr
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.didemo_urls import TEMPLATE, url_lines
-from pyutils.local_server import LocalServer
-from pyutils.sample import build_msrvtt_archives, make_video
+from pyutils.catalog.didemo_urls import TEMPLATE, url_lines
+from pyutils.devtools.local_server import LocalServer
+from pyutils.devtools.sample import build_msrvtt_archives, make_video
 from tests.conftest import REPO
 
 MSRVTT_IDS = [f"video{n}" for n in range(4)]
@@ -111,7 +111,9 @@ def test_msrvtt_ready_end_to_end_then_nothing_then_check(
 
     shutil.rmtree(root / "frames" / "video1")
     partial = check_row(data, annots, "msrvtt")
-    assert partial.returncode != 0 and "check] Error 1" in partial.stderr  # pyutils.check: 1
+    assert (
+        partial.returncode != 0 and "check] Error 1" in partial.stderr
+    )  # pyutils.catalog.check: 1
     assert "partial" in partial.stdout
     assert "1 of 4 videos have no frames in" in partial.stdout
     assert "make msrvtt-ready" in partial.stdout

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.errors import UserError
-from pyutils.video_index import find_videos, index_by_stem
+from pyutils.core.errors import UserError
+from pyutils.core.video_index import find_videos, index_by_stem
 
 
 def _touch(root: Path, *names: str) -> None:

@@ -1,0 +1,1 @@
+"""AdaCLIP: split generation, config edits, checks against the paper's splits."""

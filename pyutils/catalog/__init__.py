@@ -1,0 +1,1 @@
+"""The dataset catalogue: one record per dataset, layouts, `make check`."""

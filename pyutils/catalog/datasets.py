@@ -1,0 +1,407 @@
+"""The datasets as declarative records, and `prepare`: download, verify, extract, place, check.
+
+A dataset is its folder under $(DATA), its parts (registry files, the `<VAR>_URL`/`<VAR>_SHA256`
+prefix that overrides each, and where their contents go) and its layout (how `make check` verifies
+it). Adding a dataset is adding a record here and lines to scripts/downloads.tsv.
+
+    python -m pyutils.catalog.datasets caltech101 --data DATA    # what `make caltech101` runs
+
+Each part is placed once: its stamp `.vlprep-placed-<file>` makes a rerun skip it (and its
+archive may then be deleted). `.vlprep-complete` is written when the layout checks complete.
+A video dataset's download is complete when its annotations are there and (unless a later step
+makes them, as for DiDeMo) a video for every annotated id; what is missing is listed in
+`missing.txt` beside them. `make <dataset>-ready` chains frames and AdaCLIP splits after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyutils.catalog.layout import (
+    COMPLETE,
+    ClassFolders,
+    Inspection,
+    ReferencedFiles,
+    VideoFiles,
+    Where,
+    activitynet_video_ids,
+    caption_image_paths,
+    coop_split_paths,
+    didemo_video_ids,
+    msrvtt_video_ids,
+)
+from pyutils.core.atomic import TEMP_MARK, atomic_file, atomic_write_text, remove_stale_temporaries
+from pyutils.core.errors import EXIT_USAGE, UserError, run_cli
+from pyutils.core.report import FailureLog, log
+from pyutils.fetch.download import DownloadError, fetch
+from pyutils.fetch.extract import extract_into
+
+COMPLETE_STAMP = ".vlprep-complete"
+PLACED_STAMP = ".vlprep-placed-"
+READY_STAMP = ".vlprep-ready"  # a finished step of a `make <dataset>-ready` chain (Makefile)
+MISSING_LIST = "missing.txt"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Move the first of `candidates` found in the extracted archive to `dest` (relative to the
+    dataset folder). Candidates are also looked for under the archive's single top folder."""
+
+    dest: str
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One registry file of a dataset. No `places`: the file itself is copied in as `dest`
+    (default: its registry name)."""
+
+    file: str
+    var: str
+    places: tuple[Place, ...] = ()
+    dest: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # the make target
+    folder: str  # under $(DATA)
+    parts: tuple[Part, ...]
+    layout: ClassFolders | ReferencedFiles | VideoFiles
+    summary: str
+    ready: str = ""  # the make target of the whole chain (video datasets)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def _caption_dataset(name: str, images: Part, prefix: str, summary: str) -> Dataset:
+    """Flickr30k and Flickr5k: an image archive, and caption JSONs from wangjilong/dataset-json
+    (`data/<name>/<prefix>_<split>.json`, also under the seed's `.json.json` names)."""
+    jsons = tuple(
+        Place(
+            f"{prefix}_{split}.json",
+            tuple(f"data/{name}/{prefix}_{split}.json{extra}" for extra in ("", ".json")),
+        )
+        for split in SPLITS
+    )
+    return Dataset(
+        name=name,
+        folder=name,
+        parts=(images, Part("dataset-json.zip", "DATASET_JSON", jsons)),
+        layout=ReferencedFiles(
+            tuple(f"{prefix}_{split}.json" for split in SPLITS),
+            caption_image_paths,
+            search=(".", images.places[0].dest),
+            what="images the caption JSONs reference",
+        ),
+        summary=summary,
+    )
+
+
+def _files(var_prefix: str, names: tuple[str, ...], registry: str, folder: str) -> tuple[Part, ...]:
+    """Plain files (raw GitHub annotation files): registry name `<registry>_<name>`, placed as
+    `<folder>/<name>`, overridden by `<VAR_PREFIX>_<NAME without extension, upper case>_URL`."""
+    return tuple(
+        Part(
+            f"{registry}_{name}",
+            f"{var_prefix}_{name.rsplit('.', 1)[0].upper().replace('-', '_')}",
+            dest=f"{folder}/{name}",
+        )
+        for name in names
+    )
+
+
+ACTIVITYNET_FORM = (
+    "the videos come only from the owners: request them with the form linked from "
+    "http://activity-net.org/download.html, then put them (v_<id>.mp4/.mkv/.webm) in VIDEOS"
+)
+DIDEMO_ANNOTATIONS = tuple(f"{s}_data.json" for s in SPLITS) + tuple(
+    f"{s}_list.txt" for s in SPLITS
+)
+QA_FILES = tuple(f"{s}_{kind}.json" for s in SPLITS for kind in ("q", "a"))
+
+VIDEO_DATASETS = (
+    Dataset(
+        name="msrvtt",
+        folder="msrvtt",
+        parts=(
+            # Frozen-in-Time's copy nests the 10,000 videos in MSRVTT/videos/all/: placed flat.
+            Part("MSRVTT.zip", "MSRVTT", (Place("videos", ("MSRVTT/videos/all", "videos/all")),)),
+            Part("msrvtt_data.zip", "MSRVTT_DATA", (Place("msrvtt_data", ("msrvtt_data",)),)),
+        ),
+        layout=VideoFiles(
+            annotations=tuple(
+                f"msrvtt_data/{name}"
+                for name in ("MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_JSFUSION_test.csv")
+            ),
+            indexes=("msrvtt_data/MSRVTT_data.json",),
+            reader=msrvtt_video_ids,
+            splits="msrvtt-jsfusion",
+            split_names=("train", "val"),
+        ),
+        summary="MSRVTT videos (Frozen in Time) and CLIP4Clip's msrvtt_data",
+        ready="msrvtt-ready",
+    ),
+    Dataset(
+        name="didemo",
+        folder="didemo",
+        parts=_files("DIDEMO", (*DIDEMO_ANNOTATIONS, "yfcc100m_hash.txt"), "didemo", "annotations"),
+        layout=VideoFiles(
+            annotations=tuple(f"annotations/{name}" for name in DIDEMO_ANNOTATIONS),
+            indexes=tuple(f"annotations/{s}_data.json" for s in SPLITS),
+            reader=didemo_video_ids,
+            splits="didemo",
+            split_names=SPLITS,
+            videos_downloaded=False,
+            by_hand="dead links are listed by make didemo-videos; ask the LocalizingMoments "
+            "authors for the rest, then make didemo-mp4",
+        ),
+        summary="DiDeMo annotations and video URL list; videos by make didemo-videos",
+        ready="didemo-ready",
+    ),
+    Dataset(
+        name="activitynet",
+        folder="activitynet",
+        parts=(
+            Part(
+                "activitynet-captions.zip",
+                "ACTIVITYNET_CAPTIONS",
+                tuple(
+                    Place(f"captions/{name}", (name, f"captions/{name}"))
+                    for name in ("train.json", "val_1.json", "val_2.json")
+                ),
+            ),
+        ),
+        layout=VideoFiles(
+            annotations=("captions/train.json", "captions/val_1.json", "captions/val_2.json"),
+            indexes=("captions/train.json", "captions/val_1.json"),
+            reader=activitynet_video_ids,
+            splits="activitynet",
+            split_names=("train", "val"),
+            by_hand=ACTIVITYNET_FORM,
+        ),
+        summary="ActivityNet Captions; videos by request from the owners",
+        ready="activitynet-ready",
+    ),
+    Dataset(
+        name="activitynet-qa-data",
+        folder="activitynet-qa",
+        parts=_files("ACTIVITYNET_QA", QA_FILES, "activitynet-qa", "dataset"),
+        layout=ReferencedFiles(tuple(f"dataset/{name}" for name in QA_FILES), lambda data: ()),
+        summary="ActivityNet-QA questions and answers (MILVLG/activitynet-qa)",
+    ),
+)
+
+DATASETS = {
+    d.name: d
+    for d in (
+        Dataset(
+            name="caltech101",
+            folder="caltech-101",
+            parts=(
+                Part(
+                    "101_ObjectCategories.tar.gz",
+                    "CALTECH101",
+                    (Place("101_ObjectCategories", ("101_ObjectCategories",)),),
+                ),
+                Part("split_zhou_Caltech101.json", "CALTECH101_SPLIT"),
+            ),
+            layout=ReferencedFiles(
+                ("split_zhou_Caltech101.json",),
+                coop_split_paths,
+                search=("101_ObjectCategories",),
+                what="images of the CoOp split",
+            ),
+            summary="Caltech101 images and the CoOp split",
+        ),
+        Dataset(
+            name="mini-imagenet",
+            folder="mini-imagenet",
+            parts=(
+                Part(
+                    "mini-imagenet.tar",
+                    "MINI_IMAGENET",
+                    tuple(Place(split, (split,)) for split in SPLITS),
+                ),
+                Part("classnames.txt", "MINI_IMAGENET_CLASSNAMES"),
+            ),
+            layout=ClassFolders({"train": 64, "val": 16, "test": 20}, "classnames.txt", 600),
+            summary="mini-ImageNet (archive placed by hand) and CLIP's class names",
+        ),
+        Dataset(
+            name="mscoco2014",
+            folder="mscoco2014",
+            parts=(
+                Part("train2014.zip", "COCO_TRAIN2014", (Place("train2014", ("train2014",)),)),
+                Part("val2014.zip", "COCO_VAL2014", (Place("val2014", ("val2014",)),)),
+                Part(
+                    "dataset-json.zip",
+                    "DATASET_JSON",
+                    tuple(
+                        Place(name, (f"data/mscoco2014/{name}", f"data/mscococ2014/{name}"))
+                        for name in (
+                            "captions_train.json",
+                            "coco_karpathy_val.json",
+                            "coco_karpathy_test.json",
+                        )
+                    ),
+                ),
+            ),
+            layout=ReferencedFiles(
+                ("captions_train.json", "coco_karpathy_val.json", "coco_karpathy_test.json"),
+                caption_image_paths,
+                search=(".", "train2014", "val2014"),
+                what="images the caption JSONs reference",
+            ),
+            summary="COCO 2014 train/val images and the Karpathy caption JSONs",
+        ),
+        _caption_dataset(
+            "flickr",
+            Part(
+                "flickr30k.zip",
+                "FLICKR30K",
+                # eeshawn/flickr30k nests its images; the loaders want flickr30k-images/.
+                (
+                    Place(
+                        "flickr30k-images",
+                        (
+                            "flickr30k-images",
+                            "flickr30k_images/flickr30k_images",
+                            "flickr30k_images",
+                        ),
+                    ),
+                ),
+            ),
+            "flickr30k",
+            "Flickr30k images and caption JSONs",
+        ),
+        _caption_dataset(
+            "flickr5k",
+            Part(
+                "self-data.zip",
+                "FLICKR5K",
+                (Place("flickr5k-images", ("flickr5k-images", "flickr5k_images")),),
+            ),
+            "flickr5k",
+            "Flickr5k images and caption JSONs",
+        ),
+        *VIDEO_DATASETS,
+    )
+}
+
+
+def find_dataset(name: str) -> Dataset:
+    """By make target (`caltech101`) or folder name (`caltech-101`, the stamp rule's stem)."""
+    for dataset in DATASETS.values():
+        if name in (dataset.name, dataset.folder):
+            return dataset
+    raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def _locate(tree: Path, candidates: tuple[str, ...]) -> Path | None:
+    roots = [tree]
+    tops = [p for p in tree.iterdir()]
+    if len(tops) == 1 and tops[0].is_dir():
+        roots.append(tops[0])  # archives often wrap everything in one folder
+    for root in roots:
+        for candidate in candidates:
+            if (root / candidate).exists():
+                return root / candidate
+    return None
+
+
+def place_part(part: Part, download: Path, root: Path) -> None:
+    """Put a verified download's contents where the layout wants them, each by one rename."""
+    if not part.places:
+        with atomic_file(root / (part.dest or part.file)) as tmp:
+            shutil.copyfile(download, tmp)
+        return
+    tree = Path(tempfile.mkdtemp(prefix=f".{part.file}{TEMP_MARK}-", dir=root))
+    try:
+        extract_into(download, tree)
+        found = {place.dest: _locate(tree, place.candidates) for place in part.places}
+        absent = [dest for dest, source in found.items() if source is None]
+        if absent:
+            wanted = next(p.candidates for p in part.places if p.dest == absent[0])
+            raise DownloadError(f"{download}: none of {', '.join(wanted)} in the archive")
+        for dest, source in found.items():
+            target = root / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # left by a run killed before this part's stamp
+            elif target.exists():
+                target.unlink()
+            os.replace(source, target)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def prepare(
+    dataset: Dataset,
+    data: Path,
+    overrides: Mapping[str, str] | None = None,
+    videos: Path | None = None,
+) -> int:
+    """Download, verify and place every part not yet placed, then check (a video dataset's videos
+    in `videos`, default its videos/ folder); return the exit status."""
+    root = data / dataset.folder
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root)
+    failures = FailureLog(dataset.name, data / "downloads" / f"{dataset.name}.failures.jsonl")
+    usage = False
+    for part in dataset.parts:
+        stamp = root / f"{PLACED_STAMP}{part.file}"
+        if stamp.exists():
+            failures.ok()
+            continue
+        try:
+            download = fetch(part.file, data / "downloads", var=part.var, overrides=overrides)
+            place_part(part, download, root)
+        except (UserError, DownloadError) as exc:
+            log(f"vlprep: error: {exc}")
+            failures.fail(part.file, str(exc))
+            usage = usage or isinstance(exc, UserError)
+            continue
+        atomic_write_text(stamp, f"{part.file}\n")
+        failures.ok()
+    status = failures.finish()
+    if status:
+        return EXIT_USAGE if usage else status
+    inspection = inspect(dataset, data, Where(videos=videos))
+    missing_list = root / MISSING_LIST
+    if inspection.missing:
+        atomic_write_text(missing_list, "".join(f"{item}\n" for item in inspection.missing))
+    else:
+        missing_list.unlink(missing_ok=True)
+    if inspection.status != COMPLETE:
+        listed = f" (all listed in {missing_list})" if inspection.missing else ""
+        problems = "; ".join(inspection.problems)
+        log(f"vlprep: error: {dataset.name}: {inspection.status}: {problems}{listed}")
+        return 1
+    atomic_write_text(root / COMPLETE_STAMP, f"{dataset.name}\n")
+    log(f"{dataset.name}: complete in {root} ({inspection.files} files)")
+    return 0
+
+
+def inspect(dataset: Dataset, data: Path, where: Where | None = None) -> Inspection:
+    return dataset.layout.inspect(data / dataset.folder, where)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyutils.catalog.datasets", description=__doc__)
+    parser.add_argument("dataset", help=f"one of: {', '.join(DATASETS)}")
+    parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
+    parser.add_argument("--videos", type=Path, help="video datasets: where the videos are")
+    args = parser.parse_args(argv)
+    return prepare(find_dataset(args.dataset), Path(args.data), videos=args.videos)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,34 @@
+"""Error types and the one-line error handling every command-line entry point shares.
+
+A user error (bad input file, missing tool, malformed JSON) is one line on stderr and exit 2;
+item failures inside a batch are reported by `pyutils.core.report` and give exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+EXIT_ITEM_FAILURES = 1
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Something the user can fix: a missing file, tool or credential, or malformed input."""
+
+
+class MediaError(UserError):
+    """A file that cannot be read as a video, with the decoder's own reason."""
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run `main` and turn user errors into one line and exit status 2, without a traceback."""
+    try:
+        status = main(argv)
+    except UserError as exc:
+        print(f"vlprep: error: {exc}", file=sys.stderr)
+        status = EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vlprep: interrupted", file=sys.stderr)
+        status = 130
+    sys.exit(status or 0)

@@ -1,0 +1,59 @@
+"""Reading input files (JSON through orjson, text) and writing JSON, with errors that name the
+file, and line and column for JSON."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.errors import UserError
+
+
+def read_text(path: str | os.PathLike[str], what: str = "file", hint: str = "") -> str:
+    """A UTF-8 input file's text; a missing, unreadable or undecodable file is a UserError that
+    names it (`what`) and says what to do (`hint`)."""
+    source = Path(path)
+    try:
+        return source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{source}: {what} not found" + (f"; {hint}" if hint else "")) from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{source}: cannot read the {what} ({exc.strerror})") from None
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; a missing or malformed file is a UserError naming where it broke."""
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{source}: is a folder, expected a JSON file") from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UserError(
+            f"{source}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or re-download it"
+        ) from None
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, indent: bool = True) -> None:
+    """Write `obj` atomically as UTF-8 JSON (2-space indent by default), ending in a newline."""
+    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if indent else 0)
+    atomic_write_bytes(path, orjson.dumps(obj, option=option))
+
+
+def expect_keys(record: Any, keys: tuple[str, ...], where: str) -> None:
+    """Raise a UserError naming `where` and the first key missing from a JSON object."""
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, found {type(record).__name__}")
+    for key in keys:
+        if key not in record:
+            raise UserError(f"{where}: missing key {key!r}")

@@ -1,0 +1,124 @@
+"""Running one function over many items on several workers.
+
+Every batch stage (frame extraction, probing, transcoding) goes through `run_parallel`, so the
+choice of where the work runs is made in one place: threads or joblib's loky processes on this
+machine, or the tasks of a `dask.distributed` cluster (`backend="dask"`,
+`scheduler="tcp://host:8786"`), where a worker that dies has its tasks rescheduled on the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+from pyutils.core.errors import UserError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+BACKENDS = ("loky", "threading", "dask")
+
+
+def threads_per_task(concurrent_tasks: int) -> int:
+    """Threads for each task's ffmpeg so that threads x concurrent tasks matches the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, concurrent_tasks))
+
+
+def run_parallel(
+    func: Callable[[Item], Result],
+    items: Iterable[Item],
+    jobs: int,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    shared_paths: Sequence[str] = (),
+) -> Iterator[Result]:
+    """Yield `func(item)` for every item, in completion order.
+
+    `func` must not raise for a bad item: it returns a result that says the item failed, so that
+    one bad item never stops the others. Locally `jobs` workers run (`jobs == 1`: in this process,
+    no worker start-up); on Dask every worker thread of the cluster runs tasks, and
+    `shared_paths` are checked first to be visible from every worker.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "dask":
+        yield from _run_on_dask(func, list(items), scheduler, shared_paths)
+        return
+    if scheduler:
+        raise UserError("SCHEDULER is only used with BACKEND=dask")
+    if jobs <= 1:
+        yield from map(func, items)
+        return
+    if backend == "threading":
+        yield from _run_on_threads(func, iter(items), jobs)
+        return
+    from joblib import Parallel, delayed  # imported here: it costs 0.1 s of start-up
+
+    runner = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")
+    yield from runner(delayed(func)(item) for item in items)
+
+
+def _run_on_threads(
+    func: Callable[[Item], Result], items: Iterator[Item], jobs: int
+) -> Iterator[Result]:
+    """Threads for work that happens in child processes (ffmpeg) or on the network. Items are
+    taken lazily, a few ahead of the workers, so a caller that stops early stops the work."""
+    with ThreadPoolExecutor(jobs) as pool:
+        pending: set[Future[Result]] = {
+            pool.submit(func, item) for item in itertools.islice(items, 2 * jobs)
+        }
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                    for item in itertools.islice(items, 1):
+                        pending.add(pool.submit(func, item))
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _run_on_dask(
+    func: Callable[[Item], Result],
+    items: list[Item],
+    scheduler: str | None,
+    shared_paths: Sequence[str],
+) -> Iterator[Result]:
+    from distributed import Client, as_completed
+
+    if not scheduler:
+        raise UserError("BACKEND=dask needs SCHEDULER=tcp://host:8786 (see `make dask-local`)")
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        _check_visible_from_workers(client, shared_paths)
+        # pure=False: the same item twice is two tasks; each task's result is a small record.
+        futures = client.map(func, items, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _check_visible_from_workers(client: object, paths: Sequence[str]) -> None:
+    """Fail early, with the worker's address, when a worker cannot see an input/output folder."""
+    if not paths:
+        return
+    seen = client.run(_existing_paths, list(paths))  # type: ignore[attr-defined]
+    if not seen:
+        raise UserError("the Dask cluster has no workers; start some (see `make dask-local`)")
+    for worker, visible in sorted(seen.items()):
+        missing = [path for path in paths if path not in visible]
+        if missing:
+            raise UserError(
+                f"Dask worker {worker} cannot see {missing[0]}: the folders must be on storage "
+                "that every worker mounts at the same path"
+            )
+
+
+def _existing_paths(paths: list[str]) -> list[str]:
+    return [path for path in paths if os.path.exists(path)]

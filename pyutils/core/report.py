@@ -1,0 +1,131 @@
+"""Progress and failure reporting shared by every batch stage.
+
+Per-item failures never stop a run: they are collected, summarised at the end with the tool's own
+error text, and written in full as JSON lines. Progress is a rich bar on a terminal and plain
+periodic log lines elsewhere (CI, log files).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import orjson
+
+from pyutils.core.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+T = TypeVar("T")
+
+
+@functools.cache
+def _stderr_console() -> Console:
+    # rich is imported on first use: it is a fifth of every command's start-up, and most runs
+    # (pipelines, logs, tests) never draw a bar.
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress is drawn as a bar (rich's judgement, asked only of a tty)."""
+    return sys.stderr.isatty() and _stderr_console().is_terminal
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def track(
+    items: Iterable[T], total: int, description: str, every_seconds: float = 10.0
+) -> Iterator[T]:
+    """Yield `items` with progress: a rich bar on a terminal, else a log line every few seconds."""
+    if total == 0:
+        return
+    if stderr_is_terminal():
+        with _progress_bar() as progress:
+            task = progress.add_task(description, total=total)
+            for item in items:
+                yield item
+                progress.advance(task)
+        return
+    start = last = time.monotonic()
+    for done, item in enumerate(items, start=1):
+        yield item
+        now = time.monotonic()
+        if now - last >= every_seconds or done == total:
+            rate = done / max(now - start, 1e-9)
+            eta = (total - done) / rate if rate else 0.0
+            log(f"{description}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s)")
+            last = now
+
+
+def _progress_bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class RateColumn(ProgressColumn):
+        """Items per second (rich's own speed column counts bytes)."""
+
+        def render(self, task):  # noqa: ANN001, ANN201 - rich's signature
+            return f"{task.speed:.1f}/s" if task.speed else "-/s"
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=_stderr_console(), transient=False)
+
+
+class FailureLog:
+    """Collects per-item failures; `finish` prints a summary and writes them as JSON lines."""
+
+    def __init__(self, stage: str, path: str | os.PathLike[str] | None = None) -> None:
+        self.stage = stage
+        self.path = Path(path) if path else None
+        self.failures: list[dict[str, str]] = []
+        self.done = 0
+
+    def ok(self) -> None:
+        self.done += 1
+
+    def fail(self, item: str, error: str, **extra: str) -> None:
+        self.failures.append({"item": item, "error": error.strip(), **extra})
+
+    def finish(self, show: int = 5) -> int:
+        """Print the summary; return the exit status (1 if anything failed, else 0)."""
+        if self.path is not None:
+            lines = b"".join(
+                orjson.dumps(f, option=orjson.OPT_APPEND_NEWLINE) for f in self.failures
+            )
+            atomic_write_bytes(self.path, lines)
+        log(f"{self.stage}: {self.done} ok, {len(self.failures)} failed")
+        for failure in self.failures[:show]:
+            last_line = failure["error"].splitlines()[-1] if failure["error"] else "?"
+            log(f"  FAILED {failure['item']}: {last_line}")
+        if len(self.failures) > show:
+            log(f"  ... and {len(self.failures) - show} more")
+        if self.failures and self.path is not None:
+            log(f"  full list: {self.path}")
+        return 1 if self.failures else 0

@@ -1,0 +1,187 @@
+"""`make demo`: build a small generated sample and run every vlprep stage on it, end to end.
+
+Each stage adds one row to the summary table; a stage that fails makes the demo exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from pyutils.adaclip.splits import DATASETS as SPLIT_DATASETS
+from pyutils.adaclip.splits import generate
+from pyutils.catalog.check import human_size
+from pyutils.catalog.datasets import DATASETS, inspect, prepare
+from pyutils.core.errors import UserError, run_cli
+from pyutils.core.media import find_ffmpeg, find_ffprobe, probe
+from pyutils.devtools.local_server import LocalServer
+from pyutils.devtools.sample import (
+    DEMO_VIDEOS,
+    build_caltech_archive,
+    build_demo_sample,
+    make_video,
+)
+from pyutils.llamafactory import activitynet_qa, dataset_info
+from pyutils.video import frames, manifest
+from pyutils.video.contact_sheet import write_contact_sheet
+from pyutils.video.transcode import transcode_all
+
+
+def probe_sample(root: Path, table: Table) -> None:
+    for name, seconds in DEMO_VIDEOS:
+        info = probe(root / "videos" / name)
+        table.add_row(
+            "probe",
+            name,
+            f"{info.duration:.2f} s (generated {seconds:.2f} s), {info.width}x{info.height}, "
+            f"{info.fps:g} fps, {info.frame_count} frames",
+        )
+
+
+def adaclip_splits(root: Path, table: Table) -> None:
+    """AdaCLIP splits from the demo's tiny MSRVTT, DiDeMo and ActivityNet annotation sets."""
+    video_folders = {"msrvtt": "videos", "didemo": "didemo/videos", "activitynet": "videos"}
+    for dataset, videos in video_folders.items():
+        output = root / "annots" / SPLIT_DATASETS[dataset].output_folder
+        for split in generate(dataset, root / "annotations" / dataset, root / videos, output):
+            missing = f", missing: {', '.join(split.missing)}" if split.missing else ""
+            table.add_row(
+                "annots",
+                f"{SPLIT_DATASETS[dataset].output_folder}/{split.name}.json",
+                f"{len(split.entries)} videos{missing}",
+            )
+
+
+def activitynet_qa_sample(root: Path, table: Table) -> None:
+    """QA JSON with a 2.5 s threshold (keeps demoA 3 s and demoB 4.5 s, drops demoC 2 s)."""
+    out, report = root / "data", root / "data" / "activitynet_qa.report.jsonl"
+    status = activitynet_qa.main(
+        [*("-name", "val_q", "-type", "val", "-n", "10", "-seconds", "2.5", "--jobs", "1")]
+        + [*("--qa-dir", str(root / "annotations" / "activitynet-qa"), "--out", str(out))]
+        + [*("--videos", str(root / "videos"), "--report", str(report), "--register")]
+        + ["--probe-cache", str(root / "probe-cache.json")]
+    )
+    if status:
+        raise UserError(f"activitynet_qa failed on the demo sample (exit {status})")
+    outcomes = [orjson.loads(line) for line in report.read_bytes().splitlines()]
+    for outcome in outcomes:
+        duration = f" ({outcome['duration']:.2f} s)" if outcome["duration"] else ""
+        table.add_row("activitynet_qa", outcome["question_id"], outcome["status"] + duration)
+    kept = sum(outcome["status"] == "kept" for outcome in outcomes)
+    written = activitynet_qa.output_name("val", 10, 2.5)
+    table.add_row("activitynet_qa", written, f"{kept} of {len(outcomes)} questions written")
+    dataset_info.register(out, [], seed=True)
+    info = orjson.loads((out / dataset_info.INFO_NAME).read_bytes())
+    table.add_row("dataset_info", str(out / dataset_info.INFO_NAME), f"{len(info)} entries")
+
+
+# DiDeMo-style originals: odd containers, and a bare-dot name whose format only its bytes tell.
+DIDEMO_ORIGINALS = [
+    ("10015567@N08_3655084291_d8b58466fa.mov", 2.0, None),
+    ("video 'odd' $(touch pwned).avi", 1.5, None),
+    ("10052357@N03_7585070382_5762149bfc.", 1.0, "mp4"),
+]
+
+
+def transcode_didemo(root: Path, table: Table) -> None:
+    source, dest = root / "didemo-mp4" / "originals", root / "didemo-mp4" / "videos"
+    for name, seconds, container in DIDEMO_ORIGINALS:
+        if not (source / name).exists():
+            make_video(source / name, seconds, container=container)
+    if transcode_all(source, dest, jobs=2):
+        raise UserError(f"didemo-mp4 failed on the demo sample: see {dest}")
+    for name, seconds, _ in DIDEMO_ORIGINALS:
+        info = probe(dest / f"{name}.mp4")
+        table.add_row("didemo-mp4", f"{name}.mp4", f"{info.duration:.2f} s (original {seconds} s)")
+
+
+def contact_sheet(root: Path, table: Table) -> None:
+    """A PNG grid of the 8 uniform frames that the frames stage extracted, one row per video."""
+    sheet = root / "frames" / "contact_sheet.png"
+    stems = write_contact_sheet(root / "frames" / "8-frames", sheet, columns=8)
+    table.add_row("contact-sheet", str(sheet), f"{len(stems)} videos x 8 frames")
+
+
+def download_caltech101(root: Path, table: Table) -> None:
+    """The real download path (fetch.sh, verify, extract, place, check) against a local server
+    serving a Caltech101-shaped archive built from the demo images."""
+    archive = build_caltech_archive(
+        root / "images", root / "served" / "101_ObjectCategories.tar.gz"
+    )
+    split = root / "annotations" / "caltech101" / "split_zhou_Caltech101.json"
+    data = root / "DATA"
+    shutil.rmtree(data, ignore_errors=True)  # the stage shows a first download every time
+    served = {"101_ObjectCategories.tar.gz": archive.read_bytes(), "split.json": split.read_bytes()}
+    with LocalServer(served, cut={"101_ObjectCategories.tar.gz"}) as server:
+        overrides = {
+            "CALTECH101_URL": server.url("101_ObjectCategories.tar.gz"),
+            "CALTECH101_SHA256": hashlib.sha256(served["101_ObjectCategories.tar.gz"]).hexdigest(),
+            "CALTECH101_SPLIT_URL": server.url("split.json"),
+            "CALTECH101_SPLIT_SHA256": "none",
+        }
+        if prepare(DATASETS["caltech101"], data, overrides) != 0:
+            raise UserError("demo: make caltech101 against the local server failed (see above)")
+        resumed = server.ranges_seen("101_ObjectCategories.tar.gz")
+    table.add_row(
+        "download",
+        "101_ObjectCategories.tar.gz",
+        f"{archive.stat().st_size:,} bytes, cut half-way and resumed ({', '.join(resumed)}), "
+        "sha256 verified",
+    )
+    found = inspect(DATASETS["caltech101"], data)
+    table.add_row(
+        "check",
+        "caltech101",
+        f"{found.status}: {found.files} files, {human_size(found.size)} in {data / 'caltech-101'}",
+    )
+
+
+def extract_frames(root: Path, table: Table) -> None:
+    """Every frame at native rate, then AdaCLIP's 8 uniform frames, each into its own folder."""
+    for label, options in (("native", []), ("8 frames", ["--num-frames", "8"])):
+        out = root / "frames" / label.replace(" ", "-")
+        if frames.main([str(root / "videos"), str(out), *options]) != 0:
+            raise UserError(f"frames ({label}) failed: see {out / frames.FAILURES}")
+        for stem, record in sorted(manifest.read_manifest(out / manifest.MANIFEST).items()):
+            table.add_row(
+                f"frames ({label})", stem, f"{record['frames']} frames ({record['method']})"
+            )
+
+
+STAGES = [
+    probe_sample,
+    download_caltech101,
+    extract_frames,
+    contact_sheet,
+    adaclip_splits,
+    activitynet_qa_sample,
+    transcode_didemo,
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyutils.devtools.demo", description=__doc__)
+    parser.add_argument("--dir", default="demo", help="where the sample and outputs go")
+    args = parser.parse_args(argv)
+    console = Console()
+    console.print(
+        f"ffmpeg: {find_ffmpeg()}\nffprobe: {find_ffprobe() or 'none (probing with PyAV)'}"
+    )
+    root = build_demo_sample(Path(args.dir))
+    table = Table(title=f"vlprep demo ({root})")
+    for column in ("stage", "item", "result"):
+        table.add_column(column)
+    for stage in STAGES:
+        stage(root, table)
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,1 @@
+"""Getting files: registry downloads, URL lists, safe archive extraction."""

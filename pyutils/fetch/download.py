@@ -1,0 +1,402 @@
+"""The one download path: sources tried in order, resumed transfers, verification, a checksum lock.
+
+Every file comes from the registry `scripts/downloads.tsv` (name, size, checksum, sources, note).
+`scripts/fetch.sh` (wget -c, gdown, kaggle) writes it to `$(DATA)/downloads/<name>.part`, which a
+killed run resumes; the result is checked (not an HTML page or a JSON error, the expected size and
+checksum) and only then renamed to `<name>`. A file that fails a check is kept aside as
+`<name>.rejected` and the next source is tried. A file already placed in the downloads folder is
+used as is once it verifies (offline machines, mirrors).
+
+Which checksum applies: `<VAR>_SHA256` when given (`none` skips verification, with a warning),
+else the registry's, else the one recorded in `checksums.lock.tsv` by the first verified download.
+`<VAR>_URL` (space-separated, tried in order) replaces the registry's sources; a mirror serves the
+same bytes, so the registry checksum still applies to it.
+
+    python -m pyutils.fetch.download fetch NAME --data DATA [--var CALTECH101]
+    python -m pyutils.fetch.download verify --data DATA      # re-hash what is there (make verify)
+    python -m pyutils.fetch.download register --data DATA    # copy locked checksums to the registry
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pyutils import REPOSITORY
+from pyutils.core.atomic import atomic_write_text, remove_stale_temporaries
+from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
+from pyutils.core.report import log, stderr_is_terminal, track
+from pyutils.fetch.extract import archive_kind, copy_member
+
+REPO = REPOSITORY
+REGISTRY = REPO / "scripts" / "downloads.tsv"
+FETCH_SCRIPT = REPO / "scripts" / "fetch.sh"
+LOCK_NAME = "checksums.lock.tsv"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+CHUNK = 8 << 20
+
+
+class DownloadError(Exception):
+    """No source gave a verified file: the dataset that needs it fails (exit 1)."""
+
+
+class SourceFailed(Exception):
+    """One source did not give a verified file; `usage` when the user must act (no credentials)."""
+
+    def __init__(self, reason: str, usage: bool = False) -> None:
+        super().__init__(reason)
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registry line: a file, what it must be, and where it can come from."""
+
+    name: str
+    size: int | None
+    checksum: str | None  # "md5:<hex>" or "sha256:<hex>", as the source publishes it
+    sources: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class Expected:
+    checksum: str | None
+    size: int | None
+    record: bool  # no checksum known: record this one as the first seen
+
+
+# ---- registry and lock -----------------------------------------------------------------------
+
+
+def read_registry(path: Path = REGISTRY) -> dict[str, Entry]:
+    entries = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 5:
+            raise UserError(
+                f"{path}:{number}: expected 5 tab-separated fields, found {len(fields)}"
+            )
+        name, size, checksum, sources, note = fields
+        entries[name] = Entry(
+            name=name,
+            size=None if size == "-" else int(size),
+            checksum=None if checksum == "-" else _checksum(checksum, f"{path}:{number}"),
+            sources=() if sources == "-" else tuple(sources.split()),
+            note=note,
+        )
+    return entries
+
+
+def write_registry(entries: dict[str, Entry], path: Path = REGISTRY) -> None:
+    """Rewrite the registry's lines, keeping its header comment."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = [line for line in lines if line.startswith("#")]
+    rows = [
+        "\t".join(
+            (
+                e.name,
+                "-" if e.size is None else str(e.size),
+                e.checksum or "-",
+                " ".join(e.sources) or "-",
+                e.note,
+            )
+        )
+        for e in entries.values()
+    ]
+    atomic_write_text(path, "\n".join(header + rows) + "\n")
+
+
+def read_lock(downloads: Path) -> dict[str, tuple[int, str]]:
+    """name -> (size, sha256) of the first verified download of each file with no known checksum."""
+    lock = downloads / LOCK_NAME
+    seen: dict[str, tuple[int, str]] = {}
+    if lock.exists():
+        for line in lock.read_text(encoding="utf-8").splitlines():
+            name, size, sha256 = line.split("\t")
+            seen.setdefault(name, (int(size), sha256))  # the first line for a name wins
+    return seen
+
+
+def _record_lock(downloads: Path, name: str, size: int, sha256: str) -> None:
+    # One short append: atomic with O_APPEND, so concurrent runs cannot interleave a line.
+    with open(downloads / LOCK_NAME, "a", encoding="utf-8") as handle:
+        handle.write(f"{name}\t{size}\t{sha256}\n")
+
+
+def _checksum(text: str, where: str) -> str:
+    """Normalise a checksum to `algo:hex`; a bare 64-digit hex is a sha256."""
+    value = text.strip().lower()
+    if re.fullmatch(r"[0-9a-f]{64}", value):
+        value = f"sha256:{value}"
+    if not re.fullmatch(r"md5:[0-9a-f]{32}|sha256:[0-9a-f]{64}", value):
+        raise UserError(
+            f"{where}: {text!r} is not a checksum (expected sha256:<64 hex>, md5:<32 hex>)"
+        )
+    return value
+
+
+# ---- checks on a downloaded file -------------------------------------------------------------
+
+
+def content_problem(path: Path, name: str) -> str | None:
+    """Why `path` is not what `name` promises (an HTML page or a JSON error), or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return "the server sent an empty file"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text[:512]:
+        title = re.search(rb"<title[^>]*>(.*?)</title>", head, flags=re.I | re.S)
+        what = f" ({title.group(1).decode('utf-8', 'replace').strip()!r})" if title else ""
+        return f"the server sent an HTML page{what}, not the file (a quota, login or error page)"
+    if name.endswith(ARCHIVE_SUFFIXES) and archive_kind(path) is None:
+        if text.startswith((b"{", b"[")):
+            return f"the server sent JSON, not an archive: {head[:200].decode('utf-8', 'replace')}"
+        return f"not an archive (starts with {head[:16]!r})"
+    return None
+
+
+def digests(path: Path, label: str) -> tuple[str, str]:
+    """(md5, sha256) of a file in one read, with progress for big files."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    chunks = -(-path.stat().st_size // CHUNK)
+    with open(path, "rb") as handle:
+        for chunk in track(iter(lambda: handle.read(CHUNK), b""), chunks, f"verify {label}"):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def mismatch(path: Path, label: str, expected: Expected) -> tuple[str | None, str]:
+    """(what differs or None, sha256 of the file)."""
+    size = path.stat().st_size
+    if expected.size is not None and size != expected.size:
+        return f"size {size} bytes, expected {expected.size}", ""
+    md5, sha256 = digests(path, label)
+    if expected.checksum:
+        algo, want = expected.checksum.split(":")
+        got = md5 if algo == "md5" else sha256
+        if got != want:
+            return f"{algo} {got}, expected {want}", sha256
+    return None, sha256
+
+
+# ---- fetching --------------------------------------------------------------------------------
+
+
+def fetch(
+    name: str,
+    downloads: Path,
+    var: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    registry: dict[str, Entry] | None = None,
+) -> Path:
+    """Return `downloads/name`, verified, fetching it from the first source that works."""
+    registry = read_registry() if registry is None else registry
+    overrides = os.environ if overrides is None else overrides
+    if name not in registry:
+        raise UserError(f"{name}: not in the registry {REGISTRY}; add a line for it")
+    entry = registry[name]
+    url = (overrides.get(f"{var}_URL") or "").strip() if var else ""
+    sha = (overrides.get(f"{var}_SHA256") or "").strip() if var else ""
+    sources = tuple(url.split()) if url else entry.sources
+    downloads.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(downloads)
+    expected = _expected(entry, downloads, sha, f"{var}_SHA256")
+    final = downloads / name
+    with _exclusive(downloads / f".{name}.lock"):
+        if final.exists():
+            try:
+                return _accept(final, final, expected, downloads)
+            except SourceFailed as exc:
+                log(f"{final}: {exc}; fetching it again")
+        failures = []
+        for source in sources:
+            try:
+                _transfer(source, downloads / f"{name}.part", downloads, overrides, registry)
+                return _accept(downloads / f"{name}.part", final, expected, downloads)
+            except SourceFailed as exc:
+                failures.append((source, exc))
+    by_hand = f"place the file as {final} yourself ({entry.note})"
+    if not sources:
+        hint = f" or set {var}_URL" if var else ""
+        raise UserError(f"{name}: no download source; {by_hand}{hint}, then rerun")
+    reasons = "; ".join(f"{source}: {exc}" for source, exc in failures)
+    message = f"{name}: no source worked: {reasons}; or {by_hand}"
+    if all(exc.usage for _, exc in failures):
+        raise UserError(message)
+    raise DownloadError(message)
+
+
+def _expected(entry: Entry, downloads: Path, override: str, variable: str) -> Expected:
+    if override.lower() == "none":
+        log(f"warning: {entry.name}: not verified ({variable}=none)")
+        return Expected(None, None, record=False)
+    if override:
+        return Expected(_checksum(override, variable), None, record=False)
+    if entry.checksum:
+        return Expected(entry.checksum, entry.size, record=False)
+    locked = read_lock(downloads).get(entry.name)
+    if locked:
+        return Expected(f"sha256:{locked[1]}", locked[0], record=False)
+    return Expected(None, entry.size, record=True)
+
+
+def _accept(candidate: Path, final: Path, expected: Expected, downloads: Path) -> Path:
+    """Check `candidate` and rename it to `final`; a bad file is kept aside, never used."""
+    problem = content_problem(candidate, final.name)
+    sha256 = ""
+    if problem is None:
+        problem, sha256 = mismatch(candidate, final.name, expected)
+    if problem:
+        aside = downloads / f"{final.name}.rejected"
+        os.replace(candidate, aside)
+        raise SourceFailed(f"{problem}; kept as {aside}")
+    if expected.record:
+        _record_lock(downloads, final.name, candidate.stat().st_size, sha256)
+        log(f"{final.name}: no published checksum; recorded sha256 {sha256} in {LOCK_NAME}")
+    os.replace(candidate, final)
+    return final
+
+
+def _transfer(
+    source: str,
+    part: Path,
+    downloads: Path,
+    overrides: Mapping[str, str],
+    registry: dict[str, Entry],
+) -> None:
+    if source.startswith("member:"):
+        container, _, member = source.removeprefix("member:").partition(":")
+        try:
+            archive = fetch(container, downloads, overrides=overrides, registry=registry)
+            copy_member(archive, member, part)
+        except (UserError, DownloadError) as exc:
+            raise SourceFailed(str(exc), usage=isinstance(exc, UserError)) from None
+        return
+    # gdown and kaggle come with the venv, which need not be on PATH (make runs .venv/bin/python).
+    env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{Path(sys.executable).parent}"}
+    if stderr_is_terminal():
+        env.setdefault("FETCH_PROGRESS", "bar:force:noscroll")
+    status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env)
+    if part.exists() and part.stat().st_size == 0:
+        part.unlink()  # wget creates its output before it knows the request failed
+    if status != 0:
+        raise SourceFailed(tail or f"fetch.sh exit status {status}", usage=status == 2)
+
+
+def _run_streaming(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run a tool, passing its output through to stderr; return (status, its last message line)."""
+    tail: collections.deque[bytes] = collections.deque(maxlen=64)
+    with subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.buffer.flush()
+            tail.append(chunk)
+    lines = [s.strip() for s in re.split(r"[\r\n]", b"".join(tail).decode("utf-8", "replace"))]
+    last = next((line for line in reversed(lines) if line), "")
+    return proc.returncode, last
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One process fetches a given file at a time (datasets share archives, make -j runs them)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ---- verify and register ---------------------------------------------------------------------
+
+
+def verify(downloads: Path, registry: dict[str, Entry] | None = None) -> tuple[Table, int]:
+    """Re-hash every registry file present in `downloads`; (table, number of mismatches)."""
+    registry = read_registry() if registry is None else registry
+    locked = read_lock(downloads)
+    table = Table(title=f"downloads in {downloads}")
+    for column in ("file", "bytes", "checked against", "result"):
+        table.add_column(column)
+    bad = 0
+    for entry in registry.values():
+        path = downloads / entry.name
+        if (downloads / f"{entry.name}.part").exists() and not path.exists():
+            table.add_row(entry.name, "-", "-", "partial download: the next make resumes it")
+        if not path.exists():
+            continue
+        if entry.checksum:
+            expected, against = Expected(entry.checksum, entry.size, False), "registry"
+        elif entry.name in locked:
+            size, sha256 = locked[entry.name]
+            expected, against = Expected(f"sha256:{sha256}", size, False), LOCK_NAME
+        else:
+            expected, against = Expected(None, None, False), "nothing (no checksum known)"
+        problem, _ = mismatch(path, entry.name, expected)
+        bad += problem is not None
+        result = f"MISMATCH: {problem}" if problem else "ok" if expected.checksum else "unverified"
+        table.add_row(entry.name, f"{path.stat().st_size:,}", against, result)
+    return table, bad
+
+
+def register(downloads: Path, path: Path = REGISTRY) -> list[str]:
+    """Copy the lock file's checksums into the registry for files that have none; return names."""
+    entries = read_registry(path)
+    locked = read_lock(downloads)
+    filled = [name for name, e in entries.items() if e.checksum is None and name in locked]
+    for name in filled:
+        size, sha256 = locked[name]
+        entries[name] = replace(entries[name], size=size, checksum=f"sha256:{sha256}")
+    if filled:
+        write_registry(entries, path)
+    return filled
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyutils.fetch.download", description=__doc__)
+    parser.add_argument("command", choices=("fetch", "verify", "register"))
+    parser.add_argument("name", nargs="?", help="registry file name (fetch)")
+    parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
+    parser.add_argument("--var", help="override prefix: <VAR>_URL, <VAR>_SHA256 (fetch)")
+    args = parser.parse_args(argv)
+    downloads = Path(args.data) / "downloads"
+    if args.command == "fetch":
+        if not args.name:
+            parser.error("fetch needs a registry file name")
+        try:
+            print(fetch(args.name, downloads, var=args.var))
+        except DownloadError as exc:
+            log(f"vlprep: error: {exc}")
+            return EXIT_ITEM_FAILURES
+        return 0
+    if args.command == "verify":
+        table, bad = verify(downloads)
+        Console().print(table)
+        return EXIT_ITEM_FAILURES if bad else 0
+    filled = register(downloads)
+    log(f"{REGISTRY}: recorded checksums for {', '.join(filled) if filled else 'nothing new'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,1 @@
+"""LLaMA-Factory: ActivityNet-QA conversion and dataset_info.json registration."""

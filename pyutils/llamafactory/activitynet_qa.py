@@ -1,0 +1,287 @@
+"""ActivityNet-QA to LLaMA-Factory sharegpt video JSON (`make activitynet_qa`).
+
+Same selection as the reference `generate_llama_json_limit_frames.py`: questions in file order,
+the answer joined by question_id, kept when the video lasts more than SECONDS, stop after N kept
+pairs, output `activitynet_qa_{type}_{n}_limit_{seconds}s.json`. Unlike the reference, the video
+folder is walked once and matched by exact name (`v_<id>` or `<id>`, .mp4 .mkv .webm), each video
+is probed once (in parallel, cached across runs) with the container's duration as fallback, so
+Matroska and WebM videos are no longer dropped as "too short", and only the videos that the first
+N pairs can need are probed.
+
+The question text is tidied before the reference's `?` is appended: surrounding whitespace (176
+real test questions end in a space, 3 start with a newline) and runs of spaces are collapsed, and a
+question that already ends in `?` gets no second one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pyutils.core.atomic import atomic_write_bytes, remove_stale_temporaries
+from pyutils.core.errors import UserError, run_cli
+from pyutils.core.jsonio import expect_keys, read_json, write_json
+from pyutils.core.report import FailureLog, log, track
+from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
+from pyutils.llamafactory.dataset_info import register
+from pyutils.video.probe_cache import ProbeCache, Record, default_cache_path, probe_videos
+
+STAGE = "activitynet_qa"
+
+# Per-question outcomes, in the order the summary lists them.
+KEPT, NO_ANSWER, MISSING, UNREADABLE, TOO_SHORT, AFTER_LIMIT = (
+    "kept",
+    "no_answer",
+    "missing_video",
+    "unreadable",
+    "too_short",
+    "after_limit",
+)
+
+
+@dataclass
+class Question:
+    question_id: str
+    text: str
+    answer: Any  # None when the answers file has no entry for question_id
+    video: str | None  # path under VIDEOS, None when no video has the question's name
+    status: str = ""
+    duration: float | None = None
+    error: str | None = None
+
+
+def output_name(split: str, n: int, seconds: float) -> str:
+    return f"activitynet_qa_{split}_{n}_limit_{seconds:g}s.json"
+
+
+def user_content(question: str) -> str:
+    text = " ".join(question.split())
+    return f"<video>{text}" if text.endswith("?") else f"<video>{text}?"
+
+
+def video_stems(question_id: str) -> tuple[str, str]:
+    """The names a question's video may have: `v_<id>` and `<id>` (question_id is `v_<id>_<n>`)."""
+    stem = question_id.rpartition("_")[0]
+    return stem, stem.removeprefix("v_")
+
+
+def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path]) -> list[Question]:
+    """Read `{name}.json` and `{split}_a.json` and pair each question with answer and video."""
+    questions_path, answers_path = qa_dir / f"{name}.json", qa_dir / f"{split}_a.json"
+    if not qa_dir.is_dir():
+        raise UserError(f"{qa_dir}: ActivityNet-QA folder not found; set QA_DIR= (or --qa-dir)")
+    questions, answers = read_json(questions_path), read_json(answers_path)
+    for path, data in ((questions_path, questions), (answers_path, answers)):
+        if not isinstance(data, list):
+            raise UserError(f"{path}: expected a JSON list, found {type(data).__name__}")
+    answer_by_id = {}
+    for index, answer in enumerate(answers):
+        expect_keys(answer, ("question_id", "answer"), f"{answers_path}: entry {index}")
+        answer_by_id[answer["question_id"]] = answer["answer"]
+    paired = []
+    for index, question in enumerate(questions):
+        where = f"{questions_path}: entry {index}"
+        expect_keys(question, ("question_id", "question"), where)
+        question_id = str(question["question_id"])
+        if "_" not in question_id:
+            raise UserError(f"{where}: question_id {question_id!r} is not `v_<video id>_<n>`")
+        found = next((videos[s] for s in video_stems(question_id) if s in videos), None)
+        paired.append(
+            Question(
+                question_id,
+                str(question["question"]),
+                answer_by_id.get(question_id),
+                str(found) if found else None,
+            )
+        )
+    if questions and all(q.answer is None for q in paired):
+        raise UserError(
+            f"no question of {questions_path} has an answer in {answers_path} "
+            f"(e.g. {paired[0].question_id}); -type must name the split that -name comes from"
+        )
+    return paired
+
+
+def select(
+    questions: list[Question], records: Iterator[Record], n: int, seconds: float
+) -> list[Question]:
+    """Decide every question in file order; pull probe records only when a question needs one.
+
+    `records` yields probe records in any order; a video is therefore probed only if some
+    question before the N-th kept pair needs it, and the result does not depend on that order.
+    """
+    known: dict[str, Record] = {}
+    kept = []
+    for question in questions:
+        if len(kept) >= n:
+            question.status = AFTER_LIMIT
+        elif question.answer is None:
+            question.status = NO_ANSWER
+        elif question.video is None:
+            question.status = MISSING
+        else:
+            while question.video not in known:
+                record = next(records)
+                known[record["path"]] = record
+            record = known[question.video]
+            if "error" in record:
+                question.status, question.error = UNREADABLE, record["error"]
+            else:
+                question.duration = record["info"]["duration"]
+                question.status = TOO_SHORT if question.duration <= seconds else KEPT
+        if question.status == KEPT:
+            kept.append(question)
+    return kept
+
+
+def sharegpt_records(kept: list[Question], relative_to: Path | None) -> list[dict[str, Any]]:
+    def video_path(path: str) -> str:
+        return os.path.relpath(path, relative_to) if relative_to else path
+
+    return [
+        {
+            "messages": [
+                {"content": user_content(q.text), "role": "user"},
+                {"content": q.answer, "role": "assistant"},
+            ],
+            "videos": [video_path(q.video or "")],
+        }
+        for q in kept
+    ]
+
+
+def summarise(questions: list[Question], seconds: float, failures: FailureLog) -> None:
+    by_status = Counter(q.status for q in questions)
+    answered = [q for q in questions if q.answer is not None]
+    referenced = {video_stems(q.question_id)[0]: q.video for q in answered}
+    found = sum(1 for v in referenced.values() if v)
+    examined: dict[str, str] = {}
+    for q in questions:
+        if q.status in (UNREADABLE, TOO_SHORT, KEPT):
+            examined[q.video or ""] = q.status
+    video_status = Counter(examined.values())
+    log(
+        f"{STAGE}: {len(questions)} questions read, {len(answered)} answers joined "
+        f"({by_status[NO_ANSWER]} questions without answer)"
+    )
+    log(
+        f"{STAGE}: {len(referenced)} videos referenced: {found} found, "
+        f"{len(referenced) - found} missing; of {len(examined)} examined, "
+        f"{video_status[UNREADABLE]} unreadable, {video_status[TOO_SHORT]} too short "
+        f"(<= {seconds:g} s), {video_status[KEPT]} long enough"
+    )
+    log(
+        f"{STAGE}: questions: {by_status[KEPT]} kept, {by_status[MISSING]} missing video, "
+        f"{by_status[UNREADABLE]} unreadable video, {by_status[TOO_SHORT]} too short, "
+        f"{by_status[AFTER_LIMIT]} not examined (limit reached)"
+    )
+    reported = set()
+    for q in questions:
+        if q.status == KEPT:
+            failures.ok()
+        elif q.status == NO_ANSWER:
+            failures.fail(q.question_id, "question without answer in the answers file")
+        elif q.status == UNREADABLE and q.video not in reported:
+            reported.add(q.video)
+            failures.fail(q.video or "", q.error or "unreadable")
+
+
+def write_report(path: Path, questions: list[Question]) -> None:
+    keys = ("question_id", "status", "video", "duration", "error")
+    lines = b"".join(
+        orjson.dumps({k: getattr(q, k) for k in keys}, option=orjson.OPT_APPEND_NEWLINE)
+        for q in questions
+    )
+    atomic_write_bytes(path, lines)
+
+
+def convert(args: argparse.Namespace) -> int:
+    if args.fps is not None:
+        log(
+            f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
+            "rate is chosen at training time (LLaMA-Factory's video_fps)"
+        )
+    videos = index_by_stem(find_videos(args.videos, QA_EXTENSIONS))
+    questions = load_questions(args.qa_dir, args.name, args.type, videos)
+    log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
+    needed = [q.video for q in questions if q.answer is not None and q.video]
+    cache = ProbeCache(args.probe_cache or None)
+    probes = probe_videos(needed, cache, args.jobs, args.backend, args.scheduler or None)
+    progress = track(probes, len(set(needed)), "probing videos")
+    try:
+        kept = select(questions, progress, args.n, args.seconds)
+    finally:
+        progress.close()  # ends the progress bar even when the limit stops probing early
+        probes.close()  # stops the workers and saves the probe cache
+    output = args.out / output_name(args.type, args.n, args.seconds)
+    remove_stale_temporaries(args.out)
+    write_json(output, sharegpt_records(kept, args.relative_to))
+    failures = FailureLog(STAGE)
+    summarise(questions, args.seconds, failures)
+    if args.report:
+        write_report(args.report, questions)
+        log(f"{STAGE}: per-question outcomes in {args.report}")
+    log(f"{STAGE}: {len(kept)} entries written to {output}")
+    if args.register:
+        register(args.out, [output], args.relative_to)
+    return failures.finish()
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyutils.llamafactory.activitynet_qa",
+        description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
+        "video JSON, keeping pairs whose video lasts more than SECONDS, up to N pairs.",
+    )
+    parser.add_argument("-name", "--name", default="train_q_3000", help="questions file stem")
+    parser.add_argument("-type", "--type", default="train", help="split: answers {type}_a.json")
+    parser.add_argument("-n", "--n", type=positive_int, default=250, help="pairs to keep")
+    parser.add_argument(
+        "-seconds", "--seconds", type=float, default=20, help="keep videos longer than this"
+    )
+    parser.add_argument(
+        "-fps",
+        "--fps",
+        type=float,
+        help="accepted for compatibility with the reference script and unused: set the frame "
+        "rate when training (LLaMA-Factory's video_fps)",
+    )
+    parser.add_argument("--qa-dir", type=Path, default=Path("datasets/activitynet-qa/dataset"))
+    parser.add_argument("--videos", type=Path, default=Path("datasets/activitynet/videos"))
+    parser.add_argument("--out", type=Path, default=Path("data"), help="LLaMA-Factory data folder")
+    parser.add_argument(
+        "--relative-to",
+        type=Path,
+        help="write video paths relative to this folder (LLaMA-Factory's media_dir)",
+    )
+    parser.add_argument("--report", type=Path, help="write every question's outcome (JSON lines)")
+    parser.add_argument(
+        "--probe-cache",
+        default=str(default_cache_path()),
+        help="probe cache file (default: %(default)s); '' disables it",
+    )
+    parser.add_argument(
+        "--register", action="store_true", help="also register the output in OUT/dataset_info.json"
+    )
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
+    parser.add_argument("--backend", default="loky", help="joblib backend (loky, threading, dask)")
+    parser.add_argument("--scheduler", default="", help="Dask scheduler address, with dask")
+    return convert(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,163 @@
+"""LLaMA-Factory's `dataset_info.json`: register our datasets without disturbing anyone else's.
+
+Existing entries keep their content and their order; ours are updated in place or appended. The
+file is rewritten in the formatting it already uses (recognised by re-serialising it), and not at
+all when nothing changes, so a second run leaves it byte for byte as it was. Every sharegpt video
+file is validated before it is registered: one `<video>` token per video, every video on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pyutils.core.atomic import atomic_write_bytes, remove_stale_temporaries
+from pyutils.core.errors import UserError, run_cli
+from pyutils.core.jsonio import read_json, write_json
+from pyutils.core.report import log
+
+INFO_NAME = "dataset_info.json"
+VIDEO_TOKEN = "<video>"
+
+# The entries of the seed layout whose data files start out empty lists.
+SEED_ENTRIES = {"caltech101": "caltech101.json", "ActivityNet": "ActivityNet.json"}
+
+SHAREGPT_VIDEO = {
+    "formatting": "sharegpt",
+    "columns": {"messages": "messages", "videos": "videos"},
+    "tags": {
+        "role_tag": "role",
+        "content_tag": "content",
+        "user_tag": "user",
+        "assistant_tag": "assistant",
+    },
+}
+
+Formatter = Callable[[Any], bytes]
+
+# Ways a dataset_info.json is commonly written (LLaMA-Factory's own is the first); a file that
+# none of them reproduces is rewritten in the first.
+FORMATTERS: list[Formatter] = [
+    lambda obj: orjson.dumps(obj, option=orjson.OPT_INDENT_2),
+    lambda obj: json.dumps(obj, indent=4, ensure_ascii=False).encode(),
+    lambda obj: json.dumps(obj, indent=2).encode(),
+    lambda obj: json.dumps(obj, indent=4).encode(),
+    lambda obj: json.dumps(obj).encode(),
+    orjson.dumps,
+]
+
+
+def sharegpt_video_entry(file_name: str) -> dict[str, Any]:
+    return {"file_name": file_name, **SHAREGPT_VIDEO}
+
+
+def file_name_in(folder: Path, data_file: Path) -> str:
+    """How LLaMA-Factory's dataset_dir `folder` should name `data_file`: relative when inside."""
+    try:
+        return data_file.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return str(data_file.resolve())
+
+
+def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
+    """Check a sharegpt video file as LLaMA-Factory will read it; return its record count.
+
+    Videos are looked up as LLaMA-Factory does: under `media_dir` first, then as written.
+    """
+    records = read_json(path)
+    if not isinstance(records, list):
+        raise UserError(f"{path}: expected a JSON list of records, found {type(records).__name__}")
+    for index, record in enumerate(records):
+        where = f"{path}: record {index}"
+        messages = record.get("messages") if isinstance(record, dict) else None
+        videos = record.get("videos") if isinstance(record, dict) else None
+        if not isinstance(messages, list) or not isinstance(videos, list):
+            raise UserError(f"{where}: expected an object with lists 'messages' and 'videos'")
+        tokens = sum(str(m.get("content", "")).count(VIDEO_TOKEN) for m in messages)
+        if tokens != len(videos):
+            raise UserError(f"{where}: {tokens} {VIDEO_TOKEN} token(s) but {len(videos)} video(s)")
+        for video in videos:
+            if not (media_dir / video).is_file() and not Path(video).is_file():
+                raise UserError(f"{where}: video not found: {video} (nor under {media_dir})")
+    return len(records)
+
+
+def _formatter_of(original: bytes, data: Any) -> Formatter:
+    body = original.removesuffix(b"\n")
+    for formatter in FORMATTERS:
+        if formatter(data) == body:
+            return formatter
+    log(f"{INFO_NAME}: formatting not recognised; rewriting it with 2-space indentation")
+    return FORMATTERS[0]
+
+
+def merge_dataset_info(info_path: Path, entries: dict[str, dict[str, Any]]) -> bool:
+    """Add or update `entries` in `info_path`, keeping all others; return whether it changed."""
+    remove_stale_temporaries(info_path.parent)
+    if not info_path.exists():
+        write_json(info_path, entries)
+        return True
+    original = info_path.read_bytes()
+    existing = read_json(info_path)
+    if not isinstance(existing, dict):
+        raise UserError(f"{info_path}: expected a JSON object of datasets, found a list or value")
+    merged = {**existing, **entries}  # updated keys keep their place; new ones go last
+    if merged == existing:
+        return False
+    formatter = _formatter_of(original, existing)
+    ending = b"\n" if original.endswith(b"\n") else b""
+    atomic_write_bytes(info_path, formatter(merged) + ending)
+    return True
+
+
+def register(
+    folder: Path, data_files: list[Path], media_dir: Path | None = None, seed: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Validate `data_files` and merge their entries (and the seed ones) into folder's info."""
+    entries: dict[str, dict[str, Any]] = {}
+    if seed:
+        for name, file_name in SEED_ENTRIES.items():
+            if not (folder / file_name).exists():
+                write_json(folder / file_name, [])
+            entries[name] = {"file_name": file_name}
+    for data_file in data_files:
+        count = validate_sharegpt_video(data_file, media_dir or folder)
+        entries[data_file.stem] = sharegpt_video_entry(file_name_in(folder, data_file))
+        log(f"{data_file}: {count} records valid ({VIDEO_TOKEN} tokens match videos, all found)")
+    info_path = folder / INFO_NAME
+    changed = merge_dataset_info(info_path, entries)
+    log(f"{info_path}: {'updated' if changed else 'unchanged'} ({', '.join(entries)})")
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyutils.llamafactory.dataset_info",
+        description="Register sharegpt video datasets in LLaMA-Factory's dataset_info.json, "
+        "keeping every existing entry and its order; a rerun changes nothing.",
+    )
+    parser.add_argument("files", nargs="*", type=Path, help="sharegpt video JSON files to add")
+    parser.add_argument("--dir", type=Path, default=Path("data"), help="LLaMA-Factory data folder")
+    parser.add_argument(
+        "--media-dir", type=Path, help="where relative video paths are resolved (default: --dir)"
+    )
+    parser.add_argument(
+        "--seed-entries",
+        action="store_true",
+        help="also add caltech101 and ActivityNet, creating their empty JSON lists if absent",
+    )
+    args = parser.parse_args(argv)
+    if not args.files and not args.seed_entries:
+        parser.error("nothing to register: give sharegpt JSON files and/or --seed-entries")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    register(args.dir, args.files, args.media_dir, args.seed_entries)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

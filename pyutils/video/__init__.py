@@ -1,0 +1,1 @@
+"""Video stages: frame extraction and its manifest, probing cache, transcoding, contact sheets."""

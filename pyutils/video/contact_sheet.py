@@ -1,0 +1,122 @@
+"""`make contact-sheet`: one PNG showing sampled frames of a few videos, to check extraction by eye.
+
+Reads the AdaCLIP frame layout `<FRAMES>/<video stem>/image_%05d.jpg`. Each row is one video (the
+rows are spread evenly over the sorted videos unless `--video` names them), each cell one frame at
+evenly spaced positions, all scaled into same-size cells by ffmpeg's `tile` filter. Every frame is a
+separate ffmpeg input given as an argument, so folder names need no quoting or escaping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import av
+
+from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.errors import MediaError, UserError, run_cli
+from pyutils.core.media import find_ffmpeg
+from pyutils.core.report import log
+
+FRAME_GLOB = "image_*.jpg"
+GAP = 4  # pixels between cells and around the sheet
+
+
+def spread(items: list, count: int) -> list:
+    """`count` items at evenly spaced positions (first and last included); repeats if too few."""
+    if count == 1 or len(items) == 1:
+        return items[:1] * count
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+
+
+def pick_rows(frames: Path, videos: list[str], rows: int, columns: int) -> list[list[Path]]:
+    if not frames.is_dir():
+        raise UserError(f"{frames}: frame folder not found; set FRAMES= (run `make frames` first)")
+    if videos:
+        folders = [frames / video for video in videos]
+        for folder in folders:
+            if not any(folder.glob(FRAME_GLOB)):
+                raise UserError(f"{folder}: no {FRAME_GLOB} frames for this video")
+    else:
+        folders = [d for d in sorted(frames.iterdir()) if d.is_dir() and any(d.glob(FRAME_GLOB))]
+        if not folders:
+            raise UserError(f"{frames}: no <video>/{FRAME_GLOB} frames found")
+        folders = list(dict.fromkeys(spread(folders, min(rows, len(folders)))))
+    return [spread(sorted(folder.glob(FRAME_GLOB)), columns) for folder in folders]
+
+
+def cell_size(first_frame: Path, width: int) -> tuple[int, int]:
+    """Cells keep the first frame's aspect ratio, with an even height."""
+    try:
+        with av.open(str(first_frame)) as image:
+            context = image.streams.video[0].codec_context
+            height = round(width * context.height / context.width / 2) * 2
+    except (av.FFmpegError, IndexError, ZeroDivisionError) as exc:
+        raise MediaError(f"{first_frame}: not a readable image ({exc})") from None
+    return width, max(height, 2)
+
+
+def render(grid: list[list[Path]], width: int) -> bytes:
+    """The PNG bytes of the grid, made by one ffmpeg run."""
+    cell_w, cell_h = cell_size(grid[0][0], width)
+    cells = [frame for row in grid for frame in row]
+    inputs = []
+    for frame in cells:  # pattern_type none: a literal path, even with % in a video name
+        inputs += ["-f", "image2", "-pattern_type", "none", "-i", str(frame)]
+    fit = (
+        f"scale={cell_w}:{cell_h}:force_original_aspect_ratio=decrease,"
+        f"pad={cell_w}:{cell_h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=rgb24"
+    )
+    chains = [f"[{i}:v]{fit}[c{i}]" for i in range(len(cells))]
+    joined = "".join(f"[c{i}]" for i in range(len(cells)))
+    layout = f"{len(grid[0])}x{len(grid)}:padding={GAP}:margin={GAP}:color=white"
+    graph = ";".join([*chains, f"{joined}concat=n={len(cells)}:v=1:a=0,tile={layout}[sheet]"])
+    args = [find_ffmpeg(), "-nostdin", "-v", "error", *inputs, "-filter_complex", graph]
+    args += ["-map", "[sheet]", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe", "-"]
+    result = subprocess.run(args, capture_output=True)
+    if result.returncode != 0 or not result.stdout:
+        reason = result.stderr.decode(errors="replace").strip() or "no output"
+        raise MediaError(f"ffmpeg could not build the contact sheet: {reason}")
+    return result.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyutils.video.contact_sheet", description=__doc__
+    )
+    parser.add_argument("frames", type=Path, help="frame folder: <video stem>/image_%%05d.jpg")
+    parser.add_argument("--video", action="append", default=[], help="a video stem (repeatable)")
+    parser.add_argument("--rows", type=int, default=4, help="videos when --video is not given")
+    parser.add_argument("--columns", type=int, default=8, help="frames per video")
+    parser.add_argument("--cell-width", type=int, default=160, help="pixels per frame")
+    parser.add_argument("-o", "--output", type=Path, help="PNG (default <FRAMES>_contact.png)")
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.columns < 1 or args.cell_width < 2:
+        raise UserError("--rows and --columns must be >= 1, --cell-width >= 2")
+    frames = args.frames
+    output = args.output or frames.parent / f"{frames.resolve().name}_contact.png"
+    write_contact_sheet(frames, output, args.video, args.rows, args.columns, args.cell_width)
+    return 0
+
+
+def write_contact_sheet(
+    frames: Path,
+    output: Path,
+    videos: list[str] | None = None,
+    rows: int = 4,
+    columns: int = 8,
+    cell_width: int = 160,
+) -> list[str]:
+    """Write the sheet atomically; return the video stems of its rows, top to bottom."""
+    grid = pick_rows(frames, videos or [], rows, columns)
+    atomic_write_bytes(output, render(grid, cell_width))
+    stems = [row[0].parent.name for row in grid]
+    for number, stem in enumerate(stems, start=1):
+        log(f"row {number}: {stem}")
+    log(f"contact sheet: {output} ({len(grid)} videos x {columns} frames)")
+    return stems
+
+
+if __name__ == "__main__":
+    run_cli(main)

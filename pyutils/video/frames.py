@@ -1,0 +1,238 @@
+"""`make frames`: extract the frames of every video into `FRAMES/<video stem>/image_%05d.jpg`.
+
+This is the folder layout AdaCLIP's dataloader reads. Each video is extracted atomically (temporary
+folder, frame count checked, renamed), so a killed run leaves only temporaries; a rerun removes
+them and redoes only what is missing, failed, or was made with other options. The manifest
+`FRAMES/frames_manifest.jsonl` records per video its source, frame count, duration, options,
+status and error text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.errors import UserError, run_cli
+from pyutils.core.parallel import BACKENDS, run_parallel, threads_per_task
+from pyutils.core.report import FailureLog, log, track
+from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
+from pyutils.video.frame_extract import extract_video
+from pyutils.video.manifest import MANIFEST, fingerprint, is_done, read_manifest, write_manifest
+
+FAILURES = "frames_failures.jsonl"
+LOCK = ".frames.lock"
+# One printf-style frame number, e.g. image_%05d.jpg (AdaCLIP's img_tmpl is image_{:05d}.jpg).
+PREFIX_PATTERN = re.compile(r"[^%/.][^%/]*%0?\d*d[^%/]*\.(jpg|jpeg)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    videos = _select_videos(args)
+    frames_dir = Path(args.frames)
+    options = {
+        "fps": args.fps,
+        "short_side": args.short_side,
+        "num_frames": args.num_frames,
+        "quality": args.quality,
+        "prefix": args.prefix,
+    }
+    manifest = read_manifest(frames_dir / MANIFEST)
+    todo = [
+        stem
+        for stem, video in videos.items()
+        if args.overwrite or not is_done(manifest.get(stem), video, options, frames_dir / stem)
+    ]
+    log(f"frames: {len(videos)} videos, {len(videos) - len(todo)} already done, {len(todo)} to do")
+    if args.dry_run:
+        for stem in todo:
+            print(f"{videos[stem]} -> {frames_dir / stem}")
+        return 0
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(frames_dir):
+        for stale in remove_stale_temporaries(frames_dir):
+            log(f"frames: removed {stale.name}, left by an interrupted run")
+        # On Dask each worker sizes its own ffmpeg threads (its cores / its task slots).
+        threads = None if args.backend == "dask" else threads_per_task(args.jobs)
+        tasks = [
+            {
+                "stem": stem,
+                "source": str(videos[stem]),
+                "dest": str(frames_dir / stem),
+                "threads": threads,
+                **options,
+            }
+            for stem in todo
+        ]
+        return _run(tasks, args, frames_dir, manifest, options)
+
+
+def _run(
+    tasks: list[dict[str, Any]],
+    args: argparse.Namespace,
+    frames_dir: Path,
+    manifest: dict[str, dict[str, Any]],
+    options: dict[str, Any],
+) -> int:
+    failures = FailureLog("frames", frames_dir / FAILURES)
+    shared = [str(Path(tasks[0]["source"]).parent), str(frames_dir)] if tasks else []
+    results = run_parallel(
+        extract_video, tasks, args.jobs, args.backend, args.scheduler, shared_paths=shared
+    )
+    written = 0
+    # Each finished video is appended at once (a kill loses at most the line being written, and
+    # the video is then simply redone); the whole manifest is rewritten compactly at the end.
+    with open(frames_dir / MANIFEST, "ab") as journal:
+        for result in track(results, len(tasks), "frames"):
+            record = {**result, **fingerprint(Path(result["source"])), "options": options}
+            journal.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            journal.flush()
+            manifest[result["stem"]] = record
+            if result["status"] == "ok":
+                failures.ok()
+                written += result["frames"]
+            else:
+                failures.fail(result["source"], result["error"], stem=result["stem"])
+    write_manifest(frames_dir / MANIFEST, manifest)
+    log(f"frames: {written} frames written into {frames_dir}")
+    return failures.finish()
+
+
+@contextmanager
+def _exclusive(frames_dir: Path) -> Iterator[None]:
+    """Two runs into one FRAMES would remove each other's temporaries: refuse the second. The
+    lock dies with its process, so a killed run never blocks the next one."""
+    with open(frames_dir / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{frames_dir}: another frame extraction is writing here") from None
+        yield
+
+
+def _select_videos(args: argparse.Namespace) -> dict[str, Path]:
+    if args.file_list:
+        videos = _read_file_list(Path(args.file_list), Path(args.videos))
+    else:
+        videos = find_videos(args.videos, args.ext)
+    if not videos:
+        raise UserError(f"{args.videos}: no videos with extension {', '.join(args.ext)} found")
+    return index_by_stem(videos)
+
+
+def _read_file_list(path: Path, videos_dir: Path) -> list[Path]:
+    """One video per line, absolute or relative to VIDEOS; every listed file must exist."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file list ({exc.strerror})") from None
+    videos = []
+    for number, line in enumerate(lines, start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        video = videos_dir / name  # an absolute name replaces VIDEOS
+        if not video.is_file():
+            raise UserError(f"{path}:{number}: {video}: no such video")
+        videos.append(video)
+    return videos
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _rate(text: str) -> str:
+    try:
+        if Fraction(text) > 0:
+            return text
+    except (ValueError, ZeroDivisionError):
+        pass
+    raise argparse.ArgumentTypeError(
+        f"expected a positive rate such as 1, 0.5 or 30000/1001, got {text!r}"
+    )
+
+
+def _prefix(text: str) -> str:
+    if not PREFIX_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a file name with one frame number and a .jpg extension, like image_%05d.jpg,"
+            f" got {text!r}"
+        )
+    return text
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyutils.video.frames", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("videos", help="folder of videos (searched recursively)")
+    parser.add_argument("frames", help="output folder: one sub-folder of frames per video")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument("--fps", type=_rate, help="output frame rate (default: native)")
+    sampling.add_argument(
+        "--num-frames",
+        type=_positive_int,
+        metavar="K",
+        help="exactly K frames, the ones AdaCLIP's uniform sampler picks",
+    )
+    parser.add_argument(
+        "--short-side",
+        type=_positive_int,
+        metavar="S",
+        help="scale so the shorter side is S pixels (never up; default: native size)",
+    )
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=2,
+        choices=range(1, 32),
+        metavar="Q",
+        help="JPEG quality, ffmpeg's -q:v, 1 (best) to 31 (default: 2)",
+    )
+    parser.add_argument(
+        "--prefix",
+        type=_prefix,
+        default="image_%05d.jpg",
+        help="frame file names (default: image_%%05d.jpg, numbered from 1)",
+    )
+    parser.add_argument(
+        "--ext",
+        nargs="+",
+        default=list(VIDEO_EXTENSIONS),
+        help="video extensions to accept (default: %(default)s)",
+    )
+    parser.add_argument("--file-list", help="text file of videos to do, one per line")
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="videos extracted at once (default: number of CPUs)",
+    )
+    # Threads by default: each task's work happens in an ffmpeg child process, so worker
+    # processes would only add their start-up (about 0.3 s, measured in bench/frames.py).
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="threading",
+        help="threading (default), loky, or dask (with --scheduler)",
+    )
+    parser.add_argument("--scheduler", help="Dask scheduler address, with --backend dask")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be done")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    run_cli(main)
