@@ -168,7 +168,7 @@ clip-datasets: caltech101 mini-imagenet mscoco2014 flickr flickr5k ## every CLIP
 # The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
 # VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
 $(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
-	$(PY) -m pyutils.catalog.datasets '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
+	$(PY) -m pyutils.catalog.prepare '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
 
 check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
 	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
@@ -245,7 +245,7 @@ $(eval $(call video_chain,msrvtt,$(DATA)/msrvtt/.vlprep-complete))
 # those present.
 activitynet-ready: ## ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)
 $(DATA)/activitynet/$(READY): | $(SETUP_STAMP)
-	$(call tolerant,$(PY) -m pyutils.catalog.datasets activitynet --data $(call q,$(DATA)) --videos $(call q,$(call ready_videos,activitynet)))
+	$(call tolerant,$(PY) -m pyutils.catalog.prepare activitynet --data $(call q,$(DATA)) --videos $(call q,$(call ready_videos,activitynet)))
 $(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
 
 # DiDeMo videos: VIDEOS=<folder of <original>.mp4> skips download and transcode; URLS= (empty)

@@ -11,8 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.catalog.datasets import DATASETS, prepare
+from pyutils.catalog.datasets import DATASETS
 from pyutils.catalog.layout import CORRUPT, PARTIAL, ClassFolders
+from pyutils.catalog.prepare import prepare
 from pyutils.devtools.local_server import LocalServer
 from tests.conftest import run_module
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pyutils.catalog.datasets import DATASETS, prepare
+from pyutils.catalog.datasets import DATASETS
+from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError
 from pyutils.devtools.local_server import LocalServer
 from pyutils.devtools.sample import build_caltech_archive

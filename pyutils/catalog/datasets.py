@@ -1,10 +1,8 @@
-"""The datasets as declarative records, and `prepare`: download, verify, extract, place, check.
+"""The datasets as declarative records: what each one downloads, where it goes, how it is checked.
 
 A dataset is its folder under $(DATA), its parts (registry files, the `<VAR>_URL`/`<VAR>_SHA256`
 prefix that overrides each, and where their contents go) and its layout (how `make check` verifies
 it). Adding a dataset is adding a record here and lines to scripts/downloads.tsv.
-
-    python -m pyutils.catalog.datasets caltech101 --data DATA    # what `make caltech101` runs
 
 Each part is placed once: its stamp `.vlprep-placed-<file>` makes a rerun skip it (and its
 archive may then be deleted). `.vlprep-complete` is written when the layout checks complete.
@@ -15,16 +13,10 @@ makes them, as for DiDeMo) a video for every annotated id; what is missing is li
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyutils.catalog.layout import (
-    COMPLETE,
     ClassFolders,
     Inspection,
     ReferencedFiles,
@@ -36,16 +28,12 @@ from pyutils.catalog.layout import (
     didemo_video_ids,
     msrvtt_video_ids,
 )
-from pyutils.core.atomic import TEMP_MARK, atomic_file, atomic_write_text, remove_stale_temporaries
-from pyutils.core.errors import EXIT_USAGE, UserError, run_cli
-from pyutils.core.report import FailureLog, log
-from pyutils.fetch.download import DownloadError, fetch
-from pyutils.fetch.extract import extract_into
+from pyutils.core.errors import UserError
 
 COMPLETE_STAMP = ".vlprep-complete"
 PLACED_STAMP = ".vlprep-placed-"
 READY_STAMP = ".vlprep-ready"  # a finished step of a `make <dataset>-ready` chain (Makefile)
-MISSING_LIST = "missing.txt"
+MISSING_LIST = "missing.txt"  # beside the annotations: every annotated video not found
 
 
 @dataclass(frozen=True)
@@ -305,103 +293,5 @@ def find_dataset(name: str) -> Dataset:
     raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
-def _locate(tree: Path, candidates: tuple[str, ...]) -> Path | None:
-    roots = [tree]
-    tops = [p for p in tree.iterdir()]
-    if len(tops) == 1 and tops[0].is_dir():
-        roots.append(tops[0])  # archives often wrap everything in one folder
-    for root in roots:
-        for candidate in candidates:
-            if (root / candidate).exists():
-                return root / candidate
-    return None
-
-
-def place_part(part: Part, download: Path, root: Path) -> None:
-    """Put a verified download's contents where the layout wants them, each by one rename."""
-    if not part.places:
-        with atomic_file(root / (part.dest or part.file)) as tmp:
-            shutil.copyfile(download, tmp)
-        return
-    tree = Path(tempfile.mkdtemp(prefix=f".{part.file}{TEMP_MARK}-", dir=root))
-    try:
-        extract_into(download, tree)
-        found = {place.dest: _locate(tree, place.candidates) for place in part.places}
-        absent = [dest for dest, source in found.items() if source is None]
-        if absent:
-            wanted = next(p.candidates for p in part.places if p.dest == absent[0])
-            raise DownloadError(f"{download}: none of {', '.join(wanted)} in the archive")
-        for dest, source in found.items():
-            target = root / dest
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)  # left by a run killed before this part's stamp
-            elif target.exists():
-                target.unlink()
-            os.replace(source, target)
-    finally:
-        shutil.rmtree(tree, ignore_errors=True)
-
-
-def prepare(
-    dataset: Dataset,
-    data: Path,
-    overrides: Mapping[str, str] | None = None,
-    videos: Path | None = None,
-) -> int:
-    """Download, verify and place every part not yet placed, then check (a video dataset's videos
-    in `videos`, default its videos/ folder); return the exit status."""
-    root = data / dataset.folder
-    root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(root)
-    failures = FailureLog(dataset.name, data / "downloads" / f"{dataset.name}.failures.jsonl")
-    usage = False
-    for part in dataset.parts:
-        stamp = root / f"{PLACED_STAMP}{part.file}"
-        if stamp.exists():
-            failures.ok()
-            continue
-        try:
-            download = fetch(part.file, data / "downloads", var=part.var, overrides=overrides)
-            place_part(part, download, root)
-        except (UserError, DownloadError) as exc:
-            log(f"vlprep: error: {exc}")
-            failures.fail(part.file, str(exc))
-            usage = usage or isinstance(exc, UserError)
-            continue
-        atomic_write_text(stamp, f"{part.file}\n")
-        failures.ok()
-    status = failures.finish()
-    if status:
-        return EXIT_USAGE if usage else status
-    inspection = inspect(dataset, data, Where(videos=videos))
-    missing_list = root / MISSING_LIST
-    if inspection.missing:
-        atomic_write_text(missing_list, "".join(f"{item}\n" for item in inspection.missing))
-    else:
-        missing_list.unlink(missing_ok=True)
-    if inspection.status != COMPLETE:
-        listed = f" (all listed in {missing_list})" if inspection.missing else ""
-        problems = "; ".join(inspection.problems)
-        log(f"vlprep: error: {dataset.name}: {inspection.status}: {problems}{listed}")
-        return 1
-    atomic_write_text(root / COMPLETE_STAMP, f"{dataset.name}\n")
-    log(f"{dataset.name}: complete in {root} ({inspection.files} files)")
-    return 0
-
-
 def inspect(dataset: Dataset, data: Path, where: Where | None = None) -> Inspection:
     return dataset.layout.inspect(data / dataset.folder, where)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.catalog.datasets", description=__doc__)
-    parser.add_argument("dataset", help=f"one of: {', '.join(DATASETS)}")
-    parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
-    parser.add_argument("--videos", type=Path, help="video datasets: where the videos are")
-    args = parser.parse_args(argv)
-    return prepare(find_dataset(args.dataset), Path(args.data), videos=args.videos)
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -17,7 +17,8 @@ from rich.table import Table
 from pyutils.adaclip.splits import DATASETS as SPLIT_DATASETS
 from pyutils.adaclip.splits import generate
 from pyutils.catalog.check import human_size
-from pyutils.catalog.datasets import DATASETS, inspect, prepare
+from pyutils.catalog.datasets import DATASETS, inspect
+from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.media import find_ffmpeg, find_ffprobe, probe
 from pyutils.devtools.local_server import LocalServer
