@@ -71,31 +71,112 @@ DASK_PORT ?= 8786
 dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
 	$(PY) -m pyutils.devtools.dask_local --workers $(call q,$(DASK_WORKERS)) --port $(call q,$(DASK_PORT))
 
-# ---- AdaCLIP splits ----------------------------------------------------------------------------
-# make annots DATASET=msrvtt|didemo|activitynet [VIDEOS=...] [SRC=...] [ANNOTS=...]
+# ---- the datasets: `make <dataset>`, `make <dataset>-ready`, `make check` ---------------------
+# Every registry file (scripts/downloads.tsv) a dataset uses has an override prefix: <NAME>_URL
+# replaces its sources (space-separated, tried in order), <NAME>_SHA256 its checksum (`none`
+# skips verification with a warning). Empty means the registry's. Make hands command-line
+# variables to the recipes' environment, where pyutils.catalog.prepare reads them.
 ANNOTS ?= annots
+SRC ?=
+DATASETS ?=
+
+# Paths become make targets in the chains below: make splits target names at spaces and reads
+# % : ; * ? [ as pattern, rule and wildcard syntax, so such a path is refused in one line naming
+# its variable. A `$` in a path the user gives would be expanded by make itself (a `$(shell ...)`
+# in it would run), so it is refused before anything expands it.
+PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR
+TARGET_PATHS := DATA ANNOTS FRAMES DIDEMO_SRC URLS
+user_given = $(filter command line environment%,$(origin $(1)))
+$(foreach var,$(PATH_VARIABLES),$(if $(call user_given,$(var)),$(if $(findstring $$,$(value $(var))),\
+  $(error $(var): a path with a $$ in it cannot go through make; rename it or use a symlink))))
+path_problem = $(strip $(if $(word 2,$(1)),spaces)$(foreach c,% : ; * ? [,$(if $(findstring $(c),$(1)), '$(c)')))
+BAD_PATHS := $(strip $(foreach var,$(TARGET_PATHS),$(if $(call user_given,$(var)),$(if $(call path_problem,$(value $(var))),$(var)))))
+include datasets.mk
+ifneq ($(BAD_PATHS),)
+ifneq ($(filter %-ready $(DATASET_TARGETS) clip-datasets,$(MAKECMDGOALS)),)
+$(foreach var,$(firstword $(BAD_PATHS)),$(error $(var)='$(value $(var))': make targets cannot \
+  hold $(call path_problem,$(value $(var))); use a path without them (or a symlink)))
+endif
+endif
+
+.PHONY: check verify downloads-registry rules
+
+# The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
+# VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
+ifeq ($(BAD_PATHS),)
+$(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
+	$(PY) -m pyutils.catalog.prepare '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
+endif
+
+check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
+	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
+
+verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
+	$(PY) -m pyutils.fetch.download verify --data $(call q,$(DATA))
+
+downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
+	$(PY) -m pyutils.fetch.download register --data $(call q,$(DATA))
+
+rules: $(SETUP_STAMP) ## regenerate datasets.mk from the dataset records (after adding a dataset)
+	$(PY) -m pyutils.catalog.makefile > datasets.mk.tmp && mv datasets.mk.tmp datasets.mk
+
+# ---- the steps of the -ready chains (datasets.mk says which dataset has which, where) ----------
+# $(call step_<name>,dataset) is the recipe of that step; $(dataset)_VIDEOS etc. are its folders.
+# A step whose items partly failed (dead links, unreadable videos: exit 1, listed above it) lets
+# the chain go on without its stamp, so the next run retries just those; any other failure stops.
+tolerant = $(1) && touch $(call q,$@) || { status=$$?; test "$$status" -eq 1 || exit "$$status"; \
+  echo 'vlprep: '$(call q,$@)': some items failed (listed above); going on, the next run retries them' >&2; }
+step_check = $(call tolerant,$(PY) -m pyutils.catalog.prepare $(1) --data $(call q,$(DATA)) \
+  --videos $(call q,$($(1)_VIDEOS)))
+step_originals = mkdir -p $(call q,$(@D)) && $(call tolerant,$(call fetch_cmd,$($(1)_URLS),$(@D)))
+step_videos = mkdir -p $(call q,$(@D)) && $(call tolerant,$(call transcode_cmd,$($(1)_ORIGINALS),$(@D)))
+step_frames = mkdir -p $(call q,$(@D)) && $(call tolerant,$(call frames_cmd,$($(1)_VIDEOS),$(@D)))
+step_splits = $(call annots_cmd,$(1)) && touch $(call q,$@)
+
+# ---- stages: frames, AdaCLIP splits, DiDeMo videos ----------------------------------------------
+# Empty FPS/SIZE/NUM_FRAMES mean native rate, native size, every frame; BACKEND=dask with
+# SCHEDULER=tcp://host:8786 runs the same per-video work on a Dask cluster. With DATASET=msrvtt
+# (etc.), VIDEOS and FRAMES default to that dataset's folders.
+FPS ?=
+SIZE ?=
+NUM_FRAMES ?=
 REFERENCE ?=
-ANNOT_SRC_msrvtt := $(DATA)/msrvtt/msrvtt_data
-ANNOT_SRC_didemo := $(DATA)/didemo/annotations
-ANNOT_SRC_activitynet := $(DATA)/activitynet/captions
-ANNOT_OUT_msrvtt := msrvtt-jsfusion
-ANNOT_OUT_didemo := didemo
-ANNOT_OUT_activitynet := activitynet
-ANNOT_DATASETS := msrvtt didemo activitynet
-SRC ?= $(if $(filter $(DATASET),$(ANNOT_DATASETS)),$(ANNOT_SRC_$(DATASET)))
+FETCH_JOBS ?= 8
+RETRIES ?= 3
+known_dataset = $(if $(filter $(DATASET),$(VIDEO_DATASETS)),$(DATASET))
+# $(call of_dataset,FOLDER): DATASET's default folder, e.g. $(msrvtt_VIDEOS); empty without one
+of_dataset = $(if $(known_dataset),$($(known_dataset)_$(1)))
+FRAMES_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
+  $(if $(FPS),--fps $(call q,$(FPS))) $(if $(SIZE),--short-side $(call q,$(SIZE))) \
+  $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES))) $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
+# $(call frames_cmd,videos,frames)
+frames_cmd = $(PY) -m pyutils.video.frames $(call q,$(1)) $(call q,$(2)) $(FRAMES_OPTIONS)
+# $(call annots_cmd,dataset)
+annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir $(call q,$($(1)_VIDEOS)) \
+  --annot_dir $(call q,$($(1)_SRC)) --output_folder $(call q,$($(1)_SPLITS))
+# $(call fetch_cmd,url list,folder) and $(call transcode_cmd,originals,folder)
+fetch_cmd = $(PY) -m pyutils.fetch.fetch_list $(call q,$(1)) $(call q,$(2)) \
+  --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
+transcode_cmd = $(PY) -m pyutils.video.transcode $(call q,$(1)) $(call q,$(2)) --jobs $(call q,$(JOBS))
+need_dataset = $(if $(known_dataset),,$(error set DATASET= to one of: $(VIDEO_DATASETS)))
 
-.PHONY: annots annots-verify
+.PHONY: frames annots annots-verify didemo-videos didemo-mp4
 
-# $(call annots_cmd,dataset,video folder,annotation folder)
-annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir $(call q,$(2)) --annot_dir $(call q,$(3)) \
-  --output_folder $(call q,$(ANNOTS)/$(ANNOT_OUT_$(1)))
+frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
+	$(if $(or $(known_dataset),$(and $(VIDEOS),$(FRAMES))),,@echo 'vlprep: error: set VIDEOS=<folder of videos> and FRAMES=<output folder>, or DATASET=<one of: $(VIDEO_DATASETS)>' >&2; exit 2)
+	$(call frames_cmd,$(or $(VIDEOS),$(call of_dataset,VIDEOS)),$(or $(FRAMES),$(call of_dataset,FRAMES)))
 
 annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet into $(ANNOTS)/
-	$(if $(filter $(DATASET),$(ANNOT_DATASETS)),,$(error set DATASET= to one of: $(ANNOT_DATASETS)))
-	$(call annots_cmd,$(DATASET),$(or $(VIDEOS),$(DATA)/$(DATASET)/videos),$(SRC))
+	$(need_dataset)$(call annots_cmd,$(DATASET))
 
 annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
 	$(PY) -m pyutils.adaclip.verify --annots $(call q,$(ANNOTS)) $(if $(REFERENCE),--reference $(call q,$(REFERENCE)))
+
+didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
+	$(call fetch_cmd,$(didemo_URLS),$(didemo_ORIGINALS))
+
+didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
+	$(call transcode_cmd,$(didemo_ORIGINALS),$(didemo_VIDEOS))
 
 # ---- activitynet_qa: ActivityNet-QA to LLaMA-Factory sharegpt JSON, and dataset_info.json ----
 N ?= 250
@@ -110,151 +191,22 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 # Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
 	$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
-	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(or $(VIDEOS),$(DATA)/activitynet/videos)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
+	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(activitynet_VIDEOS)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
 	  --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) --scheduler $(call q,$(SCHEDULER)) --register
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
 	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
 
-# ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
-DIDEMO_SRC ?= $(DATA)/didemo/originals
-URLS ?= $(DATA)/didemo/video_urls.txt
-FETCH_JOBS ?= 8
-RETRIES ?= 3
+# ---- AdaCLIP config, contact sheet ----------------------------------------------------------
 ADACLIP ?=
 VIDEO ?=
 SHEET ?=
 
-.PHONY: didemo-videos didemo-mp4 adaclip-config contact-sheet
-
-didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
-	$(PY) -m pyutils.fetch.fetch_list $(call q,$(URLS)) $(call q,$(DIDEMO_SRC)) --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
-
-# The per-dataset default of VIDEOS: a target-specific value, so `VIDEOS=` on the command line
-# still wins while other targets keep their own default.
-didemo-mp4: VIDEOS = $(DATA)/didemo/videos
-didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
-	$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) $(call q,$(VIDEOS)) --jobs $(call q,$(JOBS))
+.PHONY: adaclip-config contact-sheet
 
 adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
 	$(PY) -m pyutils.adaclip.config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))
 
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
 	$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
-
-# ---- downloads and the CLIP image datasets ----------------------------------------------------
-# Every registry file (scripts/downloads.tsv) a dataset uses has an override prefix: <NAME>_URL
-# replaces its sources (space-separated, tried in order), <NAME>_SHA256 its checksum (`none`
-# skips verification with a warning). Empty means the registry's.
-DOWNLOAD_NAMES := CALTECH101 CALTECH101_SPLIT MINI_IMAGENET MINI_IMAGENET_CLASSNAMES \
-  COCO_TRAIN2014 COCO_VAL2014 DATASET_JSON FLICKR30K FLICKR5K \
-  MSRVTT MSRVTT_DATA ACTIVITYNET_CAPTIONS DIDEMO_YFCC100M_HASH \
-  $(foreach split,TRAIN VAL TEST,DIDEMO_$(split)_DATA DIDEMO_$(split)_LIST \
-    ACTIVITYNET_QA_$(split)_Q ACTIVITYNET_QA_$(split)_A)
-$(foreach name,$(DOWNLOAD_NAMES),$(eval $(name)_URL ?=)$(eval $(name)_SHA256 ?=))
-export $(foreach name,$(DOWNLOAD_NAMES),$(name)_URL $(name)_SHA256)
-DATASETS ?=
-
-.PHONY: caltech101 mini-imagenet mscoco2014 flickr flickr5k clip-datasets check verify downloads-registry
-
-caltech101: $(DATA)/caltech-101/.vlprep-complete ## Caltech101 images + CoOp split in $(DATA)/caltech-101
-mini-imagenet: $(DATA)/mini-imagenet/.vlprep-complete ## mini-ImageNet (archive placed by hand; says where) + classnames.txt
-mscoco2014: $(DATA)/mscoco2014/.vlprep-complete ## COCO 2014 train/val images + caption JSONs (Kaggle credentials)
-flickr: $(DATA)/flickr/.vlprep-complete ## Flickr30k images + caption JSONs (Kaggle credentials)
-flickr5k: $(DATA)/flickr5k/.vlprep-complete ## Flickr5k images + caption JSONs (Kaggle credentials)
-clip-datasets: caltech101 mini-imagenet mscoco2014 flickr flickr5k ## every CLIP image dataset
-
-# The stamp is written only when the dataset's layout checks complete, so a second run does nothing.
-# VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
-$(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
-	$(PY) -m pyutils.catalog.prepare '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
-
-check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
-	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
-
-verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
-	$(PY) -m pyutils.fetch.download verify --data $(call q,$(DATA))
-
-downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
-	$(PY) -m pyutils.fetch.download register --data $(call q,$(DATA))
-
-# ---- frames ----------------------------------------------------------------------------------
-# Empty means native rate, native size, every frame; BACKEND=dask with SCHEDULER=tcp://host:8786
-# runs the same per-video work on a Dask cluster. With DATASET=msrvtt (etc.), VIDEOS and FRAMES
-# default to $(DATA)/<dataset>/videos and $(DATA)/<dataset>/frames.
-FPS ?=
-SIZE ?=
-NUM_FRAMES ?=
-FRAMES_VIDEOS = $(or $(VIDEOS),$(if $(DATASET),$(DATA)/$(DATASET)/videos))
-FRAMES_OUT = $(or $(FRAMES),$(if $(DATASET),$(DATA)/$(DATASET)/frames))
-FRAMES_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
-  $(if $(FPS),--fps $(call q,$(FPS))) $(if $(SIZE),--short-side $(call q,$(SIZE))) \
-  $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES))) $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
-
-.PHONY: frames
-
-frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
-	@test -n $(call q,$(FRAMES_VIDEOS)) && test -n $(call q,$(FRAMES_OUT)) || { echo 'vlprep: error: set VIDEOS=<folder \
-	  of videos> and FRAMES=<output folder>, or DATASET=msrvtt|didemo|activitynet' >&2; exit 2; }
-	$(PY) -m pyutils.video.frames $(call q,$(FRAMES_VIDEOS)) $(call q,$(FRAMES_OUT)) $(FRAMES_OPTIONS)
-
-# ---- video datasets end to end: msrvtt, didemo, activitynet, activitynet-qa (issue 7) --------
-# `make <dataset>-ready` is a chain of stamp files, each inside the folder its step fills, so a
-# stopped chain resumes at the first step without one. A step whose items partly failed (dead
-# links, unreadable videos: exit 1, listed above it) lets the chain go on without its stamp, so
-# the next run retries just those; any other failure stops the chain.
-READY := .vlprep-ready
-ready_videos = $(or $(VIDEOS),$(DATA)/$(1)/videos)
-ready_frames = $(or $(FRAMES),$(DATA)/$(1)/frames)
-tolerant = $(1) && touch '$@' || { status=$$?; test "$$status" -eq 1 || exit "$$status"; \
-  echo 'vlprep: $@: some items failed (listed above); going on, the next run retries them' >&2; }
-
-# Stamp files are make targets, and make splits target names at spaces: say so instead.
-STAMP_GOALS := %-ready msrvtt didemo activitynet activitynet-qa-data
-ifneq ($(filter $(STAMP_GOALS),$(MAKECMDGOALS)),)
-$(foreach var,DATA ANNOTS FRAMES DIDEMO_SRC URLS,$(if $(word 2,$($(var))),$(error \
-  $(var)='$($(var))': make targets cannot have spaces; use a path without them (or a symlink))))
-endif
-
-.PHONY: msrvtt didemo activitynet activitynet-qa-data msrvtt-ready didemo-ready activitynet-ready
-
-msrvtt: $(DATA)/msrvtt/.vlprep-complete ## MSRVTT videos (flat in videos/) + CLIP4Clip's msrvtt_data/
-didemo: $(DATA)/didemo/.vlprep-complete $(DATA)/didemo/video_urls.txt ## DiDeMo annotations + the video URL list for didemo-videos
-activitynet: $(DATA)/activitynet/.vlprep-complete ## ActivityNet Captions; lists the videos missing from VIDEOS and where to request them
-activitynet-qa-data: $(DATA)/activitynet-qa/.vlprep-complete ## ActivityNet-QA dataset/*.json from MILVLG/activitynet-qa
-
-$(DATA)/didemo/video_urls.txt: $(DATA)/didemo/.vlprep-complete
-	$(PY) -m pyutils.catalog.didemo_urls $(call q,$(DATA)/didemo/annotations) '$@'
-
-# Frames, then splits, after the step $(2) that leaves the videos of dataset $(1).
-define video_chain
-$(call ready_frames,$(1))/$(READY): $(2) | $(SETUP_STAMP)
-	mkdir -p '$$(@D)'
-	$$(call tolerant,$$(PY) -m pyutils.video.frames $(call q,$(call ready_videos,$(1))) '$$(@D)' $$(FRAMES_OPTIONS))
-$(ANNOTS)/$(ANNOT_OUT_$(1))/$(READY): $(call ready_frames,$(1))/$(READY)
-	$$(call annots_cmd,$(1),$(call ready_videos,$(1)),$(ANNOT_SRC_$(1)))
-	touch '$$@'
-$(1)-ready: $(ANNOTS)/$(ANNOT_OUT_$(1))/$(READY)
-endef
-
-msrvtt-ready: ## download MSRVTT, extract frames, write its AdaCLIP splits (resumes where it stopped)
-$(eval $(call video_chain,msrvtt,$(DATA)/msrvtt/.vlprep-complete))
-
-# ActivityNet videos come by hand: the check lists the missing ones and the chain goes on with
-# those present.
-activitynet-ready: ## ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)
-$(DATA)/activitynet/$(READY): | $(SETUP_STAMP)
-	$(call tolerant,$(PY) -m pyutils.catalog.prepare activitynet --data $(call q,$(DATA)) --videos $(call q,$(call ready_videos,activitynet)))
-$(eval $(call video_chain,activitynet,$(DATA)/activitynet/$(READY)))
-
-# DiDeMo videos: VIDEOS=<folder of <original>.mp4> skips download and transcode; URLS= (empty)
-# with DIDEMO_SRC=<folder of originals> skips only the download.
-didemo-ready: ## DiDeMo annotations, videos (didemo-videos or VIDEOS=), didemo-mp4, frames, splits
-$(DIDEMO_SRC)/$(READY): $(URLS) | $(SETUP_STAMP)
-	mkdir -p '$(@D)'
-	$(call tolerant,$(PY) -m pyutils.fetch.fetch_list $(call q,$(URLS)) '$(@D)' --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES)))
-$(DATA)/didemo/videos/$(READY): $(if $(URLS),$(DIDEMO_SRC)/$(READY),$(DATA)/didemo/.vlprep-complete)
-	mkdir -p '$(@D)'
-	$(call tolerant,$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) '$(@D)' --jobs $(call q,$(JOBS)))
-$(eval $(call video_chain,didemo,$(if $(VIDEOS),$(DATA)/didemo/.vlprep-complete,$(DATA)/didemo/videos/$(READY))))

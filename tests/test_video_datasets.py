@@ -232,4 +232,45 @@ def test_didemo_url_template_follows_localizing_moments() -> None:
 def test_paths_with_spaces_are_refused_in_one_line(tmp_path: Path) -> None:
     result = make("-n", "msrvtt-ready", f"DATA={tmp_path}/my data")
     assert result.returncode == 2
-    assert "DATA='" in result.stderr and "make targets cannot have spaces" in result.stderr
+    assert "DATA='" in result.stderr and "make targets cannot hold spaces" in result.stderr
+
+
+def test_make_with_user_paths_says_nothing_about_overriding_recipes() -> None:
+    result = make("help", "FRAMES=/x", "VIDEOS=/y", "ANNOTS=/z")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "msrvtt-ready" in result.stdout and "didemo-ready" in result.stdout
+
+
+def test_one_chain_plans_only_its_own_steps() -> None:
+    plan = make("-n", "msrvtt-ready", "FRAMES=/x")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stderr == ""
+    assert "pyutils.catalog.prepare 'msrvtt'" in plan.stdout
+    assert "pyutils.video.frames 'datasets/msrvtt/videos' '/x'" in plan.stdout
+    assert "touch '/x/.vlprep-msrvtt-frames'" in plan.stdout
+    assert "msrvtt_preprocess.py" in plan.stdout
+    for other in ("didemo", "activitynet", "transcode", "fetch_list"):
+        assert other not in plan.stdout
+
+
+def test_msrvtt_frames_go_to_a_frames_path_with_quote_and_backtick(
+    tmp_path: Path, msrvtt_archives: dict[str, bytes]
+) -> None:
+    data, annots = tmp_path / "data", tmp_path / "annots"
+    frames = tmp_path / "it's`>pwned`"  # run by a shell, the backticks would write pwned
+    with LocalServer(dict(msrvtt_archives)) as server:
+        result = make("msrvtt-ready", *msrvtt_args(server, data, annots), f"FRAMES={frames}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in frames.iterdir() if p.is_dir()) == MSRVTT_IDS
+    assert (frames / ".vlprep-msrvtt-frames").exists()
+    assert (annots / "msrvtt-jsfusion" / ".vlprep-msrvtt-splits").exists()
+    assert not (REPO / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_a_dollar_in_a_path_is_refused_before_make_expands_it(tmp_path: Path) -> None:
+    result = make("-n", "msrvtt-ready", f"FRAMES=$(shell touch {tmp_path}/pwned)")
+    assert result.returncode == 2
+    assert "FRAMES: a path with a $ in it cannot go through make" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+    colon = make("-n", "didemo-ready", f"DIDEMO_SRC={tmp_path}/a:b")
+    assert colon.returncode == 2 and "DIDEMO_SRC=" in colon.stderr and "':'" in colon.stderr

@@ -197,10 +197,17 @@ ACTIVITYNET_SOURCES = {"train": "train.json", "val": "val_1.json"}
 
 
 @dataclass(frozen=True)
-class Dataset:
+class SplitRecipe:
+    """How AdaCLIP's splits of one dataset are made. The dataset catalogue's record of the dataset
+    (pyutils/catalog/datasets.py) points here, so the split folder name lives only here."""
+
     output_folder: str  # under annots/, as AdaCLIP's configs name it
     inputs: dict[str, tuple[str, ...]]  # split -> the files it is made from, in the annot dir
     build: Callable[[Path, VideoFolder, list[str]], list[Split]]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.inputs)
 
 
 def _per_split(
@@ -209,8 +216,8 @@ def _per_split(
     return lambda annot_dir, videos, names: [build_one(annot_dir, videos, n) for n in names]
 
 
-DATASETS = {
-    "msrvtt": Dataset(
+RECIPES = {
+    "msrvtt": SplitRecipe(
         "msrvtt-jsfusion",
         {
             "train": ("MSRVTT_data.json", "MSRVTT_train.9k.csv"),
@@ -218,12 +225,12 @@ DATASETS = {
         },
         msrvtt_splits,
     ),
-    "didemo": Dataset(
+    "didemo": SplitRecipe(
         "didemo",
         {s: (f"{s}_data.json", f"{s}_list.txt") for s in ("train", "val", "test")},
         _per_split(didemo_split),
     ),
-    "activitynet": Dataset(
+    "activitynet": SplitRecipe(
         "activitynet",
         {s: (source,) for s, source in ACTIVITYNET_SOURCES.items()},
         _per_split(activitynet_split),
@@ -239,14 +246,14 @@ def present_splits(dataset: str, annot_dir: Path) -> list[str]:
     if not annot_dir.is_dir():
         raise UserError(f"{annot_dir}: annotation folder not found; set SRC= (--annot_dir)")
     names = []
-    for name, files in DATASETS[dataset].inputs.items():
+    for name, files in RECIPES[dataset].inputs.items():
         absent = [f for f in files if not (annot_dir / f).is_file()]
         if absent:
             log(f"{dataset}: skipping split {name!r}: {', '.join(absent)} not in {annot_dir}")
         else:
             names.append(name)
     if not names:
-        wanted = sorted({f for files in DATASETS[dataset].inputs.values() for f in files})
+        wanted = sorted({f for files in RECIPES[dataset].inputs.values() for f in files})
         raise UserError(
             f"{annot_dir}: no {dataset} annotation files found (expected {', '.join(wanted)})"
         )
@@ -255,7 +262,7 @@ def present_splits(dataset: str, annot_dir: Path) -> list[str]:
 
 def build_splits(dataset: str, annot_dir: Path, video_dir: Path) -> list[Split]:
     names = present_splits(dataset, annot_dir)
-    return DATASETS[dataset].build(annot_dir, VideoFolder(video_dir), names)
+    return RECIPES[dataset].build(annot_dir, VideoFolder(video_dir), names)
 
 
 def split_text(split: Split) -> str:
@@ -305,7 +312,7 @@ def cli(dataset: str) -> Callable[[list[str] | None], int]:
         parser.add_argument(
             "--output_folder",
             type=Path,
-            default=Path("annots") / DATASETS[dataset].output_folder,
+            default=Path("annots") / RECIPES[dataset].output_folder,
             help="where the split JSON files go (default: %(default)s)",
         )
         args = parser.parse_args(argv)

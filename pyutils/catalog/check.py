@@ -22,12 +22,11 @@ from pyutils.catalog.datasets import (
     COMPLETE_STAMP,
     DATASETS,
     PLACED_STAMP,
-    READY_STAMP,
     Dataset,
     find_dataset,
     inspect,
 )
-from pyutils.catalog.layout import COMPLETE, MISSING, Inspection, VideoFiles, Where
+from pyutils.catalog.layout import COMPLETE, MISSING, Inspection, Where
 from pyutils.core.errors import EXIT_ITEM_FAILURES, run_cli
 
 DEFAULT_ANNOTS = Path("annots")
@@ -37,15 +36,16 @@ def fix_command(dataset: Dataset, data: Path, inspection: Inspection, annots: Pa
     if inspection.status == COMPLETE:
         return ""
     make = f"make {dataset.ready or dataset.name} DATA={shlex.quote(str(data))}"
-    if annots != DEFAULT_ANNOTS and isinstance(dataset.layout, VideoFiles):
+    if annots != DEFAULT_ANNOTS and dataset.chain:
         make += f" ANNOTS={shlex.quote(str(annots))}"
     if inspection.status == MISSING:
         return make
     root = data / dataset.folder
-    if isinstance(dataset.layout, VideoFiles):
+    if dataset.chain:
         # The chain's steps redo only what is missing once their stamps are gone.
-        steps = [root, root / "videos", root / "frames", annots / dataset.layout.splits]
-        stamps = [root / COMPLETE_STAMP, *(step / READY_STAMP for step in steps)]
+        steps = dataset.chain.steps
+        stamps = [root / COMPLETE_STAMP]
+        stamps += [dataset.step_folder(s, data, annots) / s.stamp(dataset.name) for s in steps]
         stamps = [stamp for stamp in stamps if stamp.exists()] or stamps[:1]
         return f"rm -f {' '.join(shlex.quote(str(s)) for s in stamps)} && {make}"
     # Removing the stamps re-places every part from the verified archives in downloads/.

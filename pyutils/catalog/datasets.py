@@ -8,7 +8,9 @@ Each part is placed once: its stamp `.vlprep-placed-<file>` makes a rerun skip i
 archive may then be deleted). `.vlprep-complete` is written when the layout checks complete.
 A video dataset's download is complete when its annotations are there and (unless a later step
 makes them, as for DiDeMo) a video for every annotated id; what is missing is listed in
-`missing.txt` beside them. `make <dataset>-ready` chains frames and AdaCLIP splits after it.
+`missing.txt` beside them. Its `chain` says how `make <dataset>-ready` goes on to frames and AdaCLIP
+splits: the Makefile's rules for it are generated from these records (pyutils/catalog/makefile.py
+writes datasets.mk), and `make check` names the same stamps.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyutils.adaclip.splits import RECIPES, SplitRecipe
 from pyutils.catalog.layout import (
     ClassFolders,
     Inspection,
@@ -32,7 +35,6 @@ from pyutils.core.errors import UserError
 
 COMPLETE_STAMP = ".vlprep-complete"
 PLACED_STAMP = ".vlprep-placed-"
-READY_STAMP = ".vlprep-ready"  # a finished step of a `make <dataset>-ready` chain (Makefile)
 MISSING_LIST = "missing.txt"  # beside the annotations: every annotated video not found
 
 
@@ -57,13 +59,86 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Originals:
+    """Videos that come as originals from a URL list made from the annotations, downloaded into
+    their own folder and transcoded into the videos folder (DiDeMo)."""
+
+    folder_var: str  # the Make variable of the originals folder
+    folder: str  # its default, under the dataset folder
+    url_list: str  # the URL list, under the dataset folder; the Make variable URLS overrides it
+    url_list_maker: str  # the module that writes it: `python -m MODULE ANNOTATIONS LIST`
+
+
+# How a chain gets its videos: the download leaves them; they come by hand and are checked (the
+# chain goes on with those present); or they are fetched as originals and transcoded.
+DOWNLOADED, BY_HAND, FROM_ORIGINALS = "downloaded", "by_hand", "originals"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a `make <dataset>-ready` chain. Its stamp `.vlprep-<dataset>-<name>` goes in the
+    folder the step fills, so a chain resumes at the first step without one, a folder carries its
+    own proof of completion, and two datasets' chains never share a stamp whatever paths are set."""
+
+    name: str
+    folder: str  # which folder: "dataset", "videos", "frames", "originals" or "splits"
+
+    def stamp(self, dataset: str) -> str:
+        return f".vlprep-{dataset}-{self.name}"
+
+
+@dataclass(frozen=True)
+class VideoChain:
+    videos: str  # DOWNLOADED, BY_HAND or FROM_ORIGINALS
+    help: str  # the `make help` line of `<dataset>-ready`
+    originals: Originals | None = None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """In order; the first step's input is the dataset's completed download."""
+        first = {
+            DOWNLOADED: (),
+            BY_HAND: (Step("check", "dataset"),),
+            FROM_ORIGINALS: (Step("originals", "originals"), Step("videos", "videos")),
+        }[self.videos]
+        return (*first, Step("frames", "frames"), Step("splits", "splits"))
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str  # the make target
     folder: str  # under $(DATA)
     parts: tuple[Part, ...]
     layout: ClassFolders | ReferencedFiles | VideoFiles
     summary: str
-    ready: str = ""  # the make target of the whole chain (video datasets)
+    trainer: str  # who reads it: "CLIP", "AdaCLIP" or "LLaMA-Factory"
+    chain: VideoChain | None = None  # video datasets: `make <name>-ready`
+
+    @property
+    def ready(self) -> str:
+        """The make target of the whole chain, or "" for a dataset without one."""
+        return f"{self.name}-ready" if self.chain else ""
+
+    @property
+    def splits(self) -> SplitRecipe:
+        assert isinstance(self.layout, VideoFiles), self.name
+        return self.layout.splits
+
+    @property
+    def annotations(self) -> str:
+        """The folder (under the dataset folder) its AdaCLIP splits are made from."""
+        assert isinstance(self.layout, VideoFiles), self.name
+        return self.layout.indexes[0].rpartition("/")[0]
+
+    def step_folder(self, step: Step, data: Path, annots: Path) -> Path:
+        """Where a chain step's stamp is, with every folder at its default."""
+        root = data / self.folder
+        if step.folder == "splits":
+            return annots / self.splits.output_folder
+        if step.folder == "originals":
+            assert self.chain and self.chain.originals
+            return root / self.chain.originals.folder
+        return root if step.folder == "dataset" else root / step.folder
 
 
 SPLITS = ("train", "val", "test")
@@ -90,6 +165,7 @@ def _caption_dataset(name: str, images: Part, prefix: str, summary: str) -> Data
             what="images the caption JSONs reference",
         ),
         summary=summary,
+        trainer="CLIP",
     )
 
 
@@ -131,11 +207,14 @@ VIDEO_DATASETS = (
             ),
             indexes=("msrvtt_data/MSRVTT_data.json",),
             reader=msrvtt_video_ids,
-            splits="msrvtt-jsfusion",
-            split_names=("train", "val"),
+            splits=RECIPES["msrvtt"],
         ),
         summary="MSRVTT videos (Frozen in Time) and CLIP4Clip's msrvtt_data",
-        ready="msrvtt-ready",
+        trainer="AdaCLIP",
+        chain=VideoChain(
+            DOWNLOADED,
+            "download MSRVTT, extract frames, write its AdaCLIP splits (resumes where it stopped)",
+        ),
     ),
     Dataset(
         name="didemo",
@@ -145,14 +224,18 @@ VIDEO_DATASETS = (
             annotations=tuple(f"annotations/{name}" for name in DIDEMO_ANNOTATIONS),
             indexes=tuple(f"annotations/{s}_data.json" for s in SPLITS),
             reader=didemo_video_ids,
-            splits="didemo",
-            split_names=SPLITS,
+            splits=RECIPES["didemo"],
             videos_downloaded=False,
             by_hand="dead links are listed by make didemo-videos; ask the LocalizingMoments "
             "authors for the rest, then make didemo-mp4",
         ),
         summary="DiDeMo annotations and video URL list; videos by make didemo-videos",
-        ready="didemo-ready",
+        trainer="AdaCLIP",
+        chain=VideoChain(
+            FROM_ORIGINALS,
+            "DiDeMo annotations, videos (didemo-videos or VIDEOS=), didemo-mp4, frames, splits",
+            Originals("DIDEMO_SRC", "originals", "video_urls.txt", "pyutils.catalog.didemo_urls"),
+        ),
     ),
     Dataset(
         name="activitynet",
@@ -171,12 +254,14 @@ VIDEO_DATASETS = (
             annotations=("captions/train.json", "captions/val_1.json", "captions/val_2.json"),
             indexes=("captions/train.json", "captions/val_1.json"),
             reader=activitynet_video_ids,
-            splits="activitynet",
-            split_names=("train", "val"),
+            splits=RECIPES["activitynet"],
             by_hand=ACTIVITYNET_FORM,
         ),
         summary="ActivityNet Captions; videos by request from the owners",
-        ready="activitynet-ready",
+        trainer="AdaCLIP",
+        chain=VideoChain(
+            BY_HAND, "ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)"
+        ),
     ),
     Dataset(
         name="activitynet-qa-data",
@@ -184,6 +269,7 @@ VIDEO_DATASETS = (
         parts=_files("ACTIVITYNET_QA", QA_FILES, "activitynet-qa", "dataset"),
         layout=ReferencedFiles(tuple(f"dataset/{name}" for name in QA_FILES), lambda data: ()),
         summary="ActivityNet-QA questions and answers (MILVLG/activitynet-qa)",
+        trainer="LLaMA-Factory",
     ),
 )
 
@@ -208,6 +294,7 @@ DATASETS = {
                 what="images of the CoOp split",
             ),
             summary="Caltech101 images and the CoOp split",
+            trainer="CLIP",
         ),
         Dataset(
             name="mini-imagenet",
@@ -221,7 +308,8 @@ DATASETS = {
                 Part("classnames.txt", "MINI_IMAGENET_CLASSNAMES"),
             ),
             layout=ClassFolders({"train": 64, "val": 16, "test": 20}, "classnames.txt", 600),
-            summary="mini-ImageNet (archive placed by hand) and CLIP's class names",
+            summary="mini-ImageNet (archive placed by hand: says where) and CLIP's class names",
+            trainer="CLIP",
         ),
         Dataset(
             name="mscoco2014",
@@ -248,7 +336,8 @@ DATASETS = {
                 search=(".", "train2014", "val2014"),
                 what="images the caption JSONs reference",
             ),
-            summary="COCO 2014 train/val images and the Karpathy caption JSONs",
+            summary="COCO 2014 train/val images and Karpathy caption JSONs (Kaggle credentials)",
+            trainer="CLIP",
         ),
         _caption_dataset(
             "flickr",
@@ -268,7 +357,7 @@ DATASETS = {
                 ),
             ),
             "flickr30k",
-            "Flickr30k images and caption JSONs",
+            "Flickr30k images and caption JSONs (Kaggle credentials)",
         ),
         _caption_dataset(
             "flickr5k",
@@ -278,7 +367,7 @@ DATASETS = {
                 (Place("flickr5k-images", ("flickr5k-images", "flickr5k_images")),),
             ),
             "flickr5k",
-            "Flickr5k images and caption JSONs",
+            "Flickr5k images and caption JSONs (Kaggle credentials)",
         ),
         *VIDEO_DATASETS,
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyutils.adaclip.splits import SplitRecipe
 from pyutils.core.atomic import is_temporary
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import read_json
@@ -123,8 +124,7 @@ class VideoFiles:
     annotations: tuple[str, ...]  # every file the download must leave
     indexes: tuple[str, ...]  # the JSON ones among them that name the videos
     reader: Callable[[Any], Iterable[str]]
-    splits: str  # folder under ANNOTS
-    split_names: tuple[str, ...]
+    splits: SplitRecipe  # AdaCLIP's splits of the dataset: their folder under ANNOTS and names
     videos_downloaded: bool = True  # False: videos come from a later step of the chain (DiDeMo)
     by_hand: str = ""  # what to do about missing videos
 
@@ -166,8 +166,8 @@ class VideoFiles:
             result.problems.append(
                 _first(no_frames, "videos have no frames in", len(present), frames_dir)
             )
-        for split in self.split_names:
-            path = where.annots / self.splits / f"{split}.json"
+        for split in self.splits.names:
+            path = where.annots / self.splits.output_folder / f"{split}.json"
             if not path.is_file():
                 result.problems.append(f"no AdaCLIP split {path}")
         return result.settled()

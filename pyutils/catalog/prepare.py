@@ -28,7 +28,7 @@ from pyutils.catalog.datasets import (
 )
 from pyutils.catalog.layout import COMPLETE, Where
 from pyutils.core.atomic import TEMP_MARK, atomic_file, atomic_write_text, remove_stale_temporaries
-from pyutils.core.errors import EXIT_USAGE, UserError, run_cli
+from pyutils.core.errors import EXIT_USAGE, UserError, error_line, run_cli
 from pyutils.core.report import FailureLog, log
 from pyutils.fetch.download import DownloadError, fetch
 from pyutils.fetch.extract import extract_into
@@ -94,7 +94,7 @@ def prepare(
             download = fetch(part.file, data / "downloads", var=part.var, overrides=overrides)
             place_part(part, download, root)
         except (UserError, DownloadError) as exc:
-            log(f"vlprep: error: {exc}")
+            log(error_line(exc))
             failures.fail(part.file, str(exc))
             usage = usage or isinstance(exc, UserError)
             continue
@@ -112,7 +112,7 @@ def prepare(
     if inspection.status != COMPLETE:
         listed = f" (all listed in {missing_list})" if inspection.missing else ""
         problems = "; ".join(inspection.problems)
-        log(f"vlprep: error: {dataset.name}: {inspection.status}: {problems}{listed}")
+        log(error_line(f"{dataset.name}: {inspection.status}: {problems}{listed}"))
         return 1
     atomic_write_text(root / COMPLETE_STAMP, f"{dataset.name}\n")
     log(f"{dataset.name}: complete in {root} ({inspection.files} files)")

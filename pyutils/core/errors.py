@@ -21,12 +21,17 @@ class MediaError(UserError):
     """A file that cannot be read as a video, with the decoder's own reason."""
 
 
+def error_line(message: object) -> str:
+    """How every vlprep error reads, from a command or from a stage that goes on after it."""
+    return f"vlprep: error: {message}"
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run `main` and turn user errors into one line and exit status 2, without a traceback."""
     try:
         status = main(argv)
     except UserError as exc:
-        print(f"vlprep: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         status = EXIT_USAGE
     except KeyboardInterrupt:
         print("vlprep: interrupted", file=sys.stderr)

@@ -1,7 +1,7 @@
-"""Finding ffmpeg/ffprobe and probing videos, on machines with or without a system ffmpeg.
+"""Finding ffmpeg and probing videos, on machines with or without a system ffmpeg.
 
-Tools are looked up in $FFMPEG/$FFPROBE, then PATH, then (ffmpeg only) the static binary that the
-imageio-ffmpeg wheel ships. Probing is done in-process with PyAV, so it needs no ffprobe at all and
+ffmpeg is looked up in $FFMPEG, then PATH, then the static binary that the imageio-ffmpeg wheel
+ships. Probing is done in-process with PyAV, so it needs no ffprobe at all and
 costs no process start per video.
 """
 
@@ -33,12 +33,6 @@ def find_ffmpeg() -> str:
         raise UserError(
             "ffmpeg not found: set FFMPEG=/path/to/ffmpeg, install it, or run `make setup`"
         ) from None
-
-
-@functools.cache
-def find_ffprobe() -> str | None:
-    """Path of an ffprobe if the machine has one ($FFPROBE, then PATH); None otherwise."""
-    return _from_env_or_path("FFPROBE", "ffprobe")
 
 
 def _from_env_or_path(variable: str, name: str) -> str | None:

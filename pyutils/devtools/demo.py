@@ -14,13 +14,12 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from pyutils.adaclip.splits import DATASETS as SPLIT_DATASETS
-from pyutils.adaclip.splits import generate
+from pyutils.adaclip.splits import RECIPES, generate
 from pyutils.catalog.check import human_size
 from pyutils.catalog.datasets import DATASETS, inspect
 from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.media import find_ffmpeg, find_ffprobe, probe
+from pyutils.core.media import find_ffmpeg, probe
 from pyutils.devtools.local_server import LocalServer
 from pyutils.devtools.sample import (
     DEMO_VIDEOS,
@@ -49,12 +48,12 @@ def adaclip_splits(root: Path, table: Table) -> None:
     """AdaCLIP splits from the demo's tiny MSRVTT, DiDeMo and ActivityNet annotation sets."""
     video_folders = {"msrvtt": "videos", "didemo": "didemo/videos", "activitynet": "videos"}
     for dataset, videos in video_folders.items():
-        output = root / "annots" / SPLIT_DATASETS[dataset].output_folder
+        output = root / "annots" / RECIPES[dataset].output_folder
         for split in generate(dataset, root / "annotations" / dataset, root / videos, output):
             missing = f", missing: {', '.join(split.missing)}" if split.missing else ""
             table.add_row(
                 "annots",
-                f"{SPLIT_DATASETS[dataset].output_folder}/{split.name}.json",
+                f"{RECIPES[dataset].output_folder}/{split.name}.json",
                 f"{len(split.entries)} videos{missing}",
             )
 
@@ -171,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="demo", help="where the sample and outputs go")
     args = parser.parse_args(argv)
     console = Console()
-    console.print(
-        f"ffmpeg: {find_ffmpeg()}\nffprobe: {find_ffprobe() or 'none (probing with PyAV)'}"
-    )
+    console.print(f"ffmpeg: {find_ffmpeg()} (probing in-process with PyAV: no ffprobe)")
     root = build_demo_sample(Path(args.dir))
     table = Table(title=f"vlprep demo ({root})")
     for column in ("stage", "item", "result"):

@@ -37,7 +37,7 @@ from rich.table import Table
 
 from pyutils import REPOSITORY
 from pyutils.core.atomic import atomic_write_text, remove_stale_temporaries
-from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
+from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, error_line, run_cli
 from pyutils.core.report import log, stderr_is_terminal, track
 from pyutils.fetch.extract import archive_kind, copy_member
 
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(fetch(args.name, downloads, var=args.var))
         except DownloadError as exc:
-            log(f"vlprep: error: {exc}")
+            log(error_line(exc))
             return EXIT_ITEM_FAILURES
         return 0
     if args.command == "verify":
