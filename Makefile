@@ -59,7 +59,7 @@ bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
 
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
-	rm -rf -- $(call q,$(DEMO)) bench/out .pytest_cache .ruff_cache
+	rm -rf -- $(call q,$(DEMO)) bench/out .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # ---- scale-out on Dask -------------------------------------------------------------------------
@@ -79,6 +79,7 @@ dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on
 ANNOTS ?= annots
 SRC ?=
 DATASETS ?=
+JSON ?=
 
 # Paths become make targets in the chains below: make splits target names at spaces and reads
 # % : ; * ? [ as pattern, rule and wildcard syntax, so such a path is refused in one line naming
@@ -108,8 +109,8 @@ $(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
 	$(PY) -m pyutils.catalog.prepare '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
 endif
 
-check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits)
-	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(DATASETS)
+check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits; JSON=1)
+	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(if $(JSON),--json) $(DATASETS)
 
 verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
 	$(PY) -m pyutils.fetch.download verify --data $(call q,$(DATA))
@@ -210,3 +211,25 @@ adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATAS
 
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
 	$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
+
+# ---- what the user typed ----------------------------------------------------------------------
+# A command-line variable that no target reads is a typo that would silently change the result
+# (NUM_FRAME=8 extracts every frame): say so with the closest known name, and stop with STRICT=1.
+# Known: every `NAME ?=` of the makefiles, the download overrides, and the tuning the wrappers
+# read from their environment.
+STRICT ?=
+V ?=
+KNOWN_VARIABLES := $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\) ?=.*/\1/p' $(MAKEFILE_LIST)) \
+  $(foreach name,$(DOWNLOAD_VARIABLES),$(name)_URL $(name)_SHA256) \
+  FETCH_TRIES FETCH_TIMEOUT FETCH_WAITRETRY FETCH_PROGRESS FFMPEG \
+  KAGGLE_USERNAME KAGGLE_KEY KAGGLE_API_TOKEN KAGGLE_CONFIG_DIR
+TYPED_VARIABLES := $(foreach var,$(.VARIABLES),$(if $(filter command line,$(origin $(var))),$(var)))
+UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(TYPED_VARIABLES))
+ifneq ($(UNKNOWN_VARIABLES),)
+# name=closest pairs from the machine's python3 (standard library only: no venv needed)
+unknown_hint = $(if $(word 2,$(1)),; did you mean $(word 2,$(1))?)
+unknown_line = $(word 1,$(1)) is not a vlprep variable$(call unknown_hint,$(1))
+$(foreach pair,$(shell $(PYTHON3) -m pyutils.core.names $(UNKNOWN_VARIABLES) -- $(KNOWN_VARIABLES) | tr ' ' '='),\
+  $(if $(STRICT),$(error $(call unknown_line,$(subst =, ,$(pair)))),\
+  $(shell printf 'vlprep: warning: %s\n' $(call q,$(call unknown_line,$(subst =, ,$(pair))) (ignored: no target reads it; STRICT=1 stops here)) >&2)))
+endif

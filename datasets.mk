@@ -4,6 +4,7 @@
 DATASET_TARGETS := caltech101 mini-imagenet mscoco2014 flickr flickr5k msrvtt didemo activitynet activitynet-qa-data
 VIDEO_DATASETS := msrvtt didemo activitynet
 CLIP_DATASETS := caltech101 mini-imagenet mscoco2014 flickr flickr5k
+DOWNLOAD_VARIABLES := CALTECH101 CALTECH101_SPLIT MINI_IMAGENET MINI_IMAGENET_CLASSNAMES COCO_TRAIN2014 COCO_VAL2014 DATASET_JSON FLICKR30K FLICKR5K MSRVTT MSRVTT_DATA DIDEMO_TRAIN_DATA DIDEMO_VAL_DATA DIDEMO_TEST_DATA DIDEMO_TRAIN_LIST DIDEMO_VAL_LIST DIDEMO_TEST_LIST DIDEMO_YFCC100M_HASH ACTIVITYNET_CAPTIONS ACTIVITYNET_QA_TRAIN_Q ACTIVITYNET_QA_TRAIN_A ACTIVITYNET_QA_VAL_Q ACTIVITYNET_QA_VAL_A ACTIVITYNET_QA_TEST_Q ACTIVITYNET_QA_TEST_A
 .PHONY: caltech101 mini-imagenet mscoco2014 flickr flickr5k msrvtt didemo activitynet activitynet-qa-data msrvtt-ready didemo-ready activitynet-ready clip-datasets
 clip-datasets: $(CLIP_DATASETS) ## every CLIP image dataset
 

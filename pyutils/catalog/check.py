@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
+import orjson
 from rich.table import Table
 
 from pyutils.catalog.datasets import (
@@ -28,6 +30,7 @@ from pyutils.catalog.datasets import (
 )
 from pyutils.catalog.layout import COMPLETE, MISSING, Inspection, Where
 from pyutils.core.errors import EXIT_ITEM_FAILURES, run_cli
+from pyutils.core.report import stdout_console
 
 DEFAULT_ANNOTS = Path("annots")
 
@@ -66,24 +69,37 @@ def _what_is_missing(dataset: Dataset, found: Inspection) -> str:
     return "; ".join(found.problems)
 
 
-def check(names: list[str], data: Path, annots: Path = DEFAULT_ANNOTS) -> tuple[Table, int]:
-    """(table, number of datasets present but not complete)."""
+def check(names: list[str], data: Path, annots: Path = DEFAULT_ANNOTS) -> list[dict[str, Any]]:
+    """One row per dataset: name, status, files, size (bytes), what is missing, the fix."""
+    rows = []
+    for dataset in [find_dataset(n) for n in names] or DATASETS.values():
+        found = inspect(dataset, data, Where(annots=annots))
+        rows.append(
+            {
+                "dataset": dataset.name,
+                "status": found.status,
+                "files": found.files,
+                "size": found.size,
+                "missing": _what_is_missing(dataset, found),
+                "fix": fix_command(dataset, data, found, annots),
+            }
+        )
+    return rows
+
+
+def incomplete(rows: list[dict[str, Any]]) -> int:
+    """How many datasets are present but not complete (absent ones are only reported)."""
+    return sum(row["status"] not in (COMPLETE, MISSING) for row in rows)
+
+
+def table(rows: list[dict[str, Any]], data: Path) -> Table:
     table = Table(title=f"datasets in {data}")
     for column in ("dataset", "status", "files", "size", "what is missing", "fix"):
         table.add_column(column, overflow="fold")
-    bad = 0
-    for dataset in [find_dataset(n) for n in names] or DATASETS.values():
-        found = inspect(dataset, data, Where(annots=annots))
-        bad += found.status not in (COMPLETE, MISSING)
-        table.add_row(
-            dataset.name,
-            found.status,
-            f"{found.files:,}",
-            human_size(found.size),
-            _what_is_missing(dataset, found),
-            fix_command(dataset, data, found, annots),
-        )
-    return table, bad
+    for row in rows:
+        files, size = f"{row['files']:,}", human_size(row["size"])
+        table.add_row(row["dataset"], row["status"], files, size, row["missing"], row["fix"])
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +109,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--annots", type=Path, default=DEFAULT_ANNOTS, help="AdaCLIP splits folder ($(ANNOTS))"
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the rows as one JSON object for scripts (make check JSON=1)",
+    )
     args = parser.parse_args(argv)
-    table, bad = check(args.datasets, Path(args.data), args.annots)
-    Console().print(table)
-    return EXIT_ITEM_FAILURES if bad else 0
+    rows = check(args.datasets, Path(args.data), args.annots)
+    if args.json:
+        summary = {"data": str(args.data), "incomplete": incomplete(rows), "datasets": rows}
+        sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        stdout_console().print(table(rows, Path(args.data)))
+    return EXIT_ITEM_FAILURES if incomplete(rows) else 0
 
 
 if __name__ == "__main__":

@@ -101,11 +101,14 @@ def _chain(dataset: Dataset, chain: VideoChain) -> Iterator[str]:
 def makefile() -> str:
     chains = [d.name for d in DATASETS.values() if d.chain]
     clip = [d.name for d in DATASETS.values() if d.trainer == "CLIP"]
+    downloads = dict.fromkeys(part.var for d in DATASETS.values() for part in d.parts)
     lines = [
         HEADER,
         f"DATASET_TARGETS := {' '.join(DATASETS)}",
         f"VIDEO_DATASETS := {' '.join(chains)}",
         f"CLIP_DATASETS := {' '.join(clip)}",
+        # Each has <NAME>_URL and <NAME>_SHA256 overrides (Makefile: the variables a user may type).
+        f"DOWNLOAD_VARIABLES := {' '.join(downloads)}",
         f".PHONY: {' '.join(DATASETS)} {' '.join(f'{c}-ready' for c in chains)} clip-datasets",
         "clip-datasets: $(CLIP_DATASETS) ## every CLIP image dataset",
         "",

@@ -35,6 +35,19 @@ def _stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+# Piped or redirected, tables and headers are printed as on a very wide terminal: a wrapped line
+# cuts a fix command mid-word, and a log or `| grep` wants one line per row.
+UNWRAPPED_WIDTH = 10_000
+
+
+def stdout_console() -> Console:
+    """Console for results on stdout: its own width on a terminal, never wrapping elsewhere."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=UNWRAPPED_WIDTH)
+
+
 def stderr_is_terminal() -> bool:
     """Whether progress is drawn as a bar (rich's judgement, asked only of a tty)."""
     return sys.stderr.isatty() and _stderr_console().is_terminal
