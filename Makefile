@@ -135,7 +135,8 @@ didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>nam
 # still wins while other targets keep their own default.
 didemo-mp4: VIDEOS = $(DATA)/didemo/videos
 didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
-	$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) $(call q,$(VIDEOS)) --jobs $(call q,$(JOBS))
+	$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) $(call q,$(VIDEOS)) --jobs $(call q,$(JOBS)) \
+	  $(if $(BACKEND),--backend $(call q,$(BACKEND))) $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
 
 adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
 	$(PY) -m pyutils.adaclip.config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))

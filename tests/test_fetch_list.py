@@ -77,7 +77,7 @@ def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
         assert "FAILED gone.3gp (http://127.0.0.1" in result.stderr
         assert "HTTP 404 Not Found" in result.stderr
         assert "HTTP 500 Internal Server Error" in result.stderr
-        assert "sent an HTML page, not the file" in result.stderr
+        assert "sent an HTML page ('Sign in'), not the file" in result.stderr
         assert "HTML page (Content-Type text/html)" in result.stderr
         assert not (dest / "login.mp4").exists() and not (dest / "gone.3gp").exists()
         assert not [p for p in dest.iterdir() if is_temporary(p)]
