@@ -156,12 +156,14 @@ def frames_command(
     # depend on the thread count and so on --jobs. The standard Huffman tables instead of
     # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
     # not decoding, is most of the cost of extracting every frame).
-    output_options = {"fps_mode": "passthrough", "threads": 1, "huffman": "default"}
-    output_options["q:v"] = options.quality
-    if picks:
-        output_options["frames:v"] = picks
-    name = PICK_PATTERN if picks else options.prefix
-    output = video.output(name, f="image2", **output_options)
+    output = video.output(
+        PICK_PATTERN if picks else options.prefix,
+        f="image2",
+        fps_mode="passthrough",
+        threads=1,
+        huffman="default",
+        **{"q:v": options.quality, **({"frames:v": picks} if picks else {})},
+    )
     # One filter thread for a filterless run's implicit graph and for ffmpeg-python's graphs.
     threads = ["-filter_threads", "1", "-filter_complex_threads", "1"]
     return ffmpeg_command(output, *threads, *(["-copyts"] if keep else []))
