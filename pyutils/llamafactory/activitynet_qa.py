@@ -129,11 +129,11 @@ def select(
             while question.video not in known:
                 found = next(probes)
                 known[found.path] = found
-            info, error = known[question.video].info, known[question.video].error
-            if info is None:
-                question.status, question.error = UNREADABLE, error
+            found = known[question.video]
+            if found.info is None:
+                question.status, question.error = UNREADABLE, found.error
             else:
-                question.duration = info.duration
+                question.duration = found.info.duration
                 question.status = TOO_SHORT if question.duration <= seconds else KEPT
         if question.status == KEPT:
             kept.append(question)
