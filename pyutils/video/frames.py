@@ -56,10 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         for stale in remove_stale_temporaries(frames_dir):
             log(f"frames: removed {stale.name}, left by an interrupted run")
         parallel = parallel_options(args)
+        threads = parallel.ffmpeg_threads()
         tasks = [
-            FrameTask(
-                stem, str(videos[stem]), str(frames_dir / stem), options, parallel.ffmpeg_threads()
-            )
+            FrameTask(stem, str(videos[stem]), str(frames_dir / stem), options, threads)
             for stem in todo
         ]
         return _run(tasks, parallel, frames_dir, manifest, recorded)
