@@ -147,9 +147,11 @@ RETRIES ?= 3
 known_dataset = $(if $(filter $(DATASET),$(VIDEO_DATASETS)),$(DATASET))
 # $(call of_dataset,FOLDER): DATASET's default folder, e.g. $(msrvtt_VIDEOS); empty without one
 of_dataset = $(if $(known_dataset),$($(known_dataset)_$(1)))
-FRAMES_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
-  $(if $(FPS),--fps $(call q,$(FPS))) $(if $(SIZE),--short-side $(call q,$(SIZE))) \
-  $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES))) $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
+# Where per-video work runs, the same for every ffmpeg-bound stage.
+PARALLEL_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
+  $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
+FRAMES_OPTIONS = $(PARALLEL_OPTIONS) $(if $(FPS),--fps $(call q,$(FPS))) \
+  $(if $(SIZE),--short-side $(call q,$(SIZE))) $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES)))
 # $(call frames_cmd,videos,frames)
 frames_cmd = $(PY) -m pyutils.video.frames $(call q,$(1)) $(call q,$(2)) $(FRAMES_OPTIONS)
 # $(call annots_cmd,dataset)
@@ -158,7 +160,7 @@ annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir $(call q,$($(
 # $(call fetch_cmd,url list,folder) and $(call transcode_cmd,originals,folder)
 fetch_cmd = $(PY) -m pyutils.fetch.fetch_list $(call q,$(1)) $(call q,$(2)) \
   --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
-transcode_cmd = $(PY) -m pyutils.video.transcode $(call q,$(1)) $(call q,$(2)) --jobs $(call q,$(JOBS))
+transcode_cmd = $(PY) -m pyutils.video.transcode $(call q,$(1)) $(call q,$(2)) $(PARALLEL_OPTIONS)
 need_dataset = $(if $(known_dataset),,$(error set DATASET= to one of: $(VIDEO_DATASETS)))
 
 .PHONY: frames annots annots-verify didemo-videos didemo-mp4
@@ -193,7 +195,7 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
 	$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
 	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(activitynet_VIDEOS)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
-	  --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) --scheduler $(call q,$(SCHEDULER)) --register
+	  $(PARALLEL_OPTIONS) --register
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \

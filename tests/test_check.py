@@ -137,6 +137,6 @@ def test_archive_without_the_expected_folder_is_an_error(tmp_path: Path) -> None
             DATASETS["flickr"], tmp_path, overrides | {"DATASET_JSON_URL": server.url("none")}
         )
     assert status == 1
-    log = (tmp_path / "downloads" / "flickr.failures.jsonl").read_text()
+    log = (tmp_path / "downloads" / "flickr_failures.jsonl").read_text()
     assert "none of flickr30k-images" in log
     assert not [p for p in (tmp_path / "flickr").iterdir() if "vlprep-tmp" in p.name]

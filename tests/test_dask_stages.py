@@ -1,6 +1,6 @@
-"""Frame extraction and ActivityNet-QA probing on a real dask.distributed cluster (a scheduler and
-two worker processes on 127.0.0.1): the output must be byte-identical to a local run, also when a
-worker is killed in the middle of the run."""
+"""Frame extraction, transcoding and ActivityNet-QA probing on a real dask.distributed cluster (a
+scheduler and two worker processes on 127.0.0.1): the output must be byte-identical to a local run,
+also when a worker is killed in the middle of the run."""
 
 from __future__ import annotations
 
@@ -46,18 +46,34 @@ def frame_tree(folder: Path) -> dict[str, str]:
     }
 
 
+def run_here_and_on_dask(module: str, source: Path, out: Path, cluster: LocalCluster) -> None:
+    """Run a stage into out/local (two jobs here) and into out/dask (on the cluster)."""
+    on_dask = ("--backend", "dask", "--scheduler", cluster.address)
+    for label, options in (("local", ("--jobs", "2")), ("dask", on_dask)):
+        result = run_module(module, str(source), str(out / label), *options)
+        assert result.returncode == 0, result.stderr
+
+
 def test_frames_on_dask_equal_a_local_run(videos: Path, cluster: LocalCluster, tmp_path: Path):
-    local = run_module("pyutils.video.frames", str(videos), str(tmp_path / "local"), "--jobs", "2")
-    assert local.returncode == 0, local.stderr
-    on_dask = run_module(
-        "pyutils.video.frames", str(videos), str(tmp_path / "dask"),
-        "--backend", "dask", "--scheduler", cluster.address,
-    )  # fmt: skip
-    assert on_dask.returncode == 0, on_dask.stderr
+    run_here_and_on_dask("pyutils.video.frames", videos, tmp_path, cluster)
     expected = frame_tree(tmp_path / "local")
     assert len({path.split("/")[0] for path in expected}) == len(VIDEOS)
     assert frame_tree(tmp_path / "dask") == expected
     assert not (tmp_path / "pwned").exists() and not (REPO / "pwned").exists()
+
+
+def test_transcode_on_dask_equals_a_local_run(
+    videos: Path, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    source = tmp_path / "originals"
+    source.mkdir()
+    for name in list(VIDEOS)[:2]:
+        os.link(videos / name, source / name.replace(".mp4", ".mov"))
+    run_here_and_on_dask("pyutils.video.transcode", source, tmp_path, cluster)
+    for original in source.iterdir():
+        output = f"{original.name}.mp4"
+        local = (tmp_path / "local" / output).read_bytes()
+        assert (tmp_path / "dask" / output).read_bytes() == local
 
 
 def test_a_killed_worker_does_not_change_the_output(videos: Path, tmp_path: Path) -> None:

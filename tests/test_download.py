@@ -143,7 +143,7 @@ def test_wrong_checksum_keeps_file_aside_and_extracts_nothing(
     assert not (data / "downloads" / "101_ObjectCategories.tar.gz").exists()
     assert not (data / "caltech-101" / "101_ObjectCategories").exists()
     assert not (data / "caltech-101" / ".vlprep-complete").exists()
-    failures = (data / "downloads" / "caltech101.failures.jsonl").read_text()
+    failures = (data / "downloads" / "caltech101_failures.jsonl").read_text()
     assert "sha256" in failures and "expected " + "0" * 64 in failures
 
 

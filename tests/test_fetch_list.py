@@ -77,7 +77,7 @@ def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
         assert "FAILED gone.3gp (http://127.0.0.1" in result.stderr
         assert "HTTP 404 Not Found" in result.stderr
         assert "HTTP 500 Internal Server Error" in result.stderr
-        assert "sent an HTML page, not the file" in result.stderr
+        assert "sent an HTML page ('Sign in'), not the file" in result.stderr
         assert "HTML page (Content-Type text/html)" in result.stderr
         assert not (dest / "login.mp4").exists() and not (dest / "gone.3gp").exists()
         assert not [p for p in dest.iterdir() if is_temporary(p)]
@@ -158,3 +158,31 @@ def test_bad_list_lines_are_usage_errors(tmp_path: Path) -> None:
         assert message in result.stderr and "Traceback" not in result.stderr
     missing = _fetch(tmp_path / "nothing.txt", dest)
     assert missing.returncode == 2 and "URL list not found" in missing.stderr
+
+
+def test_error_pages_in_any_dress_are_failures_listed_in_fetch_failures(tmp_path: Path) -> None:
+    served = {
+        "good.mp4": _bytes(3_000, 9),
+        "denied.mp4": b'{"error": {"code": 403, "message": "Rate limit exceeded"}}',
+        "page.avi": b"\xef\xbb\xbf<!-- cached -->\n<html><title>Quota</title>" + b" " * 2_000,
+    }
+    dest = tmp_path / "originals"
+    with LocalServer(served) as server:
+        url_list = _write_list(tmp_path / "urls.txt", [server.url(f"/{n}") for n in served])
+        result = _fetch(url_list, dest)
+    assert result.returncode == 1, result.stderr
+    assert "fetch: 1 ok, 2 failed" in result.stderr
+    assert (dest / "good.mp4").read_bytes() == served["good.mp4"]
+    assert not (dest / "denied.mp4").exists() and not (dest / "page.avi").exists()
+    lines = (dest / "fetch_failures.jsonl").read_bytes().splitlines()
+    errors = {Path(f["item"].split(" ")[0]).name: f["error"] for f in map(orjson.loads, lines)}
+    assert errors == {
+        "denied.mp4": "the server sent a JSON error, not the file: Rate limit exceeded",
+        "page.avi": "the server sent an HTML page ('Quota'), not the file "
+        "(a quota, login or error page)",
+    }
+    assert [record["status"] for record in _status(dest).values()] == [
+        "downloaded",
+        "failed",
+        "failed",
+    ]

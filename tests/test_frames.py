@@ -10,13 +10,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from pyutils.core.media import find_ffmpeg, probe
 from pyutils.devtools.sample import make_video
-from pyutils.video.frame_extract import choose_method, extract_video, frame_times, uniform_indices
+from pyutils.video.frame_extract import (
+    FrameOptions,
+    FrameTask,
+    choose_method,
+    extract_video,
+    frame_times,
+    uniform_indices,
+)
 from tests.conftest import REPO, SAMPLE_VIDEOS, decoded_frame_count, run_module
 
 
@@ -39,17 +47,9 @@ def manifest(frames: Path) -> dict[str, dict]:
     return {record["stem"]: record for record in map(orjson.loads, lines)}
 
 
-def task(source: Path, dest: Path, **options: object) -> dict:
-    base = {"fps": None, "short_side": None, "num_frames": None, "quality": 2}
-    return {
-        "stem": source.stem,
-        "source": str(source),
-        "dest": str(dest),
-        "prefix": "image_%05d.jpg",
-        "threads": 1,
-        **base,
-        **options,
-    }
+def task(source: Path, dest: Path, num_frames: int | None = None, method: Any = None) -> FrameTask:
+    options = FrameOptions(None, None, num_frames, 2, "image_%05d.jpg")
+    return FrameTask(source.stem, str(source), str(dest), options, threads=1, method=method)
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +134,11 @@ def test_seeking_and_one_pass_give_the_same_bytes(long_video: Path, tmp_path: Pa
     assert choose_method(frame_times(str(long_video)), uniform_indices(total, 4)) == "seek"
     assert choose_method(frame_times(str(long_video)), uniform_indices(total, 60)) == "sequential"
     every = extract_video(task(long_video, tmp_path / "all"))
-    assert every["status"] == "ok" and every["frames"] == total == 300
+    assert every.status == "ok" and every.frames == total == 300
     outputs = {}
     for method in ("seek", "sequential"):
         result = extract_video(task(long_video, tmp_path / method, num_frames=7, method=method))
-        assert (result["status"], result["method"]) == ("ok", method), result["error"]
+        assert (result.status, result.method) == ("ok", method), result.error
         outputs[method] = md5s(tmp_path / method)
     assert outputs["seek"] == outputs["sequential"]
     # ...and they are the frames a native extraction has at AdaCLIP's indices (not keyframes).
@@ -159,8 +159,8 @@ def test_open_gop_falls_back_to_one_pass(tmp_path: Path) -> None:
     total = len(frame_times(str(video)).times)
     assert choose_method(frame_times(str(video)), uniform_indices(total, 4)) == "seek"
     result = extract_video(task(video, tmp_path / "picked", num_frames=4))
-    assert (result["status"], result["method"]) == ("ok", "sequential"), result["error"]
-    assert extract_video(task(video, tmp_path / "all"))["status"] == "ok"
+    assert (result.status, result.method) == ("ok", "sequential"), result.error
+    assert extract_video(task(video, tmp_path / "all")).status == "ok"
     native_md5 = md5s(tmp_path / "all")
     picked_md5 = md5s(tmp_path / "picked")
     for number, index in enumerate(uniform_indices(total, 4), start=1):

@@ -11,12 +11,12 @@ from pyutils.core.report import FailureLog, track
 
 
 def test_failure_log_summary_and_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    log = FailureLog("frames", tmp_path / "failures.jsonl")
+    log = FailureLog("frames", tmp_path)
     log.ok()
     log.ok()
     log.fail("bad.mp4", "moov atom not found\nbad.mp4: Invalid data found when processing input")
     assert log.finish() == 1
-    lines = (tmp_path / "failures.jsonl").read_bytes().splitlines()
+    lines = (tmp_path / "frames_failures.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["item"] for line in lines] == ["bad.mp4"]
     err = capsys.readouterr().err
     assert "frames: 2 ok, 1 failed" in err
@@ -24,10 +24,10 @@ def test_failure_log_summary_and_json_lines(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_failure_log_all_good_exits_zero(tmp_path: Path) -> None:
-    log = FailureLog("frames", tmp_path / "failures.jsonl")
+    log = FailureLog("frames", tmp_path)
     log.ok()
     assert log.finish() == 0
-    assert (tmp_path / "failures.jsonl").read_bytes() == b""
+    assert (tmp_path / "frames_failures.jsonl").read_bytes() == b""
 
 
 def test_track_logs_plain_lines_off_terminal(capsys: pytest.CaptureFixture) -> None:

@@ -67,19 +67,21 @@ def test_every_original_becomes_a_playable_h264_mp4(originals: Path, tmp_path: P
     assert f"{len(ORIGINALS)} originals in {originals}, {len(ORIGINALS)} done" in again.stderr
 
 
-def test_output_bytes_do_not_depend_on_jobs(originals: Path, tmp_path: Path) -> None:
+def test_output_bytes_do_not_depend_on_jobs_or_backend(originals: Path, tmp_path: Path) -> None:
     name = "clip with spaces.m4v"
     source = tmp_path / "src"
     source.mkdir()
     shutil.copy(originals / name, source / name)
-    for jobs in ("1", "2"):
-        result = run_module(
-            "pyutils.video.transcode", str(source), str(tmp_path / jobs), "--jobs", jobs
-        )
+    runs = {"1": ["--jobs", "1"], "2": ["--jobs", "2"], "loky": ["--backend", "loky"]}
+    for label, options in runs.items():
+        result = run_module("pyutils.video.transcode", str(source), str(tmp_path / label), *options)
         assert result.returncode == 0, result.stderr
-    assert (tmp_path / "1" / f"{name}.mp4").read_bytes() == (
-        tmp_path / "2" / f"{name}.mp4"
-    ).read_bytes()
+    outputs = {(tmp_path / label / f"{name}.mp4").read_bytes() for label in runs}
+    assert len(outputs) == 1
+    spark = run_module(
+        "pyutils.video.transcode", str(source), str(tmp_path / "x"), "--backend", "x"
+    )
+    assert spark.returncode == 2 and "invalid choice: 'x'" in spark.stderr
 
 
 def test_corrupt_original_among_good_ones(originals: Path, tmp_path: Path) -> None:

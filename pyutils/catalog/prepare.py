@@ -83,7 +83,7 @@ def prepare(
     root = data / dataset.folder
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(root)
-    failures = FailureLog(dataset.name, data / "downloads" / f"{dataset.name}.failures.jsonl")
+    failures = FailureLog(dataset.name, data / "downloads")
     usage = False
     for part in dataset.parts:
         stamp = root / f"{PLACED_STAMP}{part.file}"

@@ -4,6 +4,7 @@ file, and line and column for JSON."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ def write_json(path: str | os.PathLike[str], obj: Any, indent: bool = True) -> N
     """Write `obj` atomically as UTF-8 JSON (2-space indent by default), ending in a newline."""
     option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if indent else 0)
     atomic_write_bytes(path, orjson.dumps(obj, option=option))
+
+
+def json_line(obj: Any) -> bytes:
+    """One compact JSON line, the unit of every JSON-lines file (also for appending one record)."""
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> None:
+    """Write `records` atomically as JSON lines, in the given order."""
+    atomic_write_bytes(path, b"".join(map(json_line, records)))
 
 
 def expect_keys(record: Any, keys: tuple[str, ...], where: str) -> None:

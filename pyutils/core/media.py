@@ -1,8 +1,10 @@
-"""Finding ffmpeg and probing videos, on machines with or without a system ffmpeg.
+"""Finding ffmpeg, compiling ffmpeg commands, and probing videos, on machines with or without a
+system ffmpeg.
 
 ffmpeg is looked up in $FFMPEG, then PATH, then the static binary that the imageio-ffmpeg wheel
-ships. Probing is done in-process with PyAV, so it needs no ffprobe at all and
-costs no process start per video.
+ships. Command lines are built with ffmpeg-python and compiled here to an argument list for that
+ffmpeg. Probing is done in-process with PyAV, so it needs no ffprobe at all and costs no process
+start per video.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -33,6 +36,14 @@ def find_ffmpeg() -> str:
         raise UserError(
             "ffmpeg not found: set FFMPEG=/path/to/ffmpeg, install it, or run `make setup`"
         ) from None
+
+
+def ffmpeg_command(output: Any, *global_args: str, overwrite: bool = False) -> list[str]:
+    """The argument list (never a shell string) that runs an ffmpeg-python output with the ffmpeg
+    `find_ffmpeg` chose: reading nothing from stdin, printing only errors, with `global_args`
+    (which ffmpeg-python puts after the outputs; ffmpeg reads global options anywhere)."""
+    command = output.global_args("-nostdin", "-v", "error", *global_args)
+    return command.compile(cmd=find_ffmpeg(), overwrite_output=overwrite)
 
 
 def _from_env_or_path(variable: str, name: str) -> str | None:

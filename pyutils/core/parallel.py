@@ -12,6 +12,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pyutils.core.errors import UserError
@@ -22,9 +23,34 @@ Result = TypeVar("Result")
 BACKENDS = ("loky", "threading", "dask")
 
 
+@dataclass(frozen=True)
+class ParallelOptions:
+    """Where a stage's work runs: `jobs` workers of a joblib `backend` on this machine, or every
+    worker thread of the Dask cluster at `scheduler` (backend "dask")."""
+
+    jobs: int
+    backend: str = "threading"
+    scheduler: str | None = None
+
+    def ffmpeg_threads(self) -> int | None:
+        """Threads for each task's ffmpeg: this machine's cores shared among the jobs; None on
+        Dask, where the worker that runs the task sizes them (`threads_here`)."""
+        return None if self.backend == "dask" else threads_per_task(self.jobs)
+
+
 def threads_per_task(concurrent_tasks: int) -> int:
     """Threads for each task's ffmpeg so that threads x concurrent tasks matches the cores."""
     return max(1, (os.cpu_count() or 1) // max(1, concurrent_tasks))
+
+
+def threads_here(threads: int | None) -> int:
+    """`threads`, or when None (a task on Dask) the cores of the worker's machine shared among
+    the worker's task slots."""
+    if threads is not None:
+        return threads
+    from distributed import get_worker
+
+    return threads_per_task(get_worker().state.nthreads)
 
 
 def run_parallel(

@@ -15,9 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import orjson
-
-from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.jsonio import write_jsonl
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,27 +110,25 @@ def _progress_bar() -> Progress:
 
 
 class FailureLog:
-    """Collects per-item failures; `finish` prints a summary and writes them as JSON lines."""
+    """Collects per-item failures; `finish` prints a summary and, given a folder, writes them as
+    JSON lines to `<stage>_failures.jsonl` there (the one name every stage's list has)."""
 
-    def __init__(self, stage: str, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, stage: str, folder: str | os.PathLike[str] | None = None) -> None:
         self.stage = stage
-        self.path = Path(path) if path else None
+        self.path = None if folder is None else Path(folder) / f"{stage}_failures.jsonl"
         self.failures: list[dict[str, str]] = []
         self.done = 0
 
     def ok(self) -> None:
         self.done += 1
 
-    def fail(self, item: str, error: str, **extra: str) -> None:
-        self.failures.append({"item": item, "error": error.strip(), **extra})
+    def fail(self, item: str, error: str) -> None:
+        self.failures.append({"item": item, "error": error.strip()})
 
     def finish(self, show: int = 5) -> int:
         """Print the summary; return the exit status (1 if anything failed, else 0)."""
         if self.path is not None:
-            lines = b"".join(
-                orjson.dumps(f, option=orjson.OPT_APPEND_NEWLINE) for f in self.failures
-            )
-            atomic_write_bytes(self.path, lines)
+            write_jsonl(self.path, self.failures)
         log(f"{self.stage}: {self.done} ok, {len(self.failures)} failed")
         for failure in self.failures[:show]:
             last_line = failure["error"].splitlines()[-1] if failure["error"] else "?"

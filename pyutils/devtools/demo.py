@@ -20,6 +20,7 @@ from pyutils.catalog.datasets import DATASETS, inspect
 from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.media import find_ffmpeg, probe
+from pyutils.core.parallel import ParallelOptions
 from pyutils.devtools.local_server import LocalServer
 from pyutils.devtools.sample import (
     DEMO_VIDEOS,
@@ -94,7 +95,7 @@ def transcode_didemo(root: Path, table: Table) -> None:
     for name, seconds, container in DIDEMO_ORIGINALS:
         if not (source / name).exists():
             make_video(source / name, seconds, container=container)
-    if transcode_all(source, dest, jobs=2):
+    if transcode_all(source, dest, ParallelOptions(jobs=2)):
         raise UserError(f"didemo-mp4 failed on the demo sample: see {dest}")
     for name, seconds, _ in DIDEMO_ORIGINALS:
         info = probe(dest / f"{name}.mp4")

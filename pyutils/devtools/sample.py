@@ -14,21 +14,24 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import ffmpeg
+
 from pyutils.core.atomic import atomic_write_text
 from pyutils.core.jsonio import write_json
-from pyutils.core.media import find_ffmpeg
+from pyutils.core.media import ffmpeg_command
 
-# Container -> (ffmpeg muxer, video encoder arguments). Fast settings: samples, not quality.
-_FORMATS: dict[str, tuple[str, list[str]]] = {
-    "mp4": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
-    "m4v": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
-    "mov": ("mov", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
-    "mkv": ("matroska", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
-    "3gp": ("3gp", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
-    "webm": ("webm", ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"]),
-    "avi": ("avi", ["-c:v", "mpeg4", "-q:v", "5"]),
-    "mpg": ("mpeg", ["-c:v", "mpeg1video", "-q:v", "5"]),
-    "wmv": ("asf", ["-c:v", "wmv2", "-q:v", "5"]),
+_H264 = {"c:v": "libx264", "preset": "ultrafast", "pix_fmt": "yuv420p"}
+# Container -> (ffmpeg muxer, video encoder options). Fast settings: samples, not quality.
+_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
+    "mp4": ("mp4", _H264),
+    "m4v": ("mp4", _H264),
+    "mov": ("mov", _H264),
+    "mkv": ("matroska", _H264),
+    "3gp": ("3gp", _H264),
+    "webm": ("webm", {"c:v": "libvpx", "deadline": "realtime", "cpu-used": "8", "b:v": "300k"}),
+    "avi": ("avi", {"c:v": "mpeg4", "q:v": "5"}),
+    "mpg": ("mpeg", {"c:v": "mpeg1video", "q:v": "5"}),
+    "wmv": ("asf", {"c:v": "wmv2", "q:v": "5"}),
 }
 
 
@@ -48,14 +51,14 @@ def make_video(
     if kind not in _FORMATS:
         raise ValueError(f"no sample format for {kind!r}; known: {', '.join(_FORMATS)}")
     muxer, codec = _FORMATS[kind]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    source = f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"
-    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, *codec]
-    if gop:
-        args += ["-g", str(gop), "-keyint_min", str(gop)]
+    options = {**codec, **({"g": gop, "keyint_min": gop} if gop else {})}
     if bitrate:
-        args += ["-b:v", bitrate]
-    subprocess.run([*args, "-f", muxer, str(target)], check=True)
+        options["b:v"] = bitrate
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pattern = f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"
+    source = ffmpeg.input(pattern, f="lavfi")
+    output = source.output(str(target), f=muxer, **options)
+    subprocess.run(ffmpeg_command(output, overwrite=True), check=True)
     return target
 
 
@@ -65,9 +68,10 @@ def make_image(
     """Write a small JPEG whose content depends on `seed`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    source = f"testsrc2=size={width}x{height}:rate=1,hue=h={seed * 37 % 360}"
-    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source]
-    subprocess.run([*args, "-frames:v", "1", "-update", "1", str(target)], check=True)
+    source = ffmpeg.input(f"testsrc2=size={width}x{height}:rate=1", f="lavfi")
+    image = source.filter("hue", h=seed * 37 % 360)
+    output = image.output(str(target), update=1, **{"frames:v": 1})
+    subprocess.run(ffmpeg_command(output, overwrite=True), check=True)
     return target
 
 

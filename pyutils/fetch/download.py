@@ -1,11 +1,16 @@
-"""The one download path: sources tried in order, resumed transfers, verification, a checksum lock.
+"""Registry downloads: the files datasets are made from, each known by name, size and checksum.
+
+Use this path for any file a dataset needs that has a fixed identity (archives, annotation and
+split files), so that it is verified before use; `make <dataset>` fetches through it. For a long
+list of URLs with no checksums known ahead (DiDeMo's Flickr originals, user lists), use
+`pyutils.fetch.fetch_list` instead.
 
 Every file comes from the registry `scripts/downloads.tsv` (name, size, checksum, sources, note).
 `scripts/fetch.sh` (wget -c, gdown, kaggle) writes it to `$(DATA)/downloads/<name>.part`, which a
-killed run resumes; the result is checked (not an HTML page or a JSON error, the expected size and
-checksum) and only then renamed to `<name>`. A file that fails a check is kept aside as
-`<name>.rejected` and the next source is tried. A file already placed in the downloads folder is
-used as is once it verifies (offline machines, mirrors).
+killed run resumes; the result is checked (not an HTML page or a JSON error, see
+`pyutils.fetch.sniff`; the expected size and checksum) and only then renamed to `<name>`. A file
+that fails a check is kept aside as `<name>.rejected` and the next source is tried. A file already
+placed in the downloads folder is used as is once it verifies (offline machines, mirrors).
 
 Which checksum applies: `<VAR>_SHA256` when given (`none` skips verification, with a warning),
 else the registry's, else the one recorded in `checksums.lock.tsv` by the first verified download.
@@ -40,6 +45,7 @@ from pyutils.core.atomic import atomic_write_text, remove_stale_temporaries
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, error_line, run_cli
 from pyutils.core.report import log, stderr_is_terminal, track
 from pyutils.fetch.extract import archive_kind, copy_member
+from pyutils.fetch.sniff import SNIFF_BYTES, error_page
 
 REPO = REPOSITORY
 REGISTRY = REPO / "scripts" / "downloads.tsv"
@@ -155,18 +161,16 @@ def _checksum(text: str, where: str) -> str:
 
 
 def content_problem(path: Path, name: str) -> str | None:
-    """Why `path` is not what `name` promises (an HTML page or a JSON error), or None."""
+    """Why `path` is not what `name` promises (empty, an error page, not an archive), or None."""
     with open(path, "rb") as handle:
-        head = handle.read(4096)
+        head = handle.read(SNIFF_BYTES)
     if not head:
         return "the server sent an empty file"
-    text = head.lstrip().lower()
-    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text[:512]:
-        title = re.search(rb"<title[^>]*>(.*?)</title>", head, flags=re.I | re.S)
-        what = f" ({title.group(1).decode('utf-8', 'replace').strip()!r})" if title else ""
-        return f"the server sent an HTML page{what}, not the file (a quota, login or error page)"
+    problem = error_page(head, name)
+    if problem is not None:
+        return problem
     if name.endswith(ARCHIVE_SUFFIXES) and archive_kind(path) is None:
-        if text.startswith((b"{", b"[")):
+        if head.lstrip().startswith((b"{", b"[")):
             return f"the server sent JSON, not an archive: {head[:200].decode('utf-8', 'replace')}"
         return f"not an archive (starts with {head[:16]!r})"
     return None

@@ -1,12 +1,18 @@
-"""`make didemo-videos`: download every URL of a list file into one folder, in parallel.
+"""URL-list downloads: every URL of a list file into one folder, in parallel (`make didemo-videos`).
+
+Use this path for many files that have no registry entry and no checksum known ahead, such as
+DiDeMo's Flickr originals or a user's own list; a dataset's fixed files (archives, annotations)
+go through `pyutils.fetch.download`, which verifies them against the registry.
 
 The list has one URL per line, optionally followed by a tab and the file name to save it as
 (else the URL's last path segment); blank lines and `#` comments are skipped. Each file is
 downloaded under a temporary name beside its final one and renamed when complete; an interrupted
 download resumes from where it stopped (HTTP Range), transient errors are retried with backoff,
-and a dead link is recorded and skipped, never the end of the run. An HTML page served where a file
-was expected (a login, quota or error page) is a failure, not a download. Every URL's outcome is
-written as one JSON line; a rerun requests only the files that are not there yet.
+and a dead link is recorded and skipped, never the end of the run. An HTML page or a JSON error
+served where a file was expected (a login, quota or error page, see `pyutils.fetch.sniff`) is a
+failure, not a download. Every URL's outcome is written as one JSON line to
+`DEST/fetch_status.jsonl`, the failures to `DEST/fetch_failures.jsonl`; a rerun requests only the
+files that are not there yet.
 """
 
 from __future__ import annotations
@@ -19,15 +25,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import orjson
-
-from pyutils.core.atomic import TEMP_MARK, atomic_write_bytes
+from pyutils.core.atomic import TEMP_MARK
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.jsonio import read_text
-from pyutils.core.parallel import run_parallel
-from pyutils.core.report import FailureLog, log, track
+from pyutils.core.jsonio import read_text, write_jsonl
+from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import FailureLog, log
+from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
+from pyutils.fetch.sniff import SNIFF_BYTES, error_page
 
 # Statuses worth asking again for: the server may answer differently in a moment.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -73,18 +80,14 @@ class _GiveUp(Exception):
     """A failure that will not: a 404, an HTML page instead of the file."""
 
 
-def _looks_like_html(head: bytes) -> bool:
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:15].lower()
-    return start.startswith((b"<!doctype html", b"<html"))
-
-
 def _content_range_total(header: str | None) -> int | None:
     total = (header or "").rpartition("/")[2]
     return int(total) if total.isdigit() else None
 
 
-def _download(url: str, partial: Path, timeout: float, html_ok: bool) -> None:
-    """Fetch `url` into `partial`, continuing from its current size; raise _Retry or _GiveUp."""
+def _download(url: str, partial: Path, name: str, timeout: float) -> None:
+    """Fetch `url` into `partial` (for the file `name`), continuing from its current size; raise
+    _Retry or _GiveUp."""
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "vlprep-fetch"}
     if offset:
@@ -113,16 +116,18 @@ def _download(url: str, partial: Path, timeout: float, html_ok: bool) -> None:
                 f"server resumed at the wrong offset ({response.headers['Content-Range']})"
             )
         start = offset if resumed else 0
-        if not html_ok and response.headers.get_content_type() == "text/html":
-            raise _GiveUp("the server sent an HTML page (Content-Type text/html), not the file")
         length = response.headers.get("Content-Length")
         expected = start + int(length) if length and length.isdigit() else None
         try:
+            # The start of the file (already checked when resuming): the file or an error page?
+            head = b"" if resumed else response.read(SNIFF_BYTES)
+            problem = error_page(head, name, response.headers.get_content_type())
+            if problem is not None:
+                raise _GiveUp(problem)
             with partial.open("ab" if resumed else "wb") as out:
+                out.write(head)
                 # read1: what has arrived so far, so a killed run keeps what it received
                 while chunk := response.read1(CHUNK):
-                    if not html_ok and out.tell() == 0 and _looks_like_html(chunk):
-                        raise _GiveUp("the server sent an HTML page, not the file")
                     out.write(chunk)
         except (http.client.HTTPException, OSError) as exc:
             raise _Retry(f"transfer broken: {exc!r}") from None
@@ -131,36 +136,67 @@ def _download(url: str, partial: Path, timeout: float, html_ok: bool) -> None:
         raise _Retry(f"connection closed after {size} of {expected} bytes")
 
 
-def fetch_one(task: dict) -> dict:
-    """Worker: download one URL with retries; never raises, returns its status record."""
-    url, target = task["url"], Path(task["target"])
-    record = {"url": url, "name": target.name}
+@dataclass(frozen=True)
+class FetchTask:
+    """One URL to download into `target`: the work unit."""
+
+    url: str
+    target: str
+    retries: int
+    timeout: float
+    backoff: float
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One URL's outcome: present (there before), downloaded, or failed with its error."""
+
+    url: str
+    name: str
+    status: str
+    attempts: int
+    bytes: int | None = None
+    error: str = ""
+
+    @property
+    def item(self) -> str:
+        return f"{self.name} ({self.url})"
+
+    def record(self) -> dict[str, Any]:
+        """Its line in fetch_status.jsonl."""
+        detail = {"error": self.error} if self.status == "failed" else {"bytes": self.bytes}
+        fields = {"url": self.url, "name": self.name, "status": self.status}
+        return {**fields, **detail, "attempts": self.attempts}
+
+
+def fetch_one(task: FetchTask) -> FetchResult:
+    """Worker: download one URL with retries; never raises, returns its outcome."""
+    target = Path(task.target)
     if target.exists():
-        return {**record, "status": "present", "bytes": target.stat().st_size, "attempts": 0}
+        return FetchResult(task.url, target.name, "present", 0, target.stat().st_size)
     # A fixed partial name (no pid), so that the next run resumes it.
     partial = target.with_name(f".{target.name}{TEMP_MARK}-partial")
-    html_ok = target.suffix.lower() in (".html", ".htm")
     error = ""
-    for attempt in range(1, task["retries"] + 2):
+    for attempt in range(1, task.retries + 2):
         try:
-            _download(url, partial, task["timeout"], html_ok)
+            _download(task.url, partial, target.name, task.timeout)
             os.replace(partial, target)
             size = target.stat().st_size
-            return {**record, "status": "downloaded", "bytes": size, "attempts": attempt}
+            return FetchResult(task.url, target.name, "downloaded", attempt, size)
         except _GiveUp as exc:
             partial.unlink(missing_ok=True)
-            return {**record, "status": "failed", "error": str(exc), "attempts": attempt}
+            return FetchResult(task.url, target.name, "failed", attempt, error=str(exc))
         except (_Retry, OSError) as exc:
-            error = str(exc)
-            if attempt <= task["retries"]:
-                time.sleep(task["backoff"] * 2 ** (attempt - 1))
-    return {**record, "status": "failed", "error": error, "attempts": task["retries"] + 1}
+            error = str(exc) or type(exc).__name__
+            if attempt <= task.retries:
+                time.sleep(task.backoff * 2 ** (attempt - 1))
+    return FetchResult(task.url, target.name, "failed", task.retries + 1, error=error)
 
 
 def fetch_all(
     entries: list[Entry],
     dest: Path,
-    jobs: int,
+    parallel: ParallelOptions,
     retries: int = 3,
     timeout: float = 60.0,
     backoff: float = 1.0,
@@ -169,31 +205,18 @@ def fetch_all(
     dest.mkdir(parents=True, exist_ok=True)
     report = report or dest / "fetch_status.jsonl"
     tasks = [
-        {
-            "url": entry.url,
-            "target": str(dest / entry.name),
-            "retries": retries,
-            "timeout": timeout,
-            "backoff": backoff,
-        }
-        for entry in entries
+        FetchTask(entry.url, str(dest / entry.name), retries, timeout, backoff) for entry in entries
     ]
     present = sum((dest / entry.name).exists() for entry in entries)
     log(f"fetch: {len(entries)} URLs, {present} already in {dest}")
-    summary = FailureLog("fetch")
-    by_name = {}
-    results = run_parallel(fetch_one, tasks, jobs, backend="threading")
-    for record in track(results, len(tasks), "fetch"):
-        by_name[record["name"]] = record
-        if record["status"] == "failed":
-            summary.fail(f"{record['name']} ({record['url']})", record["error"])
-        else:
-            summary.ok()
-    lines = (by_name[entry.name] for entry in entries)  # list order: same file whatever JOBS
-    atomic_write_bytes(
-        report, b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in lines)
-    )
-    status = summary.finish()
+    failures = FailureLog("fetch", dest)
+    by_name = {
+        result.name: result
+        for result in run_stage("fetch", fetch_one, tasks, parallel, failures, [str(dest)])
+    }
+    # In list order: the same file whatever JOBS is.
+    write_jsonl(report, (by_name[entry.name].record() for entry in entries))
+    status = failures.finish()
     log(f"  status of every URL: {report}")
     return status
 
@@ -202,17 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyutils.fetch.fetch_list", description=__doc__)
     parser.add_argument("list", type=Path, help="file of URLs: `URL` or `URL<TAB>file name`")
     parser.add_argument("dest", type=Path, help="folder to download into")
-    parser.add_argument("--jobs", type=int, default=8, help="parallel downloads (default 8)")
+    add_parallel_options(parser, "threading", "downloads", jobs=8)
     parser.add_argument("--retries", type=int, default=3, help="retries per URL (default 3)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data")
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay, doubling")
     parser.add_argument("--report", type=Path, help="JSON lines (default DEST/fetch_status.jsonl)")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
-        raise UserError("--jobs must be >= 1, --retries and --backoff >= 0, --timeout > 0")
+    if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
+        raise UserError("--retries and --backoff must be >= 0, --timeout > 0")
     entries = read_list(args.list)
+    parallel = parallel_options(args)
     return fetch_all(
-        entries, args.dest, args.jobs, args.retries, args.timeout, args.backoff, args.report
+        entries, args.dest, parallel, args.retries, args.timeout, args.backoff, args.report
     )
 
 

@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from pyutils.core.atomic import atomic_write_bytes, remove_stale_temporaries
+from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.jsonio import expect_keys, read_json, write_json
-from pyutils.core.report import FailureLog, log, track
+from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
+from pyutils.core.report import FailureLog, log
+from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
 from pyutils.llamafactory.dataset_info import register
-from pyutils.video.probe_cache import ProbeCache, Record, default_cache_path, probe_videos
+from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
 STAGE = "activitynet_qa"
 
@@ -110,14 +109,14 @@ def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path])
 
 
 def select(
-    questions: list[Question], records: Iterator[Record], n: int, seconds: float
+    questions: list[Question], probes: Iterator[Probe], n: int, seconds: float
 ) -> list[Question]:
-    """Decide every question in file order; pull probe records only when a question needs one.
+    """Decide every question in file order; pull probes only when a question needs one.
 
-    `records` yields probe records in any order; a video is therefore probed only if some
-    question before the N-th kept pair needs it, and the result does not depend on that order.
+    `probes` yields probes in any order; a video is therefore probed only if some question
+    before the N-th kept pair needs it, and the result does not depend on that order.
     """
-    known: dict[str, Record] = {}
+    known: dict[str, Probe] = {}
     kept = []
     for question in questions:
         if len(kept) >= n:
@@ -128,13 +127,13 @@ def select(
             question.status = MISSING
         else:
             while question.video not in known:
-                record = next(records)
-                known[record["path"]] = record
-            record = known[question.video]
-            if "error" in record:
-                question.status, question.error = UNREADABLE, record["error"]
+                found = next(probes)
+                known[found.path] = found
+            found = known[question.video]
+            if found.info is None:
+                question.status, question.error = UNREADABLE, found.error
             else:
-                question.duration = record["info"]["duration"]
+                question.duration = found.info.duration
                 question.status = TOO_SHORT if question.duration <= seconds else KEPT
         if question.status == KEPT:
             kept.append(question)
@@ -195,11 +194,7 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
 
 def write_report(path: Path, questions: list[Question]) -> None:
     keys = ("question_id", "status", "video", "duration", "error")
-    lines = b"".join(
-        orjson.dumps({k: getattr(q, k) for k in keys}, option=orjson.OPT_APPEND_NEWLINE)
-        for q in questions
-    )
-    atomic_write_bytes(path, lines)
+    write_jsonl(path, ({k: getattr(q, k) for k in keys} for q in questions))
 
 
 def convert(args: argparse.Namespace) -> int:
@@ -213,13 +208,11 @@ def convert(args: argparse.Namespace) -> int:
     log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
     needed = [q.video for q in questions if q.answer is not None and q.video]
     cache = ProbeCache(args.probe_cache or None)
-    probes = probe_videos(needed, cache, args.jobs, args.backend, args.scheduler or None)
-    progress = track(probes, len(set(needed)), "probing videos")
+    probes = probe_videos(needed, cache, parallel_options(args))
     try:
-        kept = select(questions, progress, args.n, args.seconds)
+        kept = select(questions, probes, args.n, args.seconds)
     finally:
-        progress.close()  # ends the progress bar even when the limit stops probing early
-        probes.close()  # stops the workers and saves the probe cache
+        probes.close()  # stops the workers and the progress bar, and saves the probe cache
     output = args.out / output_name(args.type, args.n, args.seconds)
     remove_stale_temporaries(args.out)
     write_json(output, sharegpt_records(kept, args.relative_to))
@@ -232,13 +225,6 @@ def convert(args: argparse.Namespace) -> int:
     if args.register:
         register(args.out, [output], args.relative_to)
     return failures.finish()
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--register", action="store_true", help="also register the output in OUT/dataset_info.json"
     )
-    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
-    parser.add_argument("--backend", default="loky", help="joblib backend (loky, threading, dask)")
-    parser.add_argument("--scheduler", default="", help="Dask scheduler address, with dask")
+    add_parallel_options(parser, "loky", "videos probed")
     return convert(parser.parse_args(argv))
 
 

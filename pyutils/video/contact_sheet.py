@@ -3,20 +3,23 @@
 Reads the AdaCLIP frame layout `<FRAMES>/<video stem>/image_%05d.jpg`. Each row is one video (the
 rows are spread evenly over the sorted videos unless `--video` names them), each cell one frame at
 evenly spaced positions, all scaled into same-size cells by ffmpeg's `tile` filter. Every frame is a
-separate ffmpeg input given as an argument, so folder names need no quoting or escaping.
+separate ffmpeg input given as an argument, so folder names need no quoting or escaping; the filter
+graph is built with ffmpeg-python.
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import av
+import ffmpeg
 
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.errors import MediaError, UserError, run_cli
-from pyutils.core.media import find_ffmpeg
+from pyutils.core.media import ffmpeg_command
 from pyutils.core.report import log
 
 FRAME_GLOB = "image_*.jpg"
@@ -57,24 +60,31 @@ def cell_size(first_frame: Path, width: int) -> tuple[int, int]:
     return width, max(height, 2)
 
 
+def sheet_command(grid: list[list[Path]], cell_w: int, cell_h: int) -> list[str]:
+    """The ffmpeg command that writes the grid's PNG to stdout."""
+    frames = [frame for row in grid for frame in row]
+    # ffmpeg-python merges identical inputs into one node, so a frame shown in several cells (a
+    # video with fewer frames than columns) is read once and split.
+    uses = Counter(frames)
+    cells = {}
+    for frame, count in uses.items():
+        # pattern_type none: a literal path, even with % in a video name
+        cell = ffmpeg.input(str(frame), f="image2", pattern_type="none")
+        cell = cell.filter("scale", cell_w, cell_h, force_original_aspect_ratio="decrease")
+        cell = cell.filter("pad", cell_w, cell_h, "(ow-iw)/2", "(oh-ih)/2", color="black")
+        cell = cell.filter("setsar", 1).filter("format", "rgb24")
+        split = cell.split() if count > 1 else None
+        cells[frame] = iter([cell] if split is None else [split[i] for i in range(count)])
+    joined = ffmpeg.concat(*(next(cells[frame]) for frame in frames), v=1, a=0)
+    layout = f"{len(grid[0])}x{len(grid)}"
+    sheet = joined.filter("tile", layout, padding=GAP, margin=GAP, color="white")
+    return ffmpeg_command(sheet.output("-", f="image2pipe", vcodec="png", **{"frames:v": 1}))
+
+
 def render(grid: list[list[Path]], width: int) -> bytes:
     """The PNG bytes of the grid, made by one ffmpeg run."""
     cell_w, cell_h = cell_size(grid[0][0], width)
-    cells = [frame for row in grid for frame in row]
-    inputs = []
-    for frame in cells:  # pattern_type none: a literal path, even with % in a video name
-        inputs += ["-f", "image2", "-pattern_type", "none", "-i", str(frame)]
-    fit = (
-        f"scale={cell_w}:{cell_h}:force_original_aspect_ratio=decrease,"
-        f"pad={cell_w}:{cell_h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=rgb24"
-    )
-    chains = [f"[{i}:v]{fit}[c{i}]" for i in range(len(cells))]
-    joined = "".join(f"[c{i}]" for i in range(len(cells)))
-    layout = f"{len(grid[0])}x{len(grid)}:padding={GAP}:margin={GAP}:color=white"
-    graph = ";".join([*chains, f"{joined}concat=n={len(cells)}:v=1:a=0,tile={layout}[sheet]"])
-    args = [find_ffmpeg(), "-nostdin", "-v", "error", *inputs, "-filter_complex", graph]
-    args += ["-map", "[sheet]", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe", "-"]
-    result = subprocess.run(args, capture_output=True)
+    result = subprocess.run(sheet_command(grid, cell_w, cell_h), capture_output=True)
     if result.returncode != 0 or not result.stdout:
         reason = result.stderr.decode(errors="replace").strip() or "no output"
         raise MediaError(f"ffmpeg could not build the contact sheet: {reason}")

@@ -1,11 +1,12 @@
-"""Extracting the frames of one video: the work unit that `pyutils.video.frames` runs in parallel.
+"""Extracting the frames of one video: the worker that `pyutils.video.frames` runs in parallel.
 
-`extract_video(task) -> result` takes and returns plain dicts (paths as str), never raises for a
-bad video and touches nothing outside its own destination folder, so the same function runs in
-this process, in loky workers, or as a task on a Dask cluster.
+`extract_video(FrameTask) -> FrameResult` takes and returns frozen dataclasses (paths as str),
+never raises for a bad video and touches nothing outside its own destination folder, so the same
+function runs in this process, in loky workers, or as a task on a Dask cluster.
 
 Frames are written into a temporary folder beside the destination and renamed into place only
-when ffmpeg succeeded and the number of frames is the one the probe predicts.
+when ffmpeg succeeded and the number of frames is the one the probe predicts. The ffmpeg command
+lines are built with ffmpeg-python, which escapes the filter arguments.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import av
+import ffmpeg
 
 from pyutils.core.atomic import atomic_dir
 from pyutils.core.errors import MediaError
-from pyutils.core.media import VideoInfo, find_ffmpeg, probe
-from pyutils.core.parallel import threads_per_task
+from pyutils.core.media import VideoInfo, ffmpeg_command, probe
+from pyutils.core.parallel import threads_here
 
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
@@ -40,15 +42,53 @@ TRUNCATION_TOLERANCE = 0.9
 PICK_PATTERN = ".pick_%05d.jpg"
 
 
+Method = Literal["native", "fps", "seek", "sequential"]
+
+
 class ExtractionError(Exception):
     """A video whose frames could not be extracted as asked; the message says why."""
 
 
-def _threads_on_this_worker() -> int:
-    """Inside a Dask worker: its machine's cores shared among the worker's task slots."""
-    from distributed import get_worker
+@dataclass(frozen=True)
+class FrameOptions:
+    """What to extract; recorded per video in the manifest, so that other options redo it."""
 
-    return threads_per_task(get_worker().state.nthreads)
+    fps: str | None  # output frame rate (a fraction); None: native
+    short_side: int | None  # scale so the shorter side is this many pixels; None: native
+    num_frames: int | None  # exactly K frames, AdaCLIP's uniform picks; None: every frame
+    quality: int  # ffmpeg's -q:v
+    prefix: str  # frame file names, printf-style
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """One video to extract: the work unit."""
+
+    stem: str
+    source: str
+    dest: str
+    options: FrameOptions
+    threads: int | None  # decoding threads; None on Dask, where the worker sizes them
+    # With num_frames: force "seek" or "sequential" (to compare their bytes); None chooses per
+    # video (`choose_method`).
+    method: Literal["seek", "sequential"] | None = None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One video's outcome; its fields are the manifest record's, in the manifest's order."""
+
+    stem: str
+    source: str
+    status: str  # "ok" or "failed"
+    frames: int = 0
+    duration: float | None = None
+    method: Method | None = None
+    error: str = ""
+
+    @property
+    def item(self) -> str:
+        return self.source
 
 
 def uniform_indices(total: int, count: int) -> list[int]:
@@ -64,62 +104,99 @@ def uniform_indices(total: int, count: int) -> list[int]:
     return [int(i * step) for i in range(count)]
 
 
-def scale_filter(short_side: int) -> str:
-    """Scale so the shorter side is `short_side`, never up, the other side even.
+def short_side_scale(short_side: int) -> tuple[str, str]:
+    """The scale filter's width and height to make the shorter side `short_side`, never up, the
+    other side even.
 
-    Written as expressions on the decoded (auto-rotated) size, so portrait videos, including phone
-    videos stored landscape with a rotation flag, stay portrait.
+    Expressions on the decoded (auto-rotated) size, so portrait videos, including phone videos
+    stored landscape with a rotation flag, stay portrait.
     """
     s = short_side
-    return (
-        f"scale=w='if(lt(iw\\,ih)\\,min({s}\\,iw)\\,-2)':h='if(lt(iw\\,ih)\\,-2\\,min({s}\\,ih))'"
+    return f"if(lt(iw,ih),min({s},iw),-2)", f"if(lt(iw,ih),-2,min({s},ih))"
+
+
+def selection(values: list[int], variable: str = "n") -> str:
+    """The select filter's expression keeping only the frames whose `variable` is one of `values`:
+    their 0-based numbers (in presentation order) by default, or their timestamps with "pts"."""
+    return "+".join(f"eq({variable},{v})" for v in values)
+
+
+def packet_filter(keep: list[tuple[int, int]]) -> str:
+    """The bitstream filter that drops every packet outside the `keep` stretches (first, last
+    packet numbers, in decode order). The expression is quoted: a list of bitstream filters is
+    split at commas."""
+    stretches = "+".join(f"between(n,{first},{last})" for first, last in keep)
+    return f"noise=drop='not({stretches})'"
+
+
+def frames_command(
+    task: FrameTask,
+    sample: tuple[str, str] | None = None,
+    picks: int | None = None,
+    keep: list[tuple[int, int]] | None = None,
+) -> list[str]:
+    """The ffmpeg command that writes `task`'s frames into the folder it runs in.
+
+    Every frame, or those that the `sample` filter ("fps" or "select", and its argument) lets
+    through, scaled to the task's short side. With `picks`, decoding stops after that many frames,
+    named PICK_PATTERN for `_name_picked_frames`. With `keep` (packet stretches), the bitstream
+    filter drops every other packet before the decoder, and the container's timestamps are kept
+    (-copyts) for a select on pts.
+    """
+    options = task.options
+    # "file:" so that names like "a:b.mp4" or "-x.mp4" are never read as protocols or options.
+    source = f"file:{os.path.abspath(task.source)}"
+    input_options = {"bsf:v": packet_filter(keep)} if keep else {}
+    video = ffmpeg.input(source, threads=threads_here(task.threads), **input_options)["v:0"]
+    if sample:
+        video = video.filter(*sample)
+    if options.short_side:
+        video = video.filter("scale", *short_side_scale(options.short_side))
+    # One encoder thread: MJPEG with several threads writes slices, which would make the bytes
+    # depend on the thread count and so on --jobs. The standard Huffman tables instead of
+    # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
+    # not decoding, is most of the cost of extracting every frame).
+    output = video.output(
+        PICK_PATTERN if picks else options.prefix,
+        f="image2",
+        fps_mode="passthrough",
+        threads=1,
+        huffman="default",
+        **{"q:v": options.quality, **({"frames:v": picks} if picks else {})},
     )
+    # One filter thread for a filterless run's implicit graph and for ffmpeg-python's graphs.
+    threads = ["-filter_threads", "1", "-filter_complex_threads", "1"]
+    return ffmpeg_command(output, *threads, *(["-copyts"] if keep else []))
 
 
-def select_filter(values: list[int], variable: str = "n") -> str:
-    """Keep only the frames whose `variable` is one of `values`: their 0-based numbers (in
-    presentation order) by default, or their timestamps with "pts"."""
-    return "select='" + "+".join(f"eq({variable}\\,{v})" for v in values) + "'"
-
-
-def extract_video(task: dict[str, Any]) -> dict[str, Any]:
-    """Extract one video's frames as `task` says; return a result record (never raises)."""
-    result: dict[str, Any] = {
-        "stem": task["stem"],
-        "source": task["source"],
-        "status": "failed",
-        "frames": 0,
-        "duration": None,
-        "method": None,
-        "error": "",
-    }
+def extract_video(task: FrameTask) -> FrameResult:
+    """Extract one video's frames as `task` says; return its result (never raises)."""
     try:
-        if task["threads"] is None:
-            task = {**task, "threads": _threads_on_this_worker()}
         frames, duration, method = _extract(task)
-        result.update(status="ok", frames=frames, duration=duration, method=method)
+        return FrameResult(task.stem, task.source, "ok", frames, duration, method)
     except (ExtractionError, MediaError) as exc:
-        result["error"] = str(exc)
+        error = str(exc)
     except Exception as exc:  # a worker reports, never raises: one bad video never stops others
-        result["error"] = f"{type(exc).__name__}: {exc}"
-    return result
+        error = f"{type(exc).__name__}: {exc}"
+    return FrameResult(task.stem, task.source, "failed", error=error)
 
 
-def _extract(task: dict[str, Any]) -> tuple[int, float, str]:
-    source, fps, count = task["source"], task["fps"], task["num_frames"]
-    info = probe(source, count_frames=not fps and not count)
-    filters = [scale_filter(task["short_side"])] if task["short_side"] else []
-    with atomic_dir(task["dest"], replace=True) as tmp:
+def _extract(task: FrameTask) -> tuple[int, float, Method]:
+    options = task.options
+    fps, count = options.fps, options.num_frames
+    info = probe(task.source, count_frames=not fps and not count)
+    method: Method
+    with atomic_dir(task.dest, replace=True) as tmp:
         if count:
-            method, stderr = _extract_uniform(task, filters, tmp, info)
+            method, stderr = _extract_uniform(task, tmp, info)
             expected, tolerance = count, 0.0
         elif fps:
             method = "fps"
-            stderr = _run_ffmpeg(tmp, [*_input(task), *_output(task, [f"fps={fps}", *filters])])
+            stderr = _run_ffmpeg(tmp, frames_command(task, ("fps", fps)))
             expected, tolerance = info.duration * float(Fraction(fps)), 1.0
         else:
             method = "native"
-            stderr = _run_ffmpeg(tmp, [*_input(task), *_output(task, filters)])
+            stderr = _run_ffmpeg(tmp, frames_command(task))
             _check_not_truncated(len(os.listdir(tmp)), info, stderr)
             expected, tolerance = info.frame_count, 0.0
         written = len(os.listdir(tmp))
@@ -200,33 +277,22 @@ def choose_method(frames: FrameTimes, picks: list[int]) -> str:
     return "seek" if seek_cost < picks[-1] + 1 else "sequential"
 
 
-def _extract_uniform(
-    task: dict[str, Any], filters: list[str], tmp: Path, info: VideoInfo
-) -> tuple[str, str]:
-    frames = frame_times(task["source"])
+def _extract_uniform(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method, str]:
+    frames = frame_times(task.source)
     _check_not_truncated(len(frames.times), info)
-    wanted = uniform_indices(len(frames.times), task["num_frames"])
+    wanted = uniform_indices(len(frames.times), task.options.num_frames or 0)
     picks = sorted(set(wanted))
-    method = task.get("method") or choose_method(frames, picks)
-    stop = ["-frames:v", str(len(picks))]  # no decoding past the last pick
-    if method == "seek" and not _extract_by_seeking(task, filters, tmp, frames, picks, stop):
+    method = task.method or choose_method(frames, picks)
+    if method == "seek" and not _extract_by_seeking(task, tmp, frames, picks):
         method = "sequential"
     stderr = ""
     if method == "sequential":
-        select = [select_filter(picks), *filters]
-        stderr = _run_ffmpeg(tmp, [*_input(task), *_output(task, select, PICK_PATTERN, stop)])
-    _name_picked_frames(tmp, wanted, picks, task["prefix"])
+        stderr = _run_ffmpeg(tmp, frames_command(task, ("select", selection(picks)), len(picks)))
+    _name_picked_frames(tmp, wanted, picks, task.options.prefix)
     return method, stderr
 
 
-def _extract_by_seeking(
-    task: dict[str, Any],
-    filters: list[str],
-    tmp: Path,
-    frames: FrameTimes,
-    picks: list[int],
-    stop: list[str],
-) -> bool:
+def _extract_by_seeking(task: FrameTask, tmp: Path, frames: FrameTimes, picks: list[int]) -> bool:
     """The one-pass command with a bitstream filter in front of the decoder that drops every packet
     outside the stretches: the demuxer still reads them (cheap), the decoder gets only what the
     picks need, and the picks are selected by timestamp (-copyts keeps the container's). Same
@@ -235,11 +301,10 @@ def _extract_by_seeking(
     A jump to a keyframe that is no clean start (open GOP, a non-IDR I-frame: the decoder loses
     frames after the gap) shows as missing or failed picks: then False, with `tmp` emptied, and
     the caller does the one pass."""
-    keep = "+".join(f"between(n\\,{first}\\,{last})" for first, last in stretches(frames, picks))
-    select = [select_filter([frames.times[pick] for pick in picks], "pts"), *filters]
-    source = ["-copyts", "-bsf:v", f"noise=drop='not({keep})'", *_input(task)]
+    select = ("select", selection([frames.times[pick] for pick in picks], "pts"))
+    command = frames_command(task, select, len(picks), stretches(frames, picks))
     try:
-        _run_ffmpeg(tmp, [*source, *_output(task, select, PICK_PATTERN, stop)])
+        _run_ffmpeg(tmp, command)
         if len(os.listdir(tmp)) == len(picks):
             return True
     except ExtractionError:
@@ -265,36 +330,10 @@ def _name_picked_frames(tmp: Path, wanted: list[int], picks: list[int], prefix: 
             shutil.copyfile(source, target)
 
 
-def _input(task: dict[str, Any]) -> list[str]:
-    # "file:" so that names like "a:b.mp4" or "-x.mp4" are never read as protocols or options.
-    source = f"file:{os.path.abspath(task['source'])}"
-    return ["-threads", str(task["threads"]), "-i", source]
-
-
-def _output(
-    task: dict[str, Any],
-    filters: list[str],
-    name: str | None = None,
-    extra: list[str] | None = None,
-) -> list[str]:
-    # One encoder thread: MJPEG with several threads writes slices, which would make the bytes
-    # depend on the thread count and so on --jobs. The standard Huffman tables instead of
-    # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
-    # not decoding, is most of the cost of extracting every frame).
-    args = ["-map", "0:v:0", "-fps_mode", "passthrough", "-threads", "1"]
-    args += ["-huffman", "default"]
-    if filters:
-        args += ["-filter:v", ",".join(filters)]
-    args += ["-q:v", str(task["quality"]), *(extra or []), "-f", "image2"]
-    return [*args, name or task["prefix"]]
-
-
-def _run_ffmpeg(cwd: Path, options: list[str]) -> str:
+def _run_ffmpeg(cwd: Path, command: list[str]) -> str:
     """Run ffmpeg inside the temporary folder (so a '%' in a folder name is never read as an image
     pattern); return its messages, or raise ExtractionError with them if it failed."""
-    args = [find_ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-filter_threads", "1"]
-    args += options
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, errors="replace")
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, errors="replace")
     stderr = done.stderr.strip()
     if done.returncode != 0:
         raise ExtractionError(stderr or f"ffmpeg exited with status {done.returncode}")

@@ -11,25 +11,24 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.parallel import BACKENDS, run_parallel, threads_per_task
-from pyutils.core.report import FailureLog, log, track
+from pyutils.core.jsonio import json_line
+from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import FailureLog, log
+from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
-from pyutils.video.frame_extract import extract_video
+from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
 from pyutils.video.manifest import MANIFEST, fingerprint, is_done, read_manifest, write_manifest
 
-FAILURES = "frames_failures.jsonl"
 LOCK = ".frames.lock"
 # One printf-style frame number, e.g. image_%05d.jpg (AdaCLIP's img_tmpl is image_{:05d}.jpg).
 PREFIX_PATTERN = re.compile(r"[^%/.][^%/]*%0?\d*d[^%/]*\.(jpg|jpeg)")
@@ -39,18 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     videos = _select_videos(args)
     frames_dir = Path(args.frames)
-    options = {
-        "fps": args.fps,
-        "short_side": args.short_side,
-        "num_frames": args.num_frames,
-        "quality": args.quality,
-        "prefix": args.prefix,
-    }
+    options = FrameOptions(args.fps, args.short_side, args.num_frames, args.quality, args.prefix)
+    recorded = asdict(options)
     manifest = read_manifest(frames_dir / MANIFEST)
     todo = [
         stem
         for stem, video in videos.items()
-        if args.overwrite or not is_done(manifest.get(stem), video, options, frames_dir / stem)
+        if args.overwrite or not is_done(manifest.get(stem), video, recorded, frames_dir / stem)
     ]
     log(f"frames: {len(videos)} videos, {len(videos) - len(todo)} already done, {len(todo)} to do")
     if args.dry_run:
@@ -61,47 +55,34 @@ def main(argv: list[str] | None = None) -> int:
     with _exclusive(frames_dir):
         for stale in remove_stale_temporaries(frames_dir):
             log(f"frames: removed {stale.name}, left by an interrupted run")
-        # On Dask each worker sizes its own ffmpeg threads (its cores / its task slots).
-        threads = None if args.backend == "dask" else threads_per_task(args.jobs)
+        parallel = parallel_options(args)
+        threads = parallel.ffmpeg_threads()
         tasks = [
-            {
-                "stem": stem,
-                "source": str(videos[stem]),
-                "dest": str(frames_dir / stem),
-                "threads": threads,
-                **options,
-            }
+            FrameTask(stem, str(videos[stem]), str(frames_dir / stem), options, threads)
             for stem in todo
         ]
-        return _run(tasks, args, frames_dir, manifest, options)
+        return _run(tasks, parallel, frames_dir, manifest, recorded)
 
 
 def _run(
-    tasks: list[dict[str, Any]],
-    args: argparse.Namespace,
+    tasks: list[FrameTask],
+    parallel: ParallelOptions,
     frames_dir: Path,
     manifest: dict[str, dict[str, Any]],
     options: dict[str, Any],
 ) -> int:
-    failures = FailureLog("frames", frames_dir / FAILURES)
-    shared = [str(Path(tasks[0]["source"]).parent), str(frames_dir)] if tasks else []
-    results = run_parallel(
-        extract_video, tasks, args.jobs, args.backend, args.scheduler, shared_paths=shared
-    )
+    failures = FailureLog("frames", frames_dir)
+    shared = [str(Path(tasks[0].source).parent), str(frames_dir)] if tasks else []
     written = 0
     # Each finished video is appended at once (a kill loses at most the line being written, and
     # the video is then simply redone); the whole manifest is rewritten compactly at the end.
     with open(frames_dir / MANIFEST, "ab") as journal:
-        for result in track(results, len(tasks), "frames"):
-            record = {**result, **fingerprint(Path(result["source"])), "options": options}
-            journal.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        for result in run_stage("frames", extract_video, tasks, parallel, failures, shared):
+            record = {**asdict(result), **fingerprint(Path(result.source)), "options": options}
+            journal.write(json_line(record))
             journal.flush()
-            manifest[result["stem"]] = record
-            if result["status"] == "ok":
-                failures.ok()
-                written += result["frames"]
-            else:
-                failures.fail(result["source"], result["error"], stem=result["stem"])
+            manifest[result.stem] = record
+            written += result.frames
     write_manifest(frames_dir / MANIFEST, manifest)
     log(f"frames: {written} frames written into {frames_dir}")
     return failures.finish()
@@ -147,12 +128,6 @@ def _read_file_list(path: Path, videos_dir: Path) -> list[Path]:
     return videos
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
-
-
 def _rate(text: str) -> str:
     try:
         if Fraction(text) > 0:
@@ -183,13 +158,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     sampling.add_argument("--fps", type=_rate, help="output frame rate (default: native)")
     sampling.add_argument(
         "--num-frames",
-        type=_positive_int,
+        type=positive_int,
         metavar="K",
         help="exactly K frames, the ones AdaCLIP's uniform sampler picks",
     )
     parser.add_argument(
         "--short-side",
-        type=_positive_int,
+        type=positive_int,
         metavar="S",
         help="scale so the shorter side is S pixels (never up; default: native size)",
     )
@@ -214,21 +189,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="video extensions to accept (default: %(default)s)",
     )
     parser.add_argument("--file-list", help="text file of videos to do, one per line")
-    parser.add_argument(
-        "--jobs",
-        type=_positive_int,
-        default=os.cpu_count() or 1,
-        help="videos extracted at once (default: number of CPUs)",
-    )
-    # Threads by default: each task's work happens in an ffmpeg child process, so worker
-    # processes would only add their start-up (about 0.3 s, measured in bench/frames.py).
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="threading",
-        help="threading (default), loky, or dask (with --scheduler)",
-    )
-    parser.add_argument("--scheduler", help="Dask scheduler address, with --backend dask")
+    add_parallel_options(parser, "threading", "videos extracted")
     parser.add_argument("--dry-run", action="store_true", help="list what would be done")
     parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
     return parser.parse_args(argv)

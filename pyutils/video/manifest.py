@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.jsonio import write_jsonl
 from pyutils.core.report import log
 
 MANIFEST = "frames_manifest.jsonl"
@@ -36,10 +36,7 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_manifest(path: Path, manifest: dict[str, dict[str, Any]]) -> None:
-    lines = (
-        orjson.dumps(manifest[stem], option=orjson.OPT_APPEND_NEWLINE) for stem in sorted(manifest)
-    )
-    atomic_write_bytes(path, b"".join(lines))
+    write_jsonl(path, (manifest[stem] for stem in sorted(manifest)))
 
 
 def is_done(

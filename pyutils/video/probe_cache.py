@@ -8,8 +8,8 @@ malformed cache file only costs a re-probe. Failed probes are not cached, so a r
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,27 @@ import orjson
 
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.errors import MediaError
-from pyutils.core.media import probe
-from pyutils.core.parallel import run_parallel
+from pyutils.core.media import VideoInfo, probe
+from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import log
+from pyutils.core.stage import run_stage
 
 CACHE_VERSION = 1
 
-Record = dict[str, Any]
+
+@dataclass(frozen=True)
+class Probe:
+    """One video's probe: `info`, or the `error` that says why it is not a readable video."""
+
+    path: str
+    info: VideoInfo | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    error: str = ""
+
+    @property
+    def item(self) -> str:
+        return self.path
 
 
 def default_cache_path() -> Path:
@@ -35,19 +49,14 @@ def cache_key(path: str) -> str:
     return os.path.abspath(path)
 
 
-def probe_record(path: str) -> Record:
-    """Probe one video into a plain record; never raises (a bad file gives an `error` record).
-
-    Plain in, plain out, module level: it runs as-is in loky workers or as a Dask task.
-    """
-    record: Record = {"path": path}
+def probe_record(path: str) -> Probe:
+    """Probe one video; never raises (a bad file gives a Probe with its error). The worker of
+    `probe_videos`: it runs as-is in loky workers or as a Dask task."""
     try:
         status = os.stat(path)
-        record.update(size=status.st_size, mtime_ns=status.st_mtime_ns)
-        record["info"] = probe(path).as_dict()
+        return Probe(path, probe(path), status.st_size, status.st_mtime_ns)
     except (MediaError, OSError) as exc:
-        record["error"] = str(exc)
-    return record
+        return Probe(path, error=str(exc))
 
 
 class ProbeCache:
@@ -55,13 +64,13 @@ class ProbeCache:
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = Path(path) if path else None
-        self.entries: dict[str, Record] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
         self.changed = False
         if self.path is not None and self.path.is_file():
             self.entries = self._load(self.path)
 
     @staticmethod
-    def _load(path: Path) -> dict[str, Record]:
+    def _load(path: Path) -> dict[str, dict[str, Any]]:
         try:
             data = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
@@ -72,24 +81,24 @@ class ProbeCache:
         entries = data.get("entries")
         return entries if isinstance(entries, dict) else {}
 
-    def get(self, path: str) -> Record | None:
-        """The cached record for `path` if the file is unchanged since it was probed."""
+    def get(self, path: str) -> Probe | None:
+        """The cached probe of `path` if the file is unchanged since it was probed."""
         entry = self.entries.get(cache_key(path))
         if entry is None:
             return None
         try:
             status = os.stat(path)
-        except OSError:
+            if (status.st_size, status.st_mtime_ns) != (entry["size"], entry["mtime_ns"]):
+                return None
+            return Probe(path, VideoInfo(**entry["info"]), entry["size"], entry["mtime_ns"])
+        except (OSError, KeyError, TypeError):  # gone, or an entry of another shape: probe again
             return None
-        if (status.st_size, status.st_mtime_ns) != (entry.get("size"), entry.get("mtime_ns")):
-            return None
-        return {"path": path, **entry}
 
-    def put(self, record: Record) -> None:
-        if "info" not in record:
+    def put(self, result: Probe) -> None:
+        if result.info is None:
             return
-        entry = {k: record[k] for k in ("size", "mtime_ns", "info")}
-        key = cache_key(record["path"])
+        entry = {"size": result.size, "mtime_ns": result.mtime_ns, "info": result.info.as_dict()}
+        key = cache_key(result.path)
         if self.entries.get(key) != entry:
             self.entries[key] = entry
             self.changed = True
@@ -103,16 +112,12 @@ class ProbeCache:
 
 
 def probe_videos(
-    paths: Iterable[str],
-    cache: ProbeCache,
-    jobs: int,
-    backend: str = "loky",
-    scheduler: str | None = None,
-) -> Iterator[Record]:
-    """Yield one probe record per distinct path: cache hits first, then fresh probes as they end.
+    paths: Iterable[str], cache: ProbeCache, parallel: ParallelOptions
+) -> Iterator[Probe]:
+    """Yield one probe per distinct path: cache hits first, then fresh probes as they end.
 
     Misses are handed to the workers lazily and in the given order, so a caller that stops early
-    (closes the generator) leaves the later videos unprobed. New records are saved to the cache
+    (closes the generator) leaves the later videos unprobed. New probes are saved to the cache
     whenever the generator ends, early or not.
     """
     misses = []
@@ -123,16 +128,11 @@ def probe_videos(
         else:
             yield hit
     folders = sorted({os.path.dirname(path) for path in misses})
-    results = run_parallel(
-        probe_record, iter(misses), jobs, backend, scheduler, shared_paths=folders
-    )
+    probes = run_stage("probing videos", probe_record, misses, parallel, shared_paths=folders)
     try:
-        for record in results:
-            cache.put(record)
-            yield record
+        for result in probes:
+            cache.put(result)
+            yield result
     finally:
-        with warnings.catch_warnings():
-            # joblib warns that the tasks cancelled by an early stop were wasted; that is the point.
-            warnings.filterwarnings("ignore", message=".*tasks have been successfully executed")
-            results.close()
+        probes.close()
         cache.save()

@@ -6,21 +6,25 @@ opened by content (ffmpeg probes the bytes, not the name), so an extensionless o
 any other, and a file that is not a video fails with ffmpeg's own reason.
 
 Each output is written under a temporary name in DEST and renamed when ffmpeg succeeded and the
-result probes as a video; a rerun removes stale temporaries and skips finished outputs.
+result probes as a video; a rerun removes stale temporaries and skips finished outputs. Failures
+are listed in `DEST/transcode_failures.jsonl`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+
+import ffmpeg
 
 from pyutils.core.atomic import atomic_file, is_temporary, remove_stale_temporaries
 from pyutils.core.errors import MediaError, UserError, run_cli
-from pyutils.core.media import find_ffmpeg, probe
-from pyutils.core.parallel import run_parallel, threads_per_task
-from pyutils.core.report import FailureLog, log, track
+from pyutils.core.media import ffmpeg_command, probe
+from pyutils.core.parallel import ParallelOptions, threads_here
+from pyutils.core.report import FailureLog, log
+from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.core.video_index import ORIGINAL_EXTENSIONS
 
 
@@ -43,107 +47,90 @@ def find_originals(source: Path, dest: Path) -> list[Path]:
     return sorted(p for p in source.iterdir() if p.is_file() and is_original(p.name))
 
 
-def ffmpeg_args(source: str, target: str, threads: int, crf: int, preset: str) -> list[str]:
-    """One transcode. x264 gets a fixed thread count because its output bytes depend on it, and
-    the same inputs must give the same files whatever JOBS is; decoding and scaling get `threads`.
-    Odd frame sizes are rounded down to even ones, which yuv420p requires."""
-    return [
-        find_ffmpeg(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-threads",
-        str(threads),
-        "-i",
-        source,
-        "-map",
-        "0:v:0",
-        "-an",
-        "-sn",
-        "-dn",
-        "-vf",
-        "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
-        "-filter_threads",
-        str(threads),
-        "-c:v",
-        "libx264",
-        "-x264-params",
-        "threads=1",
-        "-preset",
-        preset,
-        "-crf",
-        str(crf),
-        "-movflags",
-        "+faststart",
-        "-f",
-        "mp4",
+@dataclass(frozen=True)
+class TranscodeTask:
+    """One original to transcode: the work unit."""
+
+    source: str
+    target: str
+    threads: int | None  # decoding and filter threads; None on Dask, where the worker sizes them
+    crf: int
+    preset: str
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    source: str
+    error: str = ""
+
+    @property
+    def item(self) -> str:
+        return Path(self.source).name
+
+
+def transcode_command(task: TranscodeTask, target: str) -> list[str]:
+    """One transcode into `target`. x264 gets a fixed thread count because its output bytes depend
+    on it, and the same inputs must give the same files whatever JOBS is; decoding and scaling get
+    the task's threads. Odd frame sizes are rounded down to even ones, which yuv420p requires."""
+    threads = threads_here(task.threads)
+    video = ffmpeg.input(task.source, threads=threads)["v:0"]
+    video = video.filter("scale", "trunc(iw/2)*2", "trunc(ih/2)*2").filter("format", "yuv420p")
+    output = video.output(
         target,
-    ]
+        f="mp4",
+        preset=task.preset,
+        crf=task.crf,
+        movflags="+faststart",
+        **{"c:v": "libx264", "x264-params": "threads=1"},
+    )
+    return ffmpeg_command(output, "-filter_complex_threads", str(threads), overwrite=True)
 
 
-def transcode_one(task: dict) -> dict:
-    """Worker: transcode `task["source"]` to `task["target"]`; never raises, reports instead."""
-    source = task["source"]
+def transcode_one(task: TranscodeTask) -> TranscodeResult:
+    """Worker: transcode `task.source` to `task.target`; never raises, reports instead."""
     try:
-        with atomic_file(task["target"]) as temporary:
-            args = ffmpeg_args(source, str(temporary), task["threads"], task["crf"], task["preset"])
-            result = subprocess.run(args, capture_output=True, text=True, errors="replace")
+        with atomic_file(task.target) as temporary:
+            command = transcode_command(task, str(temporary))
+            result = subprocess.run(command, capture_output=True, text=True, errors="replace")
             if result.returncode != 0:
                 reason = result.stderr.strip() or f"ffmpeg exited with status {result.returncode}"
                 raise MediaError(reason)
             probe(temporary)  # an output that does not read back as a video is not done
-        return {"source": source, "error": None}
+        return TranscodeResult(task.source)
     except (OSError, MediaError) as exc:
-        return {"source": source, "error": str(exc)}
+        return TranscodeResult(task.source, str(exc))
 
 
 def transcode_all(
     source: Path,
     dest: Path,
-    jobs: int,
+    parallel: ParallelOptions,
     crf: int = 20,
     preset: str = "veryfast",
-    failures: Path | None = None,
 ) -> int:
     originals = find_originals(source, dest)
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dest)
     todo = [p for p in originals if not (dest / f"{p.name}.mp4").exists()]
     log(f"transcode: {len(originals)} originals in {source}, {len(originals) - len(todo)} done")
-    threads = threads_per_task(jobs)
-    tasks = [
-        {
-            "source": str(p),
-            "target": str(dest / f"{p.name}.mp4"),
-            "threads": threads,
-            "crf": crf,
-            "preset": preset,
-        }
-        for p in todo
-    ]
-    report = FailureLog("transcode", failures or dest / "transcode_failures.jsonl")
-    results = run_parallel(transcode_one, tasks, jobs)
-    for result in track(results, len(tasks), "transcode"):
-        if result["error"]:
-            report.fail(Path(result["source"]).name, result["error"])
-        else:
-            report.ok()
-    return report.finish()
+    threads = parallel.ffmpeg_threads()
+    tasks = [TranscodeTask(str(p), str(dest / f"{p.name}.mp4"), threads, crf, preset) for p in todo]
+    failures = FailureLog("transcode", dest)
+    shared = [str(source), str(dest)]
+    for _ in run_stage("transcode", transcode_one, tasks, parallel, failures, shared):
+        pass  # the outputs are the files; `failures` counts the results
+    return failures.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyutils.video.transcode", description=__doc__)
     parser.add_argument("source", type=Path, help="folder of original videos (flat)")
     parser.add_argument("dest", type=Path, help="folder for the <original name>.mp4 files")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel ffmpegs")
+    add_parallel_options(parser, "threading", "ffmpegs")
     parser.add_argument("--crf", type=int, default=20, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset")
-    parser.add_argument("--failures", type=Path, help="JSON-lines list of failures")
     args = parser.parse_args(argv)
-    return transcode_all(
-        args.source, args.dest, args.jobs, args.crf, args.preset, failures=args.failures
-    )
+    return transcode_all(args.source, args.dest, parallel_options(args), args.crf, args.preset)
 
 
 if __name__ == "__main__":
