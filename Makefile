@@ -23,6 +23,10 @@ BACKEND ?=
 SCHEDULER ?=
 
 PY := $(VENV)/bin/python
+# Recipes are not echoed (make -n still shows them); V=1 echoes them and keeps the tools' logs.
+Q := $(if $(V),,@)
+# Commands run from make name Make variables in their errors, not their flags (pyutils/core/cli.py).
+export VLPREP_FROM_MAKE := 1
 # $(call q,TEXT): TEXT as one single-quoted shell word, whatever quotes it holds.
 q = '$(subst ','\'',$(1))'
 
@@ -53,7 +57,7 @@ test: lint ## set up, lint, then run every test
 	$(PY) -m pytest
 
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
-	$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO))
+	$(Q)$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO))
 
 bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
@@ -69,7 +73,7 @@ DASK_PORT ?= 8786
 .PHONY: dask-local
 
 dask-local: $(SETUP_STAMP) ## start a Dask scheduler and DASK_WORKERS workers on 127.0.0.1:DASK_PORT (Ctrl-C stops)
-	$(PY) -m pyutils.devtools.dask_local --workers $(call q,$(DASK_WORKERS)) --port $(call q,$(DASK_PORT))
+	$(Q)$(PY) -m pyutils.devtools.dask_local --workers $(call q,$(DASK_WORKERS)) --port $(call q,$(DASK_PORT))
 
 # ---- the datasets: `make <dataset>`, `make <dataset>-ready`, `make check` ---------------------
 # Every registry file (scripts/downloads.tsv) a dataset uses has an override prefix: <NAME>_URL
@@ -106,20 +110,20 @@ endif
 # VIDEOS: where a video dataset's videos are checked (default its videos/ folder).
 ifeq ($(BAD_PATHS),)
 $(DATA)/%/.vlprep-complete: | $(SETUP_STAMP)
-	$(PY) -m pyutils.catalog.prepare '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
+	$(Q)$(PY) -m pyutils.catalog.prepare '$*' --data $(call q,$(DATA)) $(if $(VIDEOS),--videos $(call q,$(VIDEOS)))
 endif
 
 check: $(SETUP_STAMP) ## table of datasets: complete/partial/missing, counts, size, fix (DATASETS="a b" limits; JSON=1)
-	$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(if $(JSON),--json) $(DATASETS)
+	$(Q)$(PY) -m pyutils.catalog.check --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) $(if $(JSON),--json) $(DATASETS)
 
 verify: $(SETUP_STAMP) ## re-hash every archive in $(DATA)/downloads against the registry and lock file
-	$(PY) -m pyutils.fetch.download verify --data $(call q,$(DATA))
+	$(Q)$(PY) -m pyutils.fetch.download verify --data $(call q,$(DATA))
 
 downloads-registry: $(SETUP_STAMP) ## copy checksums first seen in $(DATA)/downloads into scripts/downloads.tsv
-	$(PY) -m pyutils.fetch.download register --data $(call q,$(DATA))
+	$(Q)$(PY) -m pyutils.fetch.download register --data $(call q,$(DATA))
 
 rules: $(SETUP_STAMP) ## regenerate datasets.mk from the dataset records (after adding a dataset)
-	$(PY) -m pyutils.catalog.makefile > datasets.mk.tmp && mv datasets.mk.tmp datasets.mk
+	$(Q)$(PY) -m pyutils.catalog.makefile > datasets.mk.tmp && mv datasets.mk.tmp datasets.mk
 
 # ---- the steps of the -ready chains (datasets.mk says which dataset has which, where) ----------
 # $(call step_<name>,dataset) is the recipe of that step; $(dataset)_VIDEOS etc. are its folders.
@@ -166,20 +170,20 @@ need_dataset = $(if $(known_dataset),,$(error set DATASET= to one of: $(VIDEO_DA
 .PHONY: frames annots annots-verify didemo-videos didemo-mp4
 
 frames: $(SETUP_STAMP) ## extract frames: VIDEOS=folder FRAMES=folder [FPS= SIZE= NUM_FRAMES= JOBS=]
-	$(if $(or $(known_dataset),$(and $(VIDEOS),$(FRAMES))),,@echo 'vlprep: error: set VIDEOS=<folder of videos> and FRAMES=<output folder>, or DATASET=<one of: $(VIDEO_DATASETS)>' >&2; exit 2)
-	$(call frames_cmd,$(or $(VIDEOS),$(call of_dataset,VIDEOS)),$(or $(FRAMES),$(call of_dataset,FRAMES)))
+	$(Q)$(if $(or $(known_dataset),$(and $(VIDEOS),$(FRAMES))),,@echo 'vlprep: error: set VIDEOS=<folder of videos> and FRAMES=<output folder>, or DATASET=<one of: $(VIDEO_DATASETS)>' >&2; exit 2)
+	$(Q)$(call frames_cmd,$(or $(VIDEOS),$(call of_dataset,VIDEOS)),$(or $(FRAMES),$(call of_dataset,FRAMES)))
 
 annots: $(SETUP_STAMP) ## AdaCLIP splits for DATASET=msrvtt|didemo|activitynet into $(ANNOTS)/
-	$(need_dataset)$(call annots_cmd,$(DATASET))
+	$(Q)$(need_dataset)$(call annots_cmd,$(DATASET))
 
 annots-verify: $(SETUP_STAMP) ## compare $(ANNOTS)/ with the paper's split checksums [REFERENCE=dir]
-	$(PY) -m pyutils.adaclip.verify --annots $(call q,$(ANNOTS)) $(if $(REFERENCE),--reference $(call q,$(REFERENCE)))
+	$(Q)$(PY) -m pyutils.adaclip.verify --annots $(call q,$(ANNOTS)) $(if $(REFERENCE),--reference $(call q,$(REFERENCE)))
 
 didemo-videos: $(SETUP_STAMP) ## download every URL listed in URLS (URL[<TAB>name] lines) into DIDEMO_SRC
-	$(call fetch_cmd,$(didemo_URLS),$(didemo_ORIGINALS))
+	$(Q)$(call fetch_cmd,$(didemo_URLS),$(didemo_ORIGINALS))
 
 didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS/<name>.mp4 (H.264)
-	$(call transcode_cmd,$(didemo_ORIGINALS),$(didemo_VIDEOS))
+	$(Q)$(call transcode_cmd,$(didemo_ORIGINALS),$(didemo_VIDEOS))
 
 # ---- activitynet_qa: ActivityNet-QA to LLaMA-Factory sharegpt JSON, and dataset_info.json ----
 N ?= 250
@@ -193,12 +197,12 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 
 # Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
-	$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
+	$(Q)$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
 	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(activitynet_VIDEOS)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
 	  $(PARALLEL_OPTIONS) --register
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
-	shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
+	$(Q)shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
 	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
 
 # ---- AdaCLIP config, contact sheet ----------------------------------------------------------
@@ -209,10 +213,10 @@ SHEET ?=
 .PHONY: adaclip-config contact-sheet
 
 adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATASET.json, nothing else
-	$(PY) -m pyutils.adaclip.config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))
+	$(Q)$(PY) -m pyutils.adaclip.config --adaclip $(call q,$(ADACLIP)) --dataset $(call q,$(DATASET)) --frames $(call q,$(FRAMES))
 
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
-	$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
+	$(Q)$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
 
 # ---- what the user typed ----------------------------------------------------------------------
 # A command-line variable that no target reads is a typo that would silently change the result

@@ -34,9 +34,9 @@ msrvtt_SRC = $(or $(SRC),$(DATA)/msrvtt/msrvtt_data)
 msrvtt_SPLITS = $(ANNOTS)/msrvtt-jsfusion
 msrvtt-ready: $(msrvtt_SPLITS)/.vlprep-msrvtt-splits ## download MSRVTT, extract frames, write its AdaCLIP splits (resumes where it stopped)
 $(msrvtt_FRAMES)/.vlprep-msrvtt-frames: $(DATA)/msrvtt/.vlprep-complete | $(SETUP_STAMP)
-	$(call step_frames,msrvtt)
+	$(Q)$(call step_frames,msrvtt)
 $(msrvtt_SPLITS)/.vlprep-msrvtt-splits: $(msrvtt_FRAMES)/.vlprep-msrvtt-frames | $(SETUP_STAMP)
-	$(call step_splits,msrvtt)
+	$(Q)$(call step_splits,msrvtt)
 
 # ---- didemo: DiDeMo annotations and video URL list; videos by make didemo-videos
 didemo: $(DATA)/didemo/.vlprep-complete $(DATA)/didemo/video_urls.txt ## DiDeMo annotations and video URL list; videos by make didemo-videos
@@ -50,15 +50,15 @@ URLS ?= $(DATA)/didemo/video_urls.txt
 didemo_URLS = $(URLS)
 didemo-ready: $(didemo_SPLITS)/.vlprep-didemo-splits ## DiDeMo annotations, videos (didemo-videos or VIDEOS=), didemo-mp4, frames, splits
 $(didemo_ORIGINALS)/.vlprep-didemo-originals: $(didemo_URLS) | $(SETUP_STAMP)
-	$(call step_originals,didemo)
+	$(Q)$(call step_originals,didemo)
 $(didemo_VIDEOS)/.vlprep-didemo-videos: $(if $(didemo_URLS),$(didemo_ORIGINALS)/.vlprep-didemo-originals,$(DATA)/didemo/.vlprep-complete) | $(SETUP_STAMP)
-	$(call step_videos,didemo)
+	$(Q)$(call step_videos,didemo)
 $(didemo_FRAMES)/.vlprep-didemo-frames: $(if $(VIDEOS),$(DATA)/didemo/.vlprep-complete,$(didemo_VIDEOS)/.vlprep-didemo-videos) | $(SETUP_STAMP)
-	$(call step_frames,didemo)
+	$(Q)$(call step_frames,didemo)
 $(didemo_SPLITS)/.vlprep-didemo-splits: $(didemo_FRAMES)/.vlprep-didemo-frames | $(SETUP_STAMP)
-	$(call step_splits,didemo)
+	$(Q)$(call step_splits,didemo)
 $(DATA)/didemo/video_urls.txt: $(DATA)/didemo/.vlprep-complete | $(SETUP_STAMP)
-	$(PY) -m pyutils.catalog.didemo_urls $(call q,$(DATA)/didemo/annotations) $(call q,$@)
+	$(Q)$(PY) -m pyutils.catalog.didemo_urls $(call q,$(DATA)/didemo/annotations) $(call q,$@)
 
 # ---- activitynet: ActivityNet Captions; videos by request from the owners
 activitynet: $(DATA)/activitynet/.vlprep-complete ## ActivityNet Captions; videos by request from the owners
@@ -68,11 +68,11 @@ activitynet_SRC = $(or $(SRC),$(DATA)/activitynet/captions)
 activitynet_SPLITS = $(ANNOTS)/activitynet
 activitynet-ready: $(activitynet_SPLITS)/.vlprep-activitynet-splits ## ActivityNet captions, check VIDEOS, frames, AdaCLIP splits (resumes)
 $(DATA)/activitynet/.vlprep-activitynet-check: | $(SETUP_STAMP)
-	$(call step_check,activitynet)
+	$(Q)$(call step_check,activitynet)
 $(activitynet_FRAMES)/.vlprep-activitynet-frames: $(DATA)/activitynet/.vlprep-activitynet-check | $(SETUP_STAMP)
-	$(call step_frames,activitynet)
+	$(Q)$(call step_frames,activitynet)
 $(activitynet_SPLITS)/.vlprep-activitynet-splits: $(activitynet_FRAMES)/.vlprep-activitynet-frames | $(SETUP_STAMP)
-	$(call step_splits,activitynet)
+	$(Q)$(call step_splits,activitynet)
 
 # ---- activitynet-qa-data: ActivityNet-QA questions and answers (MILVLG/activitynet-qa)
 activitynet-qa-data: $(DATA)/activitynet-qa/.vlprep-complete ## ActivityNet-QA questions and answers (MILVLG/activitynet-qa)

@@ -14,6 +14,8 @@ from pyutils.core.media import find_ffmpeg
 from pyutils.devtools.sample import make_video
 
 REPO = Path(__file__).resolve().parent.parent
+# `make test` runs pytest from make; the commands the tests run are not, unless a test says so.
+os.environ.pop("VLPREP_FROM_MAKE", None)
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 
 # name -> (seconds, fps): what the sample videos were generated with.

@@ -297,7 +297,7 @@ def test_awkward_names_are_just_names(corpus: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("pwned")) and not (REPO / "pwned").exists()
     assert not list(corpus.rglob("pwned"))
     assert "-fps 0.2 is accepted" in result.stderr
-    assert "FAILED" in result.stderr and "v_bad.mp4" in result.stderr
+    assert "FAILED" in result.stdout and "v_bad.mp4" in result.stdout
     info = json.loads((tmp_path / "dataset_info.json").read_bytes())
     assert info["activitynet_qa_val_100_limit_2s"]["columns"] == {
         "messages": "messages",

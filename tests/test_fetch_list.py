@@ -73,12 +73,12 @@ def test_dead_links_among_good_ones_then_rerun_fetches_only_what_is_missing(
             assert (dest / path.rsplit("/", 1)[1]).read_bytes() == files[path]
         assert (dest / ODD_NAME).read_bytes() == files["v/odd"]
         assert not (tmp_path / "pwned").exists()
-        assert "fetch: 4 ok, 4 failed" in result.stderr
-        assert "FAILED gone.3gp (http://127.0.0.1" in result.stderr
-        assert "HTTP 404 Not Found" in result.stderr
-        assert "HTTP 500 Internal Server Error" in result.stderr
-        assert "sent an HTML page ('Sign in'), not the file" in result.stderr
-        assert "HTML page (Content-Type text/html)" in result.stderr
+        assert "fetch: 4 ok, 4 failed" in result.stdout
+        assert "FAILED gone.3gp (http://127.0.0.1" in result.stdout
+        assert "HTTP 404 Not Found" in result.stdout
+        assert "HTTP 500 Internal Server Error" in result.stdout
+        assert "sent an HTML page ('Sign in'), not the file" in result.stdout
+        assert "HTML page (Content-Type text/html)" in result.stdout
         assert not (dest / "login.mp4").exists() and not (dest / "gone.3gp").exists()
         assert not [p for p in dest.iterdir() if is_temporary(p)]
         status = _status(dest)
@@ -171,7 +171,7 @@ def test_error_pages_in_any_dress_are_failures_listed_in_fetch_failures(tmp_path
         url_list = _write_list(tmp_path / "urls.txt", [server.url(f"/{n}") for n in served])
         result = _fetch(url_list, dest)
     assert result.returncode == 1, result.stderr
-    assert "fetch: 1 ok, 2 failed" in result.stderr
+    assert "fetch: 1 ok, 2 failed" in result.stdout
     assert (dest / "good.mp4").read_bytes() == served["good.mp4"]
     assert not (dest / "denied.mp4").exists() and not (dest / "page.avi").exists()
     lines = (dest / "fetch_failures.jsonl").read_bytes().splitlines()

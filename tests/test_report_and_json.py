@@ -18,16 +18,18 @@ def test_failure_log_summary_and_json_lines(tmp_path: Path, capsys: pytest.Captu
     assert log.finish() == 1
     lines = (tmp_path / "frames_failures.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["item"] for line in lines] == ["bad.mp4"]
-    err = capsys.readouterr().err
-    assert "frames: 2 ok, 1 failed" in err
-    assert "FAILED bad.mp4: bad.mp4: Invalid data found when processing input" in err
+    out = capsys.readouterr().out  # results go to stdout: `make frames ... > log` keeps them
+    assert "frames: 2 ok, 1 failed" in out
+    assert "FAILED bad.mp4: bad.mp4: Invalid data found when processing input" in out
 
 
-def test_failure_log_all_good_exits_zero(tmp_path: Path) -> None:
+def test_failure_log_all_good_exits_zero_and_leaves_no_list(tmp_path: Path) -> None:
+    stale = tmp_path / "frames_failures.jsonl"
+    stale.write_text('{"item": "from an earlier run"}\n')
     log = FailureLog("frames", tmp_path)
     log.ok()
     assert log.finish() == 0
-    assert (tmp_path / "frames_failures.jsonl").read_bytes() == b""
+    assert not stale.exists()
 
 
 def test_track_logs_plain_lines_off_terminal(capsys: pytest.CaptureFixture) -> None:

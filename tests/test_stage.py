@@ -59,7 +59,7 @@ def test_run_stage_yields_every_result_and_records_failures(
         {"item": "number 2", "error": "2 is unlucky"},
         {"item": "number 5", "error": "5 is unlucky"},
     ]
-    assert "squares: 5 ok, 2 failed" in capsys.readouterr().err
+    assert "squares: 5 ok, 2 failed" in capsys.readouterr().out
 
 
 def test_closing_run_stage_early_leaves_the_rest_undone() -> None:

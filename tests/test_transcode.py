@@ -96,9 +96,9 @@ def test_corrupt_original_among_good_ones(originals: Path, tmp_path: Path) -> No
     result = run_module("pyutils.video.transcode", str(source), str(dest), "--jobs", "2")
     assert result.returncode == 1
     assert _outputs(dest) == {f"{good}.mp4"}
-    assert "transcode: 1 ok, 2 failed" in result.stderr
-    assert "FAILED broken.m4v: " in result.stderr
-    assert "Invalid data found when processing input" in result.stderr  # ffmpeg's own words
+    assert "transcode: 1 ok, 2 failed" in result.stdout
+    assert "FAILED broken.m4v: " in result.stdout
+    assert "Invalid data found when processing input" in result.stdout  # ffmpeg's own words
     failures = (dest / "transcode_failures.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["item"] for line in failures) == ["broken.m4v", "page."]
     assert not [p for p in dest.iterdir() if is_temporary(p)]

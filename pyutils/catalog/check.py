@@ -11,7 +11,6 @@ Exit status 0 when every dataset that is present is complete (absent ones are on
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from pyutils.catalog.datasets import (
     inspect,
 )
 from pyutils.catalog.layout import COMPLETE, MISSING, Inspection, Where
+from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, run_cli
 from pyutils.core.report import stdout_console
 
@@ -103,7 +103,11 @@ def table(rows: list[dict[str, Any]], data: Path) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.catalog.check", description=__doc__)
+    parser = Parser(
+        prog="python -m pyutils.catalog.check",
+        description=__doc__,
+        make_names={"datasets": "DATASETS", "data": "DATA", "annots": "ANNOTS"},
+    )
     parser.add_argument("datasets", nargs="*", help=f"default: all of {', '.join(DATASETS)}")
     parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
     parser.add_argument(

@@ -90,12 +90,12 @@ def _chain(dataset: Dataset, chain: VideoChain) -> Iterator[str]:
     for index, step in enumerate(steps):
         needs = _input(dataset, chain, steps, index)
         yield f"{_stamp(dataset, step)}:{' ' if needs else ''}{needs} | $(SETUP_STAMP)"
-        yield f"\t$(call step_{step.name},{name})"
+        yield f"\t$(Q)$(call step_{step.name},{name})"
     if chain.originals:
         url_list = f"$(DATA)/{dataset.folder}/{chain.originals.url_list}"
         yield f"{url_list}: {_complete(dataset)} | $(SETUP_STAMP)"
-        annotations = f"$(DATA)/{dataset.folder}/{dataset.annotations}"
-        yield f"\t$(PY) -m {chain.originals.url_list_maker} $(call q,{annotations}) $(call q,$@)"
+        annotations = f"$(call q,$(DATA)/{dataset.folder}/{dataset.annotations})"
+        yield f"\t$(Q)$(PY) -m {chain.originals.url_list_maker} {annotations} $(call q,$@)"
 
 
 def makefile() -> str:

@@ -9,7 +9,6 @@ written when its layout checks complete, and a video dataset's missing videos ar
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from pyutils.catalog.datasets import (
 )
 from pyutils.catalog.layout import COMPLETE, Where
 from pyutils.core.atomic import TEMP_MARK, atomic_file, atomic_write_text, remove_stale_temporaries
+from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_USAGE, UserError, error_line, run_cli
 from pyutils.core.report import FailureLog, log
 from pyutils.fetch.download import DownloadError, fetch
@@ -120,7 +120,11 @@ def prepare(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.catalog.prepare", description=__doc__)
+    parser = Parser(
+        prog="python -m pyutils.catalog.prepare",
+        description=__doc__,
+        make_names={"data": "DATA", "videos": "VIDEOS"},
+    )
     parser.add_argument("dataset", help=f"one of: {', '.join(DATASETS)}")
     parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")
     parser.add_argument("--videos", type=Path, help="video datasets: where the videos are")

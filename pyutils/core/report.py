@@ -52,7 +52,13 @@ def stderr_is_terminal() -> bool:
 
 
 def log(message: str) -> None:
+    """Progress, warnings and errors: stderr, out of the way of what a user captures."""
     print(message, file=sys.stderr, flush=True)
+
+
+def say(message: str) -> None:
+    """A result: what was done, what failed (stdout, so `make frames ... > log` keeps it)."""
+    print(message, flush=True)
 
 
 def track(
@@ -126,15 +132,19 @@ class FailureLog:
         self.failures.append({"item": item, "error": error.strip()})
 
     def finish(self, show: int = 5) -> int:
-        """Print the summary; return the exit status (1 if anything failed, else 0)."""
+        """Print the summary; return the exit status (1 if anything failed, else 0). The failure
+        list is written only when something failed (and a stale one from an earlier run goes)."""
         if self.path is not None:
-            write_jsonl(self.path, self.failures)
-        log(f"{self.stage}: {self.done} ok, {len(self.failures)} failed")
+            if self.failures:
+                write_jsonl(self.path, self.failures)
+            else:
+                self.path.unlink(missing_ok=True)
+        say(f"{self.stage}: {self.done} ok, {len(self.failures)} failed")
         for failure in self.failures[:show]:
             last_line = failure["error"].splitlines()[-1] if failure["error"] else "?"
-            log(f"  FAILED {failure['item']}: {last_line}")
+            say(f"  FAILED {failure['item']}: {last_line}")
         if len(self.failures) > show:
-            log(f"  ... and {len(self.failures) - show} more")
+            say(f"  ... and {len(self.failures) - show} more")
         if self.failures and self.path is not None:
-            log(f"  full list: {self.path}")
+            say(f"  full list: {self.path}")
         return 1 if self.failures else 0

@@ -17,7 +17,6 @@ files that are not there yet.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import time
@@ -29,10 +28,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pyutils.core.atomic import TEMP_MARK
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_text, write_jsonl
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import FailureLog, log
+from pyutils.core.report import FailureLog, log, say
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.fetch.sniff import SNIFF_BYTES, error_page
 
@@ -217,12 +217,21 @@ def fetch_all(
     # In list order: the same file whatever JOBS is.
     write_jsonl(report, (by_name[entry.name].record() for entry in entries))
     status = failures.finish()
-    log(f"  status of every URL: {report}")
+    say(f"  status of every URL: {report}")
     return status
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.fetch.fetch_list", description=__doc__)
+    parser = Parser(
+        prog="python -m pyutils.fetch.fetch_list",
+        description=__doc__,
+        make_names={
+            "list": "URLS",
+            "dest": "DIDEMO_SRC",
+            "jobs": "FETCH_JOBS",
+            "retries": "RETRIES",
+        },
+    )
     parser.add_argument("list", type=Path, help="file of URLs: `URL` or `URL<TAB>file name`")
     parser.add_argument("dest", type=Path, help="folder to download into")
     add_parallel_options(parser, "threading", "downloads", jobs=8)

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import json_line
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import FailureLog, log
+from pyutils.core.report import FailureLog, log, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
 from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
@@ -84,7 +85,7 @@ def _run(
             manifest[result.stem] = record
             written += result.frames
     write_manifest(frames_dir / MANIFEST, manifest)
-    log(f"frames: {written} frames written into {frames_dir}")
+    say(f"frames: {written} frames written into {frames_dir}")
     return failures.finish()
 
 
@@ -149,8 +150,16 @@ def _prefix(text: str) -> str:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyutils.video.frames", description=__doc__.split("\n\n")[0]
+    parser = Parser(
+        prog="python -m pyutils.video.frames",
+        description=__doc__.split("\n\n")[0],
+        make_names={
+            "videos": "VIDEOS",
+            "frames": "FRAMES",
+            "fps": "FPS",
+            "num_frames": "NUM_FRAMES",
+            "short_side": "SIZE",
+        },
     )
     parser.add_argument("videos", help="folder of videos (searched recursively)")
     parser.add_argument("frames", help="output folder: one sub-folder of frames per video")

@@ -12,7 +12,6 @@ are listed in `DEST/transcode_failures.jsonl`.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import ffmpeg
 
 from pyutils.core.atomic import atomic_file, is_temporary, remove_stale_temporaries
+from pyutils.core.cli import Parser
 from pyutils.core.errors import MediaError, UserError, run_cli
 from pyutils.core.media import ffmpeg_command, probe
 from pyutils.core.parallel import ParallelOptions, threads_here
@@ -123,7 +123,11 @@ def transcode_all(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.video.transcode", description=__doc__)
+    parser = Parser(
+        prog="python -m pyutils.video.transcode",
+        description=__doc__,
+        make_names={"source": "DIDEMO_SRC", "dest": "VIDEOS"},
+    )
     parser.add_argument("source", type=Path, help="folder of original videos (flat)")
     parser.add_argument("dest", type=Path, help="folder for the <original name>.mp4 files")
     add_parallel_options(parser, "threading", "ffmpegs")
