@@ -111,11 +111,12 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
 	$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
 	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(or $(VIDEOS),$(DATA)/activitynet/videos)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
-	  --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) --scheduler $(call q,$(SCHEDULER)) --register
+	  --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) --scheduler $(call q,$(SCHEDULER)) --register \
+	  --media-dir $(call q,$(MEDIA_DIR))
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
-	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
+	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) --seed-entries "$${qa_files[@]}"
 
 # ---- video datasets: DiDeMo videos, AdaCLIP config, contact sheet (issue 7) -----------------
 DIDEMO_SRC ?= $(DATA)/didemo/originals
@@ -258,3 +259,32 @@ $(DATA)/didemo/videos/$(READY): $(if $(URLS),$(DIDEMO_SRC)/$(READY),$(DATA)/dide
 	mkdir -p '$(@D)'
 	$(call tolerant,$(PY) -m pyutils.video.transcode $(call q,$(DIDEMO_SRC)) '$(@D)' --jobs $(call q,$(JOBS)))
 $(eval $(call video_chain,didemo,$(if $(VIDEOS),$(DATA)/didemo/.vlprep-complete,$(DATA)/didemo/videos/$(READY))))
+
+# ---- preflight: replay what the trainers will do with what was prepared (issue 14) ------------
+# LLaMA-Factory's own names and defaults (Qwen2-VL through the qwen2_vl template); MEDIA_DIR is
+# what LLaMA-Factory resolves video paths against (its media_dir, default its dataset_dir = OUT).
+VIDEO_FPS ?= 2.0
+VIDEO_MAXLEN ?= 128
+VIDEO_MAX_PIXELS ?= 65536
+VIDEO_MIN_PIXELS ?= 256
+CUTOFF_LEN ?= 2048
+TEMPLATE ?= qwen2_vl
+MEDIA_DIR ?= $(OUT)
+# Empty: every dataset of $(OUT)/dataset_info.json with a videos column.
+LF_DATASETS ?=
+# Empty: text tokens estimated from characters; a local Hugging Face tokenizer folder: exact.
+TOKENIZER ?=
+# Empty: AdaCLIP's per-dataset num_frm (msrvtt 16, didemo 32, activitynet 64).
+NUM_FRM ?=
+DROP ?=
+DEEP ?=
+
+.PHONY: preflight
+
+preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl [DROP=1 DEEP=1]
+	$(PY) -m pyutils.catalog.preflight --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) \
+	  --lf-datasets $(call q,$(LF_DATASETS)) --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
+	  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
+	  --cutoff-len $(call q,$(CUTOFF_LEN)) --template $(call q,$(TEMPLATE)) --tokenizer $(call q,$(TOKENIZER)) \
+	  --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) --frames $(call q,$(FRAMES)) --dataset $(call q,$(DATASET)) \
+	  --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
