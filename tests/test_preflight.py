@@ -268,3 +268,35 @@ def test_make_preflight_passes_the_variables(media: Path, tmp_path: Path) -> Non
     bad = subprocess.run([*make, "VIDEO_FPS=x"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "vlprep: error: VIDEO_FPS=x (--video-fps)" in bad.stderr
     assert os.path.isfile(out / "preflight.jsonl")
+
+
+def test_model_folder_gives_the_processor_pixel_bounds(tmp_path: Path) -> None:
+    from pyutils.llamafactory.qwen_video import VisionConfig
+    from pyutils.llamafactory.replay import vision_config_from
+
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14})
+    )
+    (tmp_path / "video_preprocessor_config.json").write_text(
+        json.dumps({"size": {"shortest_edge": 100352, "longest_edge": 602112}})
+    )
+    vision = vision_config_from(tmp_path, VisionConfig())
+    assert (vision.min_pixels, vision.max_pixels, vision.patch_size) == (100352, 602112, 14)
+
+
+def test_tokenizer_folder_without_the_package_is_an_input_error(
+    media: Path, tmp_path: Path
+) -> None:
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("tokenizers is installed: exact counts are checked by the manual comparison")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tokenizer.json").write_text("{}")
+    out = lf_dataset(tmp_path / "data", [record("q?", str(media / "clip.mp4"))])
+    result = run(out, "--tokenizer", str(model))
+    assert result.returncode == 2
+    assert "TOKENIZER= needs the `tokenizers` package" in result.stderr
