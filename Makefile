@@ -24,6 +24,7 @@ SCHEDULER ?=
 
 PY := $(VENV)/bin/python
 # Recipes are not echoed (make -n still shows them); V=1 echoes them and keeps the tools' logs.
+V ?=
 Q := $(if $(V),,@)
 # Commands run from make name Make variables in their errors, not their flags (pyutils/core/cli.py).
 export VLPREP_FROM_MAKE := 1
@@ -199,11 +200,12 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
 	$(Q)$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
 	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(activitynet_VIDEOS)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
-	  $(PARALLEL_OPTIONS) --register
+	  $(PARALLEL_OPTIONS) --register --media-dir $(call q,$(MEDIA_DIR))
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	$(Q)shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
-	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --seed-entries "$${qa_files[@]}"
+	$(PY) -m pyutils.llamafactory.dataset_info --dir $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) \
+	  --seed-entries "$${qa_files[@]}"
 
 # ---- AdaCLIP config, contact sheet ----------------------------------------------------------
 ADACLIP ?=
@@ -218,13 +220,41 @@ adaclip-config: $(SETUP_STAMP) ## set frames_dir=FRAMES in ADACLIP/configs/DATAS
 contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in FRAMES (or VIDEO=stem) to SHEET
 	$(Q)$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
 
+# ---- preflight: replay what the trainers will do with what was prepared (issue 14) ------------
+# LLaMA-Factory's own names and defaults (Qwen2-VL through the qwen2_vl template); MEDIA_DIR is
+# what LLaMA-Factory resolves video paths against (its media_dir, default its dataset_dir = OUT).
+VIDEO_FPS ?= 2.0
+VIDEO_MAXLEN ?= 128
+VIDEO_MAX_PIXELS ?= 65536
+VIDEO_MIN_PIXELS ?= 256
+CUTOFF_LEN ?= 2048
+TEMPLATE ?= qwen2_vl
+MEDIA_DIR ?= $(OUT)
+# Empty: every dataset of $(OUT)/dataset_info.json with a videos column.
+LF_DATASETS ?=
+# Empty: text tokens estimated from characters; a local Hugging Face tokenizer folder: exact.
+TOKENIZER ?=
+# Empty: AdaCLIP's per-dataset num_frm (msrvtt 16, didemo 32, activitynet 64).
+NUM_FRM ?=
+DROP ?=
+DEEP ?=
+
+.PHONY: preflight
+
+preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl [DROP=1 DEEP=1]
+	$(Q)$(PY) -m pyutils.catalog.preflight --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) \
+	  --lf-datasets $(call q,$(LF_DATASETS)) --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
+	  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
+	  --cutoff-len $(call q,$(CUTOFF_LEN)) --template $(call q,$(TEMPLATE)) --tokenizer $(call q,$(TOKENIZER)) \
+	  --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) --frames $(call q,$(FRAMES)) --dataset $(call q,$(DATASET)) \
+	  --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
+
 # ---- what the user typed ----------------------------------------------------------------------
 # A command-line variable that no target reads is a typo that would silently change the result
 # (NUM_FRAME=8 extracts every frame): say so with the closest known name, and stop with STRICT=1.
 # Known: every `NAME ?=` of the makefiles, the download overrides, and the tuning the wrappers
 # read from their environment.
 STRICT ?=
-V ?=
 KNOWN_VARIABLES := $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\) ?=.*/\1/p' $(MAKEFILE_LIST)) \
   $(foreach name,$(DOWNLOAD_VARIABLES),$(name)_URL $(name)_SHA256) \
   FETCH_TRIES FETCH_TIMEOUT FETCH_WAITRETRY FETCH_PROGRESS FFMPEG \

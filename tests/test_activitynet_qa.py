@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,6 +140,18 @@ def convert(qa: Path, videos: Path, out: Path, n: int, *extra: str) -> tuple[int
     return status, out / output_name("val", n, SECONDS)
 
 
+def as_found(output: Path, media_dir: Path | None = None) -> list[dict]:
+    """The written records with each video path resolved against `media_dir` (default: the
+    output's folder) as LLaMA-Factory resolves it, so they compare with the reference's."""
+    records = json.loads(output.read_bytes())
+    for record in records:
+        for i, video in enumerate(record["videos"]):
+            assert not os.path.isabs(video), video
+            resolved = os.path.normpath(os.path.join(media_dir or output.parent, video))
+            record["videos"][i] = resolved
+    return records
+
+
 def read_report(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -159,7 +172,7 @@ def test_output_equals_reference_on_mp4_videos(corpus: Path, tmp_path: Path, n: 
     videos = mp4_only(corpus, tmp_path)
     report = tmp_path / "report.jsonl"
     status, output = convert(corpus / "qa", videos, tmp_path / "out", n, "--report", str(report))
-    assert json.loads(output.read_bytes()) == reference(corpus / "qa", videos, n, SECONDS)
+    assert as_found(output) == reference(corpus / "qa", videos, n, SECONDS)
     unreadable = any(r["status"] == "unreadable" for r in read_report(report))
     assert status == (1 if unreadable else 0)
 
@@ -186,8 +199,8 @@ def test_report_and_exit_status_follow_the_selection(corpus: Path, tmp_path: Pat
 
 
 def test_mkv_and_webm_above_threshold_are_kept(corpus: Path, tmp_path: Path) -> None:
-    _, output = convert(corpus / "qa", corpus / "videos", tmp_path, 100)
-    written = json.loads(output.read_bytes())
+    _, output = convert(corpus / "qa", corpus / "videos", tmp_path, 100, "--no-remux")
+    written = as_found(output)
     fixed = reference(corpus / "qa", corpus / "videos", 100, SECONDS, container_duration)
     literal = reference(corpus / "qa", corpus / "videos", 100, SECONDS)
     assert written == fixed
@@ -209,8 +222,8 @@ def test_stops_probing_after_the_nth_pair(
         return probe(path, count_frames)
 
     monkeypatch.setattr(probe_cache, "probe", recording_probe)
-    _, output = convert(corpus / "qa", corpus / "videos", tmp_path, 2)
-    assert json.loads(output.read_bytes()) == reference(
+    _, output = convert(corpus / "qa", corpus / "videos", tmp_path, 2, "--no-remux")
+    assert as_found(output) == reference(
         corpus / "qa", corpus / "videos", 2, SECONDS, container_duration
     )
     assert probed == ["v_ab.mp4", "v_a.mp4", "v_m.mkv"]  # v_m gives pair 2: none after
@@ -268,11 +281,12 @@ def test_question_text_is_tidied_before_the_question_mark() -> None:
 
 
 def test_relative_paths_for_media_dir(corpus: Path, tmp_path: Path) -> None:
-    args = ("--relative-to", str(corpus))
+    args = ("--media-dir", str(corpus), "--remux-dir", str(corpus / "remuxed"))
     _, output = convert(corpus / "qa", corpus / "videos", tmp_path, 100, *args)
     videos = [record["videos"][0] for record in json.loads(output.read_bytes())]
-    assert videos and all(v.startswith("videos/") for v in videos)
-    assert "videos/sub/v_g.mp4" in videos
+    assert videos and all(v.startswith(("videos/", "remuxed/")) for v in videos)
+    assert "videos/sub/v_g.mp4" in videos and "remuxed/v_m.mp4" in videos
+    shutil.rmtree(corpus / "remuxed")  # the module's corpus stays as the other tests expect
 
 
 # ---- errors, awkward names, interruption (as a user runs it) --------------------------------
@@ -310,10 +324,10 @@ def test_question_without_answer(corpus: Path, tmp_path: Path) -> None:
     write_qa(tmp_path / "qa", QUESTION_PLAN, answered)
     report = tmp_path / "report.jsonl"
     args = ("--report", str(report))
-    status, output = convert(tmp_path / "qa", corpus / "videos", tmp_path, 100, *args)
+    status, output = convert(tmp_path / "qa", corpus / "videos", tmp_path, 100, *args, "--no-remux")
     assert status == 1
     assert read_report(report)[1]["status"] == "no_answer"
-    assert json.loads(output.read_bytes()) == reference(
+    assert as_found(output) == reference(
         tmp_path / "qa", corpus / "videos", 100, SECONDS, container_duration
     )
 
@@ -367,9 +381,8 @@ def test_missing_folder_is_one_line(corpus: Path, tmp_path: Path, missing: str) 
 
 def test_kill_and_rerun(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    golden = json.loads(
-        convert(corpus / "qa", corpus / "videos", tmp_path / "golden", 100)[1].read_bytes()
-    )
+    golden = json.loads(convert(corpus / "qa", corpus / "videos", out, 100)[1].read_bytes())
+    shutil.rmtree(out)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = ["-name", "val_q", "-type", "val", "-n", "100", "-seconds", "2", "--jobs", "1"]
     args += ["--qa-dir", str(corpus / "qa"), "--videos", str(corpus / "videos")]
@@ -395,7 +408,7 @@ def test_kill_and_rerun(corpus: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 1  # v_bad.mp4
     assert json.loads(output.read_bytes()) == golden
-    assert sorted(p.name for p in out.iterdir()) == [output.name]
+    assert sorted(p.name for p in out.iterdir()) == [output.name, "videos-mp4"]
 
 
 def test_real_questions_and_answers(real_fixtures: Path, tmp_path: Path) -> None:
@@ -431,6 +444,6 @@ def test_demo_stage(tmp_path: Path) -> None:
         table.add_column()
     activitynet_qa_sample(root, table)
     written = json.loads((root / "data" / "activitynet_qa_val_10_limit_2.5s.json").read_bytes())
-    assert [Path(r["videos"][0]).name for r in written] == ["v_demoA.mp4", "v_demoB.mkv"]
+    assert [r["videos"][0] for r in written] == ["../videos/v_demoA.mp4", "videos-mp4/v_demoB.mp4"]
     info = json.loads((root / "data" / "dataset_info.json").read_bytes())
     assert list(info) == ["activitynet_qa_val_10_limit_2.5s", "caltech101", "ActivityNet"]

@@ -164,3 +164,15 @@ def test_awkward_names_and_stale_temporaries(tmp_path: Path) -> None:
 def test_nothing_to_register_is_a_usage_error(tmp_path: Path) -> None:
     result = run_module("pyutils.llamafactory.dataset_info", "--dir", str(tmp_path))
     assert result.returncode == 2 and "nothing to register" in result.stderr
+
+
+def test_video_found_only_from_the_current_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LLaMA-Factory falls back to its working directory for a path not under media_dir: that
+    works only when training starts in the folder where the JSON was made."""
+    qa = write_qa_file(tmp_path / "elsewhere")
+    shutil.move(qa, tmp_path / qa.name)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match=r"video videos/v_0.mp4 is not under media_dir .* only"):
+        main(["--dir", str(tmp_path), str(tmp_path / qa.name)])

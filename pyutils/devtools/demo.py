@@ -28,7 +28,8 @@ from pyutils.devtools.sample import (
     build_demo_sample,
     make_video,
 )
-from pyutils.llamafactory import activitynet_qa, dataset_info
+from pyutils.llamafactory import activitynet_qa, dataset_info, replay
+from pyutils.llamafactory.qwen_video import Budget, VisionConfig
 from pyutils.video import frames, manifest
 from pyutils.video.contact_sheet import write_contact_sheet
 from pyutils.video.transcode import transcode_all
@@ -80,6 +81,24 @@ def activitynet_qa_sample(root: Path, table: Table) -> None:
     dataset_info.register(out, [], seed=True)
     info = orjson.loads((out / dataset_info.INFO_NAME).read_bytes())
     table.add_row("dataset_info", str(out / dataset_info.INFO_NAME), f"{len(info)} entries")
+
+
+def preflight_sample(root: Path, table: Table) -> None:
+    """`make preflight` on the QA file just written: what LLaMA-Factory/Qwen2-VL will make of
+    each sample with its default settings (the mkv has been remuxed, so it reads as intended)."""
+    run = replay.Replay(
+        Budget(), VisionConfig(), replay.TEMPLATES["qwen2_vl"], media_dir=root / "data"
+    )
+    datasets, _ = replay.declared_datasets(root / "data", [])
+    for dataset in datasets:
+        for result in replay.replay_dataset(dataset, run):
+            problems = "; ".join(p.split(":", 1)[0] for p in result["problems"]) or "fits"
+            table.add_row(
+                "preflight",
+                f"{dataset.name} #{result['index']}",
+                f"{result['video_frames']} frames {result['frame_size']}, "
+                f"{result['video_tokens']} video + {result['text_tokens']} text tokens: {problems}",
+            )
 
 
 # DiDeMo-style originals: odd containers, and a bare-dot name whose format only its bytes tell.
@@ -162,6 +181,7 @@ STAGES = [
     contact_sheet,
     adaclip_splits,
     activitynet_qa_sample,
+    preflight_sample,
     transcode_didemo,
 ]
 

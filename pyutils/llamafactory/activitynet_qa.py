@@ -11,12 +11,16 @@ N pairs can need are probed.
 The question text is tidied before the reference's `?` is appended: surrounding whitespace (176
 real test questions end in a space, 3 start with a newline) and runs of spaces are collapsed, and a
 question that already ends in `?` gets no second one.
+
+The output is written for LLaMA-Factory to read as intended: video paths relative to its
+`media_dir` (`--media-dir`, default OUT, LLaMA-Factory's default `dataset_dir`), so the JSON loads
+from any working directory, and every kept video that PyAV reports without a frame count or stream
+duration (Matroska, WebM) is remuxed into MP4 (`pyutils.llamafactory.remux`) and written as that.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,10 +33,12 @@ from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
 from pyutils.core.report import FailureLog, log
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
-from pyutils.llamafactory.dataset_info import register
+from pyutils.llamafactory.dataset_info import media_path, register
+from pyutils.llamafactory.remux import remux_misread
 from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
 STAGE = "activitynet_qa"
+REMUX_FOLDER = "videos-mp4"  # under OUT: MP4 copies of the videos LLaMA-Factory would misread
 
 # Per-question outcomes, in the order the summary lists them.
 KEPT, NO_ANSWER, MISSING, UNREADABLE, TOO_SHORT, AFTER_LIMIT = (
@@ -54,6 +60,7 @@ class Question:
     status: str = ""
     duration: float | None = None
     error: str | None = None
+    written: str | None = None  # the video path as written to the JSON (kept questions)
 
 
 def output_name(split: str, n: int, seconds: float) -> str:
@@ -140,17 +147,14 @@ def select(
     return kept
 
 
-def sharegpt_records(kept: list[Question], relative_to: Path | None) -> list[dict[str, Any]]:
-    def video_path(path: str) -> str:
-        return os.path.relpath(path, relative_to) if relative_to else path
-
+def sharegpt_records(kept: list[Question]) -> list[dict[str, Any]]:
     return [
         {
             "messages": [
                 {"content": user_content(q.text), "role": "user"},
                 {"content": q.answer, "role": "assistant"},
             ],
-            "videos": [video_path(q.video or "")],
+            "videos": [q.written or q.video or ""],
         }
         for q in kept
     ]
@@ -193,7 +197,7 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
 
 
 def write_report(path: Path, questions: list[Question]) -> None:
-    keys = ("question_id", "status", "video", "duration", "error")
+    keys = ("question_id", "status", "video", "duration", "error", "written")
     write_jsonl(path, ({k: getattr(q, k) for k in keys} for q in questions))
 
 
@@ -214,16 +218,26 @@ def convert(args: argparse.Namespace) -> int:
     finally:
         probes.close()  # stops the workers and the progress bar, and saves the probe cache
     output = args.out / output_name(args.type, args.n, args.seconds)
-    remove_stale_temporaries(args.out)
-    write_json(output, sharegpt_records(kept, args.relative_to))
+    media_dir = args.media_dir or args.out
     failures = FailureLog(STAGE)
+    remuxed = {}
+    if args.remux:
+        kept_videos = [q.video for q in kept if q.video]
+        remux_dir = args.remux_dir or args.out / REMUX_FOLDER
+        remuxed, _, remux_failures = remux_misread(kept_videos, remux_dir, args.jobs)
+        for failure in remux_failures:
+            failures.fail(failure["source"], f"remux to mp4 failed: {failure['error']}")
+    for q in kept:
+        q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
+    remove_stale_temporaries(args.out)
+    write_json(output, sharegpt_records(kept))
     summarise(questions, args.seconds, failures)
     if args.report:
         write_report(args.report, questions)
         log(f"{STAGE}: per-question outcomes in {args.report}")
     log(f"{STAGE}: {len(kept)} entries written to {output}")
     if args.register:
-        register(args.out, [output], args.relative_to)
+        register(args.out, [output], media_dir)
     return failures.finish()
 
 
@@ -250,9 +264,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=Path, default=Path("datasets/activitynet/videos"))
     parser.add_argument("--out", type=Path, default=Path("data"), help="LLaMA-Factory data folder")
     parser.add_argument(
+        "--media-dir",
         "--relative-to",
         type=Path,
-        help="write video paths relative to this folder (LLaMA-Factory's media_dir)",
+        help="LLaMA-Factory's media_dir: video paths are written relative to it (default: --out)",
+    )
+    parser.add_argument(
+        "--remux-dir",
+        type=Path,
+        help=f"where misread videos are remuxed to mp4 (default: OUT/{REMUX_FOLDER})",
+    )
+    parser.add_argument(
+        "--no-remux",
+        dest="remux",
+        action="store_false",
+        help="write mkv/webm paths as found (LLaMA-Factory then misreads them)",
     )
     parser.add_argument("--report", type=Path, help="write every question's outcome (JSON lines)")
     parser.add_argument(

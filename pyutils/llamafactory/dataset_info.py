@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,32 @@ def file_name_in(folder: Path, data_file: Path) -> str:
         return str(data_file.resolve())
 
 
+def media_path(video: str | os.PathLike[str], media_dir: Path) -> str:
+    """How a sharegpt file names `video` so that LLaMA-Factory finds it from any working
+    directory: relative to `media_dir` (`..` where the video lies outside it), POSIX style."""
+    relative = os.path.relpath(os.path.abspath(video), os.path.abspath(media_dir))
+    return Path(relative).as_posix()
+
+
+def resolve_media(video: str, media_dir: Path) -> tuple[str | None, bool]:
+    """Where LLaMA-Factory's converter (`DatasetConverter._find_medias`) finds `video`:
+    `os.path.join(media_dir, video)` if that is a file, else `video` as written, which a
+    relative path makes relative to the trainer's working directory. Returns (path, portable):
+    portable is False when only the working-directory fallback found it."""
+    joined = os.path.join(media_dir, video)
+    if os.path.isfile(joined):
+        return joined, True
+    if os.path.isfile(video):
+        return video, False
+    return None, False
+
+
 def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
     """Check a sharegpt video file as LLaMA-Factory will read it; return its record count.
 
-    Videos are looked up as LLaMA-Factory does: under `media_dir` first, then as written.
+    Videos are looked up as LLaMA-Factory does, under `media_dir` (absolute paths as written).
+    One found only relative to the current folder is an error: LLaMA-Factory would find it only
+    when started from this same folder.
     """
     records = read_json(path)
     if not isinstance(records, list):
@@ -82,8 +105,15 @@ def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
         if tokens != len(videos):
             raise UserError(f"{where}: {tokens} {VIDEO_TOKEN} token(s) but {len(videos)} video(s)")
         for video in videos:
-            if not (media_dir / video).is_file() and not Path(video).is_file():
+            found, portable = resolve_media(str(video), media_dir)
+            if found is None:
                 raise UserError(f"{where}: video not found: {video} (nor under {media_dir})")
+            if not portable:
+                raise UserError(
+                    f"{where}: video {video} is not under media_dir {media_dir}, only under the "
+                    "current folder: LLaMA-Factory would find it only when started here; write "
+                    "it relative to media_dir (MEDIA_DIR=, --media-dir)"
+                )
     return len(records)
 
 

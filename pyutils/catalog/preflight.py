@@ -1,0 +1,468 @@
+"""`make preflight`: what each trainer will do with what vlprep prepared, before training does.
+
+    python -m pyutils.catalog.preflight --out OUT [--media-dir DIR] [--lf-datasets "a b"]
+        [--video-fps 2.0 --video-maxlen 128 --video-max-pixels 65536 --video-min-pixels 256
+         --cutoff-len 2048 --template qwen2_vl --tokenizer DIR]
+        [--annots ANNOTS --frames FRAMES --dataset NAME --num-frm K] [--data DATA] [--deep]
+        [--drop] [--report FILE]
+
+- LLaMA-Factory / Qwen2-VL (`pyutils.llamafactory.replay`): every dataset of OUT/dataset_info.json
+  with a `videos` column: paths as LLaMA-Factory resolves them, the frames it samples, the tokens
+  each sample becomes, against CUTOFF_LEN. Container metadata only: no video is decoded.
+- AdaCLIP (`pyutils.adaclip.frames_check`): every video of the splits in ANNOTS has a frame
+  folder its loader can sample NUM_FRM frames from.
+- CLIP image datasets in DATA: every image the split/caption files reference exists and is an
+  image (DEEP decodes each).
+
+A summary table per dataset, a token histogram per LLaMA-Factory dataset, one JSON line per sample
+in OUT/preflight.jsonl. Exit 0 when nothing is wrong, 1 when samples have problems, 2 for input
+errors. With DROP the fitting samples of each LLaMA-Factory dataset are written beside it as
+`<file>_fitting.json` and registered as `<name>_fitting` (the original entry untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from pyutils.adaclip import frames_check
+from pyutils.catalog.datasets import DATASETS, VIDEO_DATASETS, Dataset
+from pyutils.catalog.layout import ClassFolders, ReferencedFiles
+from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
+from pyutils.core.jsonio import read_json, write_json
+from pyutils.core.report import log
+from pyutils.llamafactory import replay
+from pyutils.llamafactory.dataset_info import INFO_NAME, file_name_in, merge_dataset_info
+from pyutils.llamafactory.qwen_video import Budget, VisionConfig
+
+REPORT_NAME = "preflight.jsonl"
+FITTING = "_fitting"
+
+# Table columns: problem kinds, by the word each problem string starts with.
+COLUMN_OF = {
+    replay.OVER_CUTOFF: "over budget",
+    replay.MISREAD: "misread",
+    replay.MISSING: "missing",
+    replay.CWD_ONLY: "missing",
+}
+COLUMNS = ("over budget", "misread", "missing", "other")
+
+
+def kind(problem: str) -> str:
+    return problem.split(":", 1)[0]
+
+
+# ---- CLIP image datasets ----------------------------------------------------------------------
+
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def image_problem(path: Path, deep: bool) -> str:
+    """ "" when `path` is an image (by its signature; decoded with `deep`), else why not."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError as exc:
+        return f"unreadable: {path}: {exc.strerror}"
+    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    if not webp and not head.startswith(IMAGE_SIGNATURES):
+        return f"not_image: {path}: no JPEG, PNG, GIF, BMP or WebP signature"
+    if deep:
+        reason = frames_check.decodes(path)
+        if reason:
+            return f"not_image: {path}: does not decode ({reason})"
+    return ""
+
+
+def image_result(name: str, index: int | None, image: str, problems: list[str]) -> dict[str, Any]:
+    return {
+        "dataset": name,
+        "index": index,
+        "image": image,
+        "video_frames": None,
+        "video_tokens": None,
+        "text_tokens": None,
+        "problems": problems,
+    }
+
+
+def referenced_images(dataset: Dataset, root: Path) -> Iterable[tuple[str, Path | None, str]]:
+    """(reference, path where the loader finds it or None, dataset-level problem) per image.
+
+    The loaders join each reference to an image folder as written (Dassl's Caltech101 joins
+    `101_ObjectCategories/<path>`); the layout's search folders are those image folders.
+    """
+    layout = dataset.layout
+    if isinstance(layout, ClassFolders):
+        if not (root / layout.classnames).is_file():
+            yield layout.classnames, None, f"missing: {root / layout.classnames}"
+        for split in layout.splits:
+            for folder, _dirs, files in sorted(os.walk(root / split)):
+                for name in sorted(files):
+                    path = Path(folder) / name
+                    yield str(path.relative_to(root)), path, ""
+        return
+    assert isinstance(layout, ReferencedFiles)
+    for index_file in layout.indexes:
+        try:
+            references = list(layout.reader(read_json(root / index_file)))
+        except UserError as exc:
+            yield index_file, None, f"missing: {exc}"
+            continue
+        except (AttributeError, KeyError, TypeError, IndexError) as exc:
+            yield index_file, None, f"invalid: {root / index_file}: unexpected structure ({exc!r})"
+            continue
+        for reference in references:
+            candidates = (os.path.normpath(root / folder / reference) for folder in layout.search)
+            found = next((Path(c) for c in candidates if os.path.isfile(c)), None)
+            yield reference, found, ""
+
+
+def clip_results(dataset: Dataset, data: Path, deep: bool) -> list[dict[str, Any]]:
+    root = data / dataset.folder
+    results, index = [], 0
+    for reference, path, problem in referenced_images(dataset, root):
+        if problem:
+            results.append(image_result(dataset.name, None, reference, [problem]))
+            continue
+        if path is None:
+            folders = ", ".join(str(root / f) for f in dataset.layout.search)
+            problems = [f"missing: {reference} (looked in {folders})"]
+        else:
+            found = image_problem(path, deep)
+            problems = [found] if found else []
+        results.append(image_result(dataset.name, index, reference, problems))
+        index += 1
+    return results
+
+
+def image_datasets(data: Path) -> list[Dataset]:
+    videos = {d.name for d in VIDEO_DATASETS}
+    return [
+        d
+        for d in DATASETS.values()
+        if d.name not in videos
+        and isinstance(d.layout, ReferencedFiles | ClassFolders)
+        and (data / d.folder).is_dir()
+    ]
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """One dataset's results, and what its row of the table says."""
+
+    name: str
+    trainer: str
+    results: list[dict[str, Any]]
+    source: replay.Dataset | None = None
+
+    @property
+    def samples(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["index"] is not None]
+
+    def counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for result in self.results:
+            kinds = {COLUMN_OF.get(kind(p), "other") for p in result["problems"]}
+            counts.update(kinds)
+            counts["fitting"] += result["index"] is not None and not kinds
+        return counts
+
+
+def percentile(values: list[int], p: float) -> int:
+    """Nearest rank: the smallest value with at least p% of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def histogram(totals: list[int], cutoff: int, width: int = 30) -> list[str]:
+    """Four bins up to CUTOFF_LEN and one above it, as text bars."""
+    edges = [cutoff * i // 4 for i in range(5)]
+    bins = [(f"{edges[i]:>6}-{edges[i + 1] - 1:<6}", edges[i], edges[i + 1]) for i in range(4)]
+    counts = [sum(low <= t < high for t in totals) for _, low, high in bins]
+    counts[-1] += sum(t == cutoff for t in totals)
+    labels = [label for label, _, _ in bins] + [f"> {cutoff:<11}"]
+    counts.append(sum(t > cutoff for t in totals))
+    peak = max(counts) or 1
+    lines = []
+    for label, count in zip(labels, counts, strict=True):
+        bar = "#" * math.ceil(count / peak * width) if count else ""
+        lines.append(f"  {label} | {bar:<{width}} {count}")
+    return lines
+
+
+def token_summary(section: Section) -> str:
+    totals = [r["total_tokens"] for r in section.samples if "total_tokens" in r]
+    if not totals:
+        return "-"
+    return "/".join(str(percentile(totals, p)) for p in (50, 90, 99, 100))
+
+
+def summary_table(sections: list[Section], cutoff: int) -> Table:
+    table = Table(title=f"preflight (tokens against CUTOFF_LEN {cutoff})")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("trainer")
+    for column in ("samples", "fitting", *COLUMNS):
+        table.add_column(column, justify="right")
+    table.add_column("tokens p50/p90/p99/max", justify="right")
+    for section in sections:
+        counts = section.counts()
+        table.add_row(
+            section.name,
+            section.trainer,
+            f"{len(section.samples):,}",
+            f"{counts['fitting']:,}",
+            *(f"{counts[c]:,}" for c in COLUMNS),
+            token_summary(section),
+        )
+    return table
+
+
+def write_report(path: Path, sections: list[Section]) -> None:
+    lines = (
+        orjson.dumps(result, option=orjson.OPT_APPEND_NEWLINE)
+        for section in sections
+        for result in section.results
+    )
+    atomic_write_bytes(path, b"".join(lines))
+
+
+def drop_unfitting(section: Section, out: Path) -> str:
+    """Write the fitting records beside the original file; register them under a new name."""
+    dataset = section.source
+    assert dataset is not None
+    records = replay.read_records(dataset.path)
+    keep = [records[r["index"]] for r in section.results if not r["problems"]]
+    if not keep:
+        return f"{dataset.name}: no sample fits; nothing written"
+    target = dataset.path.with_name(f"{dataset.path.stem}{FITTING}.json")
+    write_json(target, keep)
+    name = f"{dataset.name}{FITTING}"
+    merge_dataset_info(
+        out / INFO_NAME, {name: {**dataset.entry, "file_name": file_name_in(out, target)}}
+    )
+    fit = f"{len(keep)} of {len(records)} samples fit"
+    return f"{dataset.name}: {fit}; written to {target}, registered as {name}"
+
+
+# ---- arguments --------------------------------------------------------------------------------
+
+
+def number(text: str, variable: str, flag: str, kind: type, minimum: float = 1) -> Any:
+    """`text` as a `kind` of at least `minimum`; else a one-line error naming the variable."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (kind is float and not math.isfinite(value)):
+        what = "a positive number" if kind is float else f"a whole number >= {minimum}"
+        raise UserError(f"{variable}={text} ({flag}): expected {what}")
+    return value
+
+
+def budget_from(args: argparse.Namespace) -> Budget:
+    budget = Budget(
+        video_fps=number(args.video_fps, "VIDEO_FPS", "--video-fps", float, 1e-9),
+        video_maxlen=number(args.video_maxlen, "VIDEO_MAXLEN", "--video-maxlen", int),
+        video_max_pixels=number(
+            args.video_max_pixels, "VIDEO_MAX_PIXELS", "--video-max-pixels", int
+        ),
+        video_min_pixels=number(
+            args.video_min_pixels, "VIDEO_MIN_PIXELS", "--video-min-pixels", int
+        ),
+        cutoff_len=number(args.cutoff_len, "CUTOFF_LEN", "--cutoff-len", int),
+    )
+    if budget.video_max_pixels < budget.video_min_pixels:
+        raise UserError(
+            f"VIDEO_MAX_PIXELS={budget.video_max_pixels} is below VIDEO_MIN_PIXELS="
+            f"{budget.video_min_pixels} (LLaMA-Factory refuses that too)"
+        )
+    return budget
+
+
+def llamafactory_sections(args: argparse.Namespace) -> tuple[list[Section], Budget]:
+    budget = budget_from(args)
+    template = replay.find_template(args.template)
+    names = args.lf_datasets.split()
+    if not names and not (args.out / INFO_NAME).is_file():
+        log(f"preflight: no {args.out / INFO_NAME}: LLaMA-Factory datasets not checked")
+        return [], budget
+    tokenizer = Path(args.tokenizer) if args.tokenizer else None
+    if tokenizer is not None and not tokenizer.is_dir():
+        raise UserError(f"TOKENIZER={tokenizer} (--tokenizer): not a folder")
+    vision = VisionConfig()
+    if args.processor_min_pixels or args.processor_max_pixels:
+        vision = VisionConfig(
+            min_pixels=int(args.processor_min_pixels or vision.min_pixels),
+            max_pixels=int(args.processor_max_pixels or vision.max_pixels),
+        )
+    run = replay.Replay(
+        budget=budget,
+        vision=replay.vision_config_from(tokenizer, vision),
+        template=template,
+        media_dir=args.media_dir or args.out,
+        count_tokens=replay.tokenizer_counter(tokenizer) if tokenizer else None,
+        jobs=args.jobs,
+    )
+    datasets, notes = replay.declared_datasets(args.out, names)
+    for note in notes:
+        log(f"preflight: {note}")
+    sections = []
+    for dataset in datasets:
+        results = replay.replay_dataset(dataset, run)
+        sections.append(Section(dataset.name, f"LLaMA-Factory {template.name}", results, dataset))
+    return sections, budget
+
+
+def adaclip_sections(args: argparse.Namespace) -> list[Section]:
+    found = frames_check.split_files(args.annots)
+    if args.dataset:
+        if args.dataset not in frames_check.NUM_FRM:
+            known = ", ".join(frames_check.NUM_FRM)
+            raise UserError(f"DATASET={args.dataset}: not an AdaCLIP dataset ({known})")
+        found = {k: v for k, v in found.items() if k == args.dataset}
+    if args.frames and len(found) > 1:
+        raise UserError(
+            f"FRAMES= names one frame folder but {args.annots} has splits of "
+            f"{', '.join(found)}; set DATASET= too"
+        )
+    num_frm = number(args.num_frm, "NUM_FRM", "--num-frm", int) if args.num_frm else None
+    sections = []
+    for dataset, splits in found.items():
+        frames = Path(args.frames) if args.frames else args.data / dataset / "frames"
+        for split in splits:
+            wanted = num_frm or frames_check.NUM_FRM[dataset]
+            results = frames_check.check_split(split, frames, wanted, args.deep)
+            name = f"{split.parent.name}/{split.stem}"
+            sections.append(Section(name, f"AdaCLIP (NUM_FRM {wanted}, {frames})", results))
+    return sections
+
+
+def clip_sections(args: argparse.Namespace) -> list[Section]:
+    return [
+        Section(
+            d.name,
+            "CLIP images" + (" (decoded)" if args.deep else ""),
+            clip_results(d, args.data, args.deep),
+        )
+        for d in image_datasets(args.data)
+    ]
+
+
+def print_summary(console: Console, sections: list[Section], budget: Budget) -> None:
+    console.print(summary_table(sections, budget.cutoff_len))
+    for section in sections:
+        totals = [r["total_tokens"] for r in section.samples if "total_tokens" in r]
+        if totals:
+            console.print(f"{section.name}: tokens per sample (CUTOFF_LEN {budget.cutoff_len})")
+            console.print("\n".join(histogram(totals, budget.cutoff_len)), highlight=False)
+        problems = [(r, p) for r in section.results for p in r["problems"]]
+        for result, problem in problems[:3]:
+            where = f"#{result['index']}" if result["index"] is not None else "dataset"
+            console.print(f"  {section.name} {where}: {problem}", highlight=False, soft_wrap=True)
+        if len(problems) > 3:
+            console.print(f"  ... and {len(problems) - 3} more problems", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pyutils.catalog.preflight", description=__doc__
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("data"), help="LLaMA-Factory dataset_dir (OUT)"
+    )
+    parser.add_argument(
+        "--media-dir", type=Path, help="LLaMA-Factory media_dir (MEDIA_DIR; default OUT)"
+    )
+    parser.add_argument(
+        "--lf-datasets", default="", help="dataset names (LF_DATASETS; default: all with videos)"
+    )
+    parser.add_argument("--video-fps", default="2.0")
+    parser.add_argument("--video-maxlen", default="128")
+    parser.add_argument("--video-max-pixels", default="65536")
+    parser.add_argument("--video-min-pixels", default="256")
+    parser.add_argument("--cutoff-len", default="2048")
+    parser.add_argument(
+        "--template", default="qwen2_vl", help=f"one of {', '.join(replay.TEMPLATES)}"
+    )
+    parser.add_argument(
+        "--tokenizer", default="", help="local Hugging Face tokenizer folder (exact text tokens)"
+    )
+    parser.add_argument(
+        "--processor-min-pixels", default="", help="Qwen2-VL processor min_pixels (default 3136)"
+    )
+    parser.add_argument(
+        "--processor-max-pixels",
+        default="",
+        help="Qwen2-VL processor max_pixels (default 12845056)",
+    )
+    parser.add_argument("--data", type=Path, default=Path("datasets"), help="dataset root (DATA)")
+    parser.add_argument(
+        "--annots", type=Path, default=Path("annots"), help="AdaCLIP splits (ANNOTS)"
+    )
+    parser.add_argument(
+        "--frames", default="", help="AdaCLIP frame folder (FRAMES; default DATA/<dataset>/frames)"
+    )
+    parser.add_argument("--dataset", default="", help="only this AdaCLIP dataset (DATASET)")
+    parser.add_argument(
+        "--num-frm", default="", help="AdaCLIP frames per video (NUM_FRM; default its config's)"
+    )
+    parser.add_argument("--deep", action="store_true", help="decode every image (DEEP=1)")
+    parser.add_argument(
+        "--drop", action="store_true", help="write and register the fitting samples (DROP=1)"
+    )
+    parser.add_argument(
+        "--report", type=Path, help=f"JSON lines per sample (default OUT/{REPORT_NAME})"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=("llamafactory", "adaclip", "clip"),
+        default=["llamafactory", "adaclip", "clip"],
+    )
+    args = parser.parse_args(argv)
+    sections, budget = [], budget_from(args)
+    if "llamafactory" in args.sections:
+        found, budget = llamafactory_sections(args)
+        sections += found
+    if "adaclip" in args.sections:
+        sections += adaclip_sections(args)
+    if "clip" in args.sections:
+        sections += clip_sections(args)
+    if not sections:
+        raise UserError(
+            f"nothing to check: no {args.out / INFO_NAME} with video datasets (OUT=), no AdaCLIP "
+            f"splits in {args.annots} (ANNOTS=), no CLIP image dataset in {args.data} (DATA=)"
+        )
+    report = args.report or args.out / REPORT_NAME
+    write_report(report, sections)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs and CI: wide enough for the table, no wrapping
+        console = Console(highlight=False, width=max(console.width, 160))
+    print_summary(console, sections, budget)
+    console.print(f"per-sample results: {report}")
+    if args.drop:
+        for section in sections:
+            if section.source is not None and not section.name.endswith(FITTING):
+                log(f"preflight: DROP: {drop_unfitting(section, args.out)}")
+    bad = any(r["problems"] for s in sections for r in s.results)
+    return EXIT_ITEM_FAILURES if bad else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

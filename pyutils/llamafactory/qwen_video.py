@@ -1,0 +1,243 @@
+"""What LLaMA-Factory's Qwen2-VL path does with one video, replayed without a GPU or a model.
+
+Each function is the arithmetic of one place in LLaMA-Factory 0.9.5 (unchanged up to 0.9.6.dev,
+`src/llamafactory/data/mm_plugin.py`) or transformers 5.x, kept importable on its own so that the
+preflight check and a later frame pre-sampler compute exactly what the trainer will:
+
+- `read_stream` reads what `av.open(video)` and its first video stream report (frame count,
+  stream duration, time base, average rate, size), as `MMPluginMixin._regularize_videos` and
+  `Qwen2VLPlugin._get_qwen_video_stream_metadata` read them. No frame is decoded.
+- `sample_indices` is `MMPluginMixin._get_video_sample_indices`.
+- `regularized_size` is `Qwen2VLPlugin._get_qwen_video_size_after_regularization`, the frame
+  size that `MMPluginMixin._preprocess_image` + `Qwen2VLPlugin._preprocess_image` produce.
+- `smart_resize` is transformers' `models/qwen2_vl/image_processing_qwen2_vl.smart_resize`.
+- `video_tokens` is the grid of `Qwen2VLPlugin._get_qwen_video_grid_metadata` and the expansion
+  of `Qwen2VLPlugin.process_messages` (grid t*h*w // merge_size**2 `<|video_pad|>` tokens).
+
+`tests/manual/compare_llamafactory.py` runs these side by side with the real functions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+# LLaMA-Factory's defaults (hparams/model_args.py, hparams/data_args.py), under its own names.
+VIDEO_FPS = 2.0
+VIDEO_MAXLEN = 128
+VIDEO_MAX_PIXELS = 256 * 256
+VIDEO_MIN_PIXELS = 16 * 16
+CUTOFF_LEN = 2048
+
+# The Qwen2-VL / Qwen2.5-VL vision encoder (preprocessor_config.json of Qwen2-VL-7B-Instruct and
+# Qwen2.5-VL-7B-Instruct): 14-pixel patches, 2 frames per temporal patch, 2x2 patches merged per
+# token, and the processor's own pixel bounds (`min_pixels`, `max_pixels`), which smart_resize
+# applies after LLaMA-Factory's own VIDEO_MIN_PIXELS/VIDEO_MAX_PIXELS resize.
+PATCH_SIZE = 14
+TEMPORAL_PATCH_SIZE = 2
+MERGE_SIZE = 2
+PROCESSOR_MIN_PIXELS = 56 * 56
+PROCESSOR_MAX_PIXELS = 28 * 28 * 16384
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """The processor values `_get_qwen_video_grid_metadata` reads (`patch_size`,
+    `temporal_patch_size`, `merge_size`, `size.shortest_edge/longest_edge`)."""
+
+    patch_size: int = PATCH_SIZE
+    temporal_patch_size: int = TEMPORAL_PATCH_SIZE
+    merge_size: int = MERGE_SIZE
+    min_pixels: int = PROCESSOR_MIN_PIXELS
+    max_pixels: int = PROCESSOR_MAX_PIXELS
+
+    @property
+    def factor(self) -> int:
+        return self.patch_size * self.merge_size
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The trainer settings that decide frames and tokens (LLaMA-Factory's names)."""
+
+    video_fps: float = VIDEO_FPS
+    video_maxlen: int = VIDEO_MAXLEN
+    video_max_pixels: int = VIDEO_MAX_PIXELS
+    video_min_pixels: int = VIDEO_MIN_PIXELS
+    cutoff_len: int = CUTOFF_LEN
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A video's first video stream as PyAV reports it, with nothing filled in.
+
+    `frames` is `stream.frames` (0 when the container has no count: Matroska, WebM, fragmented
+    MP4); `duration` is `float(stream.duration * stream.time_base)`, None when the stream has no
+    duration; `container_seconds` is the container's duration (what a player shows).
+    """
+
+    frames: int
+    duration: float | None
+    average_fps: float | None
+    width: int
+    height: int
+    container_seconds: float | None
+    codec: str
+
+
+def read_stream(path: str | os.PathLike[str]) -> StreamInfo:
+    """Open `path` as `av.open(video, "r")` does and read its first video stream's header.
+
+    Raises `av.FFmpegError` / `OSError` for what PyAV cannot open, `ValueError` when there is
+    no video stream (LLaMA-Factory's `next(...)` then raises StopIteration).
+    """
+    import av  # here, so the arithmetic above imports without PyAV
+
+    with av.open(os.fspath(path), "r", metadata_errors="ignore") as container:
+        stream = next((s for s in container.streams if s.type == "video"), None)
+        if stream is None:
+            raise ValueError("no video stream")
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        rate = stream.average_rate
+        container_seconds = container.duration / av.time_base if container.duration else None
+        return StreamInfo(
+            frames=stream.frames,
+            duration=duration,
+            average_fps=float(rate) if rate else None,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            container_seconds=container_seconds,
+            codec=stream.codec_context.name,
+        )
+
+
+def misread_reason(info: StreamInfo) -> str:
+    """Why LLaMA-Factory would misread this stream ("" when it reads it as intended).
+
+    With no frame count `_get_video_sample_indices` takes the video as infinite and keeps its
+    *first* VIDEO_MAXLEN decoded frames; with no stream duration the token metadata path gives
+    up and the decode path times the frames as 1/VIDEO_FPS apart (or, with a frame count,
+    multiplies None and fails); with no average rate `float(average_rate)` fails.
+    """
+    missing = []
+    if info.frames <= 0:
+        missing.append("no frame count")
+    if info.duration is None:
+        missing.append("no stream duration")
+    if not info.average_fps:
+        missing.append("no average frame rate")
+    return " and ".join(missing)
+
+
+def linspace_int(stop: float, num: int) -> list[int]:
+    """`np.linspace(0, stop, num).astype(np.int32)` in plain Python, bit for bit.
+
+    NumPy computes element i as `i * (stop / (num - 1)) + 0` and sets the last one to `stop`;
+    a single element is `[0]`. The cast truncates toward zero.
+    """
+    if num <= 0:
+        return []
+    if num == 1:
+        return [0]
+    step = stop / (num - 1)
+    values = [float(i) * step + 0.0 for i in range(num)]
+    values[-1] = float(stop)
+    return [int(v) for v in values]
+
+
+def sample_indices(frames: int, duration: float | None, fps: float, maxlen: int) -> list[int]:
+    """`MMPluginMixin._get_video_sample_indices(video_stream, video_fps, video_maxlen)`.
+
+        total_frames = video_stream.frames
+        if total_frames == 0:  # infinite video
+            return np.linspace(0, video_maxlen - 1, video_maxlen).astype(np.int32)
+        sample_frames = max(1, math.floor(float(duration * time_base) * video_fps))
+        sample_frames = min(total_frames, video_maxlen, sample_frames)
+        return np.linspace(0, total_frames - 1, sample_frames).astype(np.int32)
+
+    `duration` is the stream duration in seconds; None with a frame count fails there as it
+    does in LLaMA-Factory (None * time_base).
+    """
+    if frames == 0:
+        return linspace_int(maxlen - 1, maxlen)
+    if duration is None:
+        raise TypeError("stream has a frame count but no duration: LLaMA-Factory fails here")
+    wanted = max(1, math.floor(duration * fps))
+    return linspace_int(frames - 1, min(frames, maxlen, wanted))
+
+
+def frames_fed(indices: list[int], decodable: int) -> int:
+    """Frames `_regularize_videos` collects: decoded frames whose index is sampled, then one
+    repeated if the count is odd (`if len(frames) % 2 != 0: frames.append(frames[-1])`)."""
+    count = len({i for i in indices if i < decodable})
+    return count + count % 2
+
+
+def regularized_size(width: int, height: int, max_pixels: int, min_pixels: int) -> tuple[int, int]:
+    """`Qwen2VLPlugin._get_qwen_video_size_after_regularization`: (width, height) of each frame
+    after `_preprocess_image` (scale by sqrt(max/(w*h)) and truncate when over `max_pixels`,
+    likewise up to `min_pixels`, at least 28 on each side, aspect ratio at most 200)."""
+    if width * height > max_pixels:
+        factor = math.sqrt(max_pixels / (width * height))
+        width, height = int(width * factor), int(height * factor)
+    if width * height < min_pixels:
+        factor = math.sqrt(min_pixels / (width * height))
+        width, height = int(width * factor), int(height * factor)
+    if min(width, height) < 28:
+        width, height = max(width, 28), max(height, 28)
+    if width / height > 200:
+        width, height = height * 180, height
+    if height / width > 200:
+        width, height = width, width * 180
+    return width, height
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = 28,
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 14 * 14 * 4 * 1280,
+) -> tuple[int, int]:
+    """transformers' Qwen2-VL `smart_resize`: (height, width), both multiples of `factor`,
+    nearest to the input (Python's round: halves go to even), pixels within the bounds."""
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(
+            f"absolute aspect ratio must be smaller than 200, got "
+            f"{max(height, width) / min(height, width)}"
+        )
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def video_grid(
+    frames: int, width: int, height: int, budget: Budget, vision: VisionConfig
+) -> tuple[int, int, int]:
+    """`video_grid_thw` of `_get_qwen_video_grid_metadata` for `frames` sampled frames of a
+    `width` x `height` video: the even frame count, the regularized size, then smart_resize."""
+    frames += frames % 2
+    w, h = regularized_size(width, height, budget.video_max_pixels, budget.video_min_pixels)
+    resized_h, resized_w = smart_resize(h, w, vision.factor, vision.min_pixels, vision.max_pixels)
+    return (
+        math.ceil(frames / vision.temporal_patch_size),
+        resized_h // vision.patch_size,
+        resized_w // vision.patch_size,
+    )
+
+
+def video_tokens(grid: tuple[int, int, int], vision: VisionConfig) -> int:
+    """`<|video_pad|>` tokens one `<video>` expands to: `video_grid_thw.prod() // merge_length`."""
+    t, h, w = grid
+    return t * h * w // vision.merge_size**2

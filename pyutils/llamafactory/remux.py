@@ -1,0 +1,176 @@
+"""Copy the videos LLaMA-Factory would misread into MP4, where PyAV reports what it needs.
+
+Matroska and WebM carry no per-stream frame count or duration, so LLaMA-Factory's
+`_get_video_sample_indices` takes such a video as "infinite" and trains on its first VIDEO_MAXLEN
+frames timed 1/VIDEO_FPS apart (a 20 s mkv becomes its first 5 s, timed as 64 s). MP4 holds both.
+Each such video's first video stream is copied (`-c copy`: no re-encoding, same frames) into
+`<remux dir>/<stem>.mp4`; a stream that MP4 cannot hold (VP8, Theora, ...) is transcoded to H.264
+instead, with `make didemo-mp4`'s settings. Audio is left out: the trainer reads frames only.
+
+Outputs are written under a temporary name and renamed once PyAV reads them back with a frame
+count and a stream duration. `<remux dir>/remux_manifest.json` records each output's source (path,
+size, mtime); a rerun reuses what is still current and redoes only the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import orjson
+
+from pyutils.core.atomic import atomic_file, atomic_write_bytes, remove_stale_temporaries
+from pyutils.core.errors import MediaError
+from pyutils.core.media import find_ffmpeg
+from pyutils.core.parallel import run_parallel, threads_per_task
+from pyutils.core.report import log, track
+from pyutils.llamafactory.qwen_video import misread_reason, read_stream
+from pyutils.video.transcode import TranscodeTask, transcode_command
+
+MANIFEST = "remux_manifest.json"
+
+
+@dataclass
+class RemuxSummary:
+    """What the remux step added: videos copied, transcoded, reused, failed; bytes; seconds."""
+
+    copied: int = 0
+    transcoded: int = 0
+    reused: int = 0
+    failed: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    def line(self, folder: Path) -> str:
+        return (
+            f"remux: {self.copied} copied and {self.transcoded} transcoded into MP4 "
+            f"({self.bytes_written / 1e6:.1f} MB written in {self.seconds:.1f} s), "
+            f"{self.reused} reused, {self.failed} failed, in {folder}"
+        )
+
+
+def needs_remux(path: str) -> str:
+    """Why LLaMA-Factory would misread `path` ("" when it reads it as intended, or when PyAV
+    cannot open it at all: that is the probe's failure to report, not the remux's)."""
+    try:
+        return misread_reason(read_stream(path))
+    except (OSError, ValueError, av.FFmpegError):
+        return ""
+
+
+def copy_args(source: str, target: str) -> list[str]:
+    return [
+        find_ffmpeg(),
+        *("-nostdin", "-v", "error", "-y", "-i", source),
+        *("-map", "0:v:0", "-an", "-sn", "-dn", "-c:v", "copy"),
+        *("-movflags", "+faststart", "-f", "mp4", target),
+    ]
+
+
+def _run(args: list[str]) -> str:
+    """ffmpeg's error text, "" on success."""
+    result = subprocess.run(args, capture_output=True, text=True, errors="replace")
+    if result.returncode == 0:
+        return ""
+    return result.stderr.strip() or f"ffmpeg exited with status {result.returncode}"
+
+
+def remux_one(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: copy (else transcode) `task["source"]` to `task["target"]`; never raises."""
+    source, target = task["source"], task["target"]
+    try:
+        with atomic_file(target) as temporary:
+            method, error = "copy", _run(copy_args(source, str(temporary)))
+            if error:
+                method = "transcode"
+                transcode = TranscodeTask(source, target, task["threads"], 20, "veryfast")
+                args = transcode_command(transcode, str(temporary))
+                error = _run(args)
+            if error:
+                raise MediaError(error)
+            still = misread_reason(read_stream(temporary))
+            if still:
+                raise MediaError(f"the MP4 still reads with {still}")
+        return {**task, "method": method, "bytes": os.path.getsize(target), "error": None}
+    except (OSError, ValueError, av.FFmpegError, MediaError) as exc:
+        return {**task, "method": None, "bytes": 0, "error": str(exc)}
+
+
+def _fingerprint(path: str) -> dict[str, Any]:
+    status = os.stat(path)
+    return {"source": os.path.abspath(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _current(known: dict[str, Any] | None, video: str, target: Path) -> bool:
+    """A remux from this same source file (path, size, mtime) that is still whole on disk."""
+    if not known or known.get("source_file") != _fingerprint(video):
+        return False
+    return target.is_file() and os.path.getsize(target) == known.get("bytes")
+
+
+def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remux_misread(
+    videos: list[str], folder: Path, jobs: int = 1
+) -> tuple[dict[str, str], RemuxSummary, list[dict[str, Any]]]:
+    """Remux every video of `videos` that LLaMA-Factory would misread into `folder`.
+
+    Returns (source path -> MP4 path for each one now readable, summary, failures). Videos are
+    named `<stem>.mp4`; stems are unique (the caller's index refuses duplicates).
+    """
+    start = time.monotonic()
+    summary = RemuxSummary()
+    todo = [v for v in dict.fromkeys(videos) if needs_remux(v)]
+    if not todo:
+        return {}, summary, []
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    manifest_path = folder / MANIFEST
+    manifest = _load_manifest(manifest_path)
+    mapping: dict[str, str] = {}
+    tasks = []
+    for video in todo:
+        name = f"{Path(video).stem}.mp4"
+        target = folder / name
+        if _current(manifest.get(name), video, target):
+            mapping[video] = str(target)
+            summary.reused += 1
+            continue
+        tasks.append({"source": video, "target": str(target), "threads": threads_per_task(jobs)})
+    failures = []
+    results = run_parallel(remux_one, tasks, jobs, backend="threading")
+    for result in track(results, len(tasks), "remux to mp4"):
+        name = Path(result["target"]).name
+        if result["error"]:
+            summary.failed += 1
+            failures.append(result)
+            manifest.pop(name, None)
+            continue
+        mapping[result["source"]] = result["target"]
+        summary.bytes_written += result["bytes"]
+        if result["method"] == "copy":
+            summary.copied += 1
+        else:
+            summary.transcoded += 1
+        manifest[name] = {
+            "source_file": _fingerprint(result["source"]),
+            "method": result["method"],
+            "bytes": result["bytes"],
+        }
+    if tasks:
+        ordered = {k: manifest[k] for k in sorted(manifest)}
+        atomic_write_bytes(manifest_path, orjson.dumps(ordered, option=orjson.OPT_INDENT_2))
+    summary.seconds = time.monotonic() - start
+    log(summary.line(folder))
+    return mapping, summary, failures
