@@ -58,7 +58,7 @@ test: lint ## set up, lint, then run every test
 	$(PY) -m pytest
 
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
-	$(Q)$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO))
+	$(Q)$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO)) $(if $(V),--verbose)
 
 bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done

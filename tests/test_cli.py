@@ -42,6 +42,14 @@ def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
         assert match, f"{name} missing from the demo output"
         assert abs(float(match.group(1)) - seconds) < 0.1
     assert not (tmp_path / "pwned").exists()
+    # Quiet: one line per stage and the table; no tool logs (wget's retry chatter, progress)
+    # and no failure lists when nothing failed.
+    assert result.stdout.count("\nok  ") == 8
+    assert "Retrying" not in result.stdout + result.stderr
+    assert result.stderr == ""
+    assert not list((tmp_path / "demo").rglob("*failures.jsonl"))
+    readme = (tmp_path / "demo" / "README.md").read_text()
+    assert "`datasets/`: a `DATA` root" in readme and "`data/`: an `OUT` folder" in readme
 
 
 def test_make_passes_paths_with_quotes_and_spaces(tmp_path: Path) -> None:

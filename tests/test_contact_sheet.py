@@ -9,7 +9,7 @@ import av
 import pytest
 
 from pyutils.core.media import find_ffmpeg
-from pyutils.video.contact_sheet import GAP, spread
+from pyutils.video.contact_sheet import GAP, find_font, pick_rows, render, spread
 from tests.conftest import run_module
 
 # video stem -> (frame size, frames): different sizes and counts, awkward names.
@@ -33,6 +33,11 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _pixels(path: Path):  # noqa: ANN202 - a numpy array
+    with av.open(str(path)) as image:
+        return next(image.decode(video=0)).to_ndarray(format="rgb24")
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     with av.open(str(path)) as image:
         context = image.streams.video[0].codec_context
@@ -47,8 +52,25 @@ def test_one_row_per_video(frames: Path, tmp_path: Path) -> None:
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # cells keep the first video's 4:3 aspect: 100x76 (even height)
     assert _png_size(sheet) == (6 * 100 + 7 * GAP, 3 * 76 + 4 * GAP)
-    assert "row 1: odd 'x' $(touch pwned) 100%\nrow 2: v_demoA\nrow 3: wide clip" in result.stderr
+    assert "rows: odd 'x' $(touch pwned) 100%, v_demoA, wide clip)" in result.stdout
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.skipif(find_font() is None, reason="no font on this machine: rows are not labelled")
+def test_rows_are_labelled_with_the_video_names(frames: Path, tmp_path: Path) -> None:
+    """The label is drawn over the row's first cell: that cell differs from the unlabelled one,
+    the next cells do not. A name with quotes, $(...) and % is drawn as text, not parsed."""
+    grid = pick_rows(frames, [], rows=3, columns=2)
+    unlabelled = tmp_path / "plain.png"
+    unlabelled.write_bytes(render(grid, 100, labelled=False))
+    labelled = tmp_path / "labelled.png"
+    labelled.write_bytes(render(grid, 100))
+    plain, marked = _pixels(unlabelled), _pixels(labelled)
+    cell_w = 100
+    first_cells = [(y, x) for y in range(plain.shape[0]) for x in range(GAP, GAP + cell_w)]
+    assert any(plain[y, x].tolist() != marked[y, x].tolist() for y, x in first_cells[::7])
+    second = slice(2 * GAP + cell_w, 2 * GAP + 2 * cell_w)
+    assert (plain[:, second] == marked[:, second]).all()
 
 
 def test_chosen_video_and_default_output(frames: Path) -> None:

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from rich.console import Console
 from rich.table import Table
 
 from pyutils.adaclip.splits import RECIPES, generate
@@ -21,6 +25,7 @@ from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.media import find_ffmpeg, probe
 from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import stdout_console
 from pyutils.devtools.local_server import LocalServer
 from pyutils.devtools.sample import (
     DEMO_VIDEOS,
@@ -38,9 +43,10 @@ from pyutils.video.transcode import transcode_all
 def probe_sample(root: Path, table: Table) -> None:
     for name, seconds in DEMO_VIDEOS:
         info = probe(root / "videos" / name)
+        hostile = " (a name with quotes and $(...): text, never run)" if "$(" in name else ""
         table.add_row(
             "probe",
-            name,
+            name + hostile,
             f"{info.duration:.2f} s (generated {seconds:.2f} s), {info.width}x{info.height}, "
             f"{info.fps:g} fps, {info.frame_count} frames",
         )
@@ -135,7 +141,7 @@ def download_caltech101(root: Path, table: Table) -> None:
         root / "images", root / "served" / "101_ObjectCategories.tar.gz"
     )
     split = root / "annotations" / "caltech101" / "split_zhou_Caltech101.json"
-    data = root / "DATA"
+    data = root / "datasets"
     shutil.rmtree(data, ignore_errors=True)  # the stage shows a first download every time
     served = {"101_ObjectCategories.tar.gz": archive.read_bytes(), "split.json": split.read_bytes()}
     with LocalServer(served, cut={"101_ObjectCategories.tar.gz"}) as server:
@@ -174,31 +180,86 @@ def extract_frames(root: Path, table: Table) -> None:
             )
 
 
+# Each stage and, in one line, what it shows.
 STAGES = [
-    probe_sample,
-    download_caltech101,
-    extract_frames,
-    contact_sheet,
-    adaclip_splits,
-    activitynet_qa_sample,
-    preflight_sample,
-    transcode_didemo,
+    (probe_sample, "PyAV reads mp4, mkv and webm durations in-process, no ffprobe"),
+    (download_caltech101, "a download cut half-way resumes, verifies, extracts and checks"),
+    (extract_frames, "frames land atomically in AdaCLIP's layout, every frame or 8 uniform"),
+    (contact_sheet, "a contact sheet shows AdaCLIP's 8 picks per video, rows labelled"),
+    (adaclip_splits, "AdaCLIP splits list the videos present and set aside the missing"),
+    (activitynet_qa_sample, "ActivityNet-QA becomes sharegpt JSON LLaMA-Factory reads as meant"),
+    (preflight_sample, "preflight replays LLaMA-Factory's sampling and token count per sample"),
+    (transcode_didemo, "DiDeMo originals (mov, avi, no extension) become H.264 mp4"),
 ]
+
+README = """\
+# vlprep demo
+
+Made by `make demo` from generated videos (no download); safe to delete (`make clean`).
+
+- `videos/`: the generated sample, including a file named `video 'odd' $(touch pwned).mp4`:
+  every stage must treat quotes and `$(...)` in names as text (nothing is ever run through a
+  shell), so no file `pwned` may appear anywhere.
+- `datasets/`: a `DATA` root, as `make caltech101 DATA=...` leaves it (downloads/, caltech-101/).
+- `data/`: an `OUT` folder for LLaMA-Factory: the QA JSON, `dataset_info.json`, MP4 remuxes.
+- `frames/`: `make frames` outputs (every frame; 8 uniform frames) and `contact_sheet.png`.
+- `annots/`: AdaCLIP splits; `annotations/`: the tiny annotation files they are made from.
+- `didemo-mp4/`: DiDeMo-style originals and their H.264 transcodes.
+"""
+
+
+@contextmanager
+def captured(verbose: bool) -> Iterator[None]:
+    """The tools' own output (wget logs, progress, summaries) goes to a file unless `verbose`,
+    and is shown only when the stage fails. Descriptors, not sys.stdout: child processes too."""
+    if verbose:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            _restore(saved)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        _restore(saved)
+
+
+def _restore(saved: list[int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for target, descriptor in enumerate(saved, start=1):
+        os.dup2(descriptor, target)
+        os.close(descriptor)
+    saved.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyutils.devtools.demo", description=__doc__)
     parser.add_argument("--dir", default="demo", help="where the sample and outputs go")
+    parser.add_argument("--verbose", action="store_true", help="show the tools' own logs (V=1)")
     args = parser.parse_args(argv)
-    console = Console()
+    console = stdout_console()
     console.print(f"ffmpeg: {find_ffmpeg()} (probing in-process with PyAV: no ffprobe)")
     root = build_demo_sample(Path(args.dir))
-    table = Table(title=f"vlprep demo ({root})")
+    (root / "README.md").write_text(README, encoding="utf-8")
+    table = Table(title=f"vlprep demo ({root}; what is where: {root / 'README.md'})")
     for column in ("stage", "item", "result"):
         table.add_column(column)
-    for stage in STAGES:
-        stage(root, table)
+    for stage, shows in STAGES:
+        with captured(args.verbose):
+            stage(root, table)
+        console.print(f"ok  {stage.__name__}: {shows}")
     console.print(table)
+    pwned = [str(p) for p in root.rglob("pwned")]
+    if pwned:
+        raise UserError(f"a file name was run as a command: {pwned[0]}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import ffmpeg
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.errors import MediaError, UserError, run_cli
 from pyutils.core.media import ffmpeg_command
-from pyutils.core.report import log
+from pyutils.core.report import log, say
 
 FRAME_GLOB = "image_*.jpg"
 GAP = 4  # pixels between cells and around the sheet
@@ -60,8 +61,32 @@ def cell_size(first_frame: Path, width: int) -> tuple[int, int]:
     return width, max(height, 2)
 
 
-def sheet_command(grid: list[list[Path]], cell_w: int, cell_h: int) -> list[str]:
-    """The ffmpeg command that writes the grid's PNG to stdout."""
+# Fonts for the row labels: the first found (Debian's fonts-dejavu-core is on most machines).
+FONT_FOLDERS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "/Library/Fonts",
+    "/System/Library/Fonts",
+)
+FONT_NAMES = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "Helvetica.ttc")
+
+
+def find_font() -> Path | None:
+    for folder in FONT_FOLDERS:
+        for name in FONT_NAMES:
+            found = next(Path(folder).rglob(name), None) if Path(folder).is_dir() else None
+            if found:
+                return found
+    return None
+
+
+def sheet_command(
+    grid: list[list[Path]], cell_w: int, cell_h: int, labels: dict[int, Path] | None = None
+) -> list[str]:
+    """The ffmpeg command that writes the grid's PNG to stdout. `labels` maps a row number to a
+    text file holding its label (drawn over the row's first cell with the font `labels[-1]`):
+    the text goes through a file, so a video name with quotes, colons or `%{` is drawn as it is."""
+    labels = labels or {}
     frames = [frame for row in grid for frame in row]
     # ffmpeg-python merges identical inputs into one node, so a frame shown in several cells (a
     # video with fewer frames than columns) is read once and split.
@@ -75,19 +100,47 @@ def sheet_command(grid: list[list[Path]], cell_w: int, cell_h: int) -> list[str]
         cell = cell.filter("setsar", 1).filter("format", "rgb24")
         split = cell.split() if count > 1 else None
         cells[frame] = iter([cell] if split is None else [split[i] for i in range(count)])
-    joined = ffmpeg.concat(*(next(cells[frame]) for frame in frames), v=1, a=0)
+    nodes = []
+    for number, row in enumerate(grid):
+        for column, frame in enumerate(row):
+            node = next(cells[frame])
+            if column == 0 and number in labels:
+                node = node.drawtext(
+                    fontfile=str(labels[-1]),
+                    textfile=str(labels[number]),
+                    expansion="none",
+                    fontsize=max(8, cell_h // 9),
+                    fontcolor="white",
+                    box=1,
+                    boxcolor="black@0.6",
+                    x=3,
+                    y="h-th-3",
+                )
+            nodes.append(node)
+    joined = ffmpeg.concat(*nodes, v=1, a=0)
     layout = f"{len(grid[0])}x{len(grid)}"
     sheet = joined.filter("tile", layout, padding=GAP, margin=GAP, color="white")
     return ffmpeg_command(sheet.output("-", f="image2pipe", vcodec="png", **{"frames:v": 1}))
 
 
-def render(grid: list[list[Path]], width: int) -> bytes:
-    """The PNG bytes of the grid, made by one ffmpeg run."""
+def render(grid: list[list[Path]], width: int, labelled: bool = True) -> bytes:
+    """The PNG bytes of the grid, made by one ffmpeg run; each row labelled with its video's name
+    when a font is found."""
     cell_w, cell_h = cell_size(grid[0][0], width)
-    result = subprocess.run(sheet_command(grid, cell_w, cell_h), capture_output=True)
+    font = find_font() if labelled else None
+    with tempfile.TemporaryDirectory(prefix="vlprep-sheet-") as folder:
+        labels: dict[int, Path] = {}
+        if font is not None:
+            labels[-1] = font
+            for number, row in enumerate(grid):
+                labels[number] = Path(folder) / f"row{number}.txt"
+                labels[number].write_text(row[0].parent.name, encoding="utf-8")
+        result = subprocess.run(sheet_command(grid, cell_w, cell_h, labels), capture_output=True)
     if result.returncode != 0 or not result.stdout:
         reason = result.stderr.decode(errors="replace").strip() or "no output"
         raise MediaError(f"ffmpeg could not build the contact sheet: {reason}")
+    if labelled and font is None:
+        log("contact sheet: no font found (e.g. fonts-dejavu-core): rows are not labelled")
     return result.stdout
 
 
@@ -122,9 +175,9 @@ def write_contact_sheet(
     grid = pick_rows(frames, videos or [], rows, columns)
     atomic_write_bytes(output, render(grid, cell_width))
     stems = [row[0].parent.name for row in grid]
-    for number, stem in enumerate(stems, start=1):
-        log(f"row {number}: {stem}")
-    log(f"contact sheet: {output} ({len(grid)} videos x {columns} frames)")
+    say(
+        f"contact sheet: {output} ({len(grid)} videos x {columns} frames, rows: {', '.join(stems)})"
+    )
     return stems
 
 
