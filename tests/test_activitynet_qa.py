@@ -16,7 +16,7 @@ import orjson
 import pytest
 from rich.table import Table
 
-from pyutils.core.errors import MediaError
+from pyutils.core.errors import MediaError, UserError
 from pyutils.core.media import probe
 from pyutils.devtools.demo import activitynet_qa_sample
 from pyutils.devtools.sample import build_demo_sample, make_video
@@ -253,8 +253,8 @@ def test_cache_entry_is_ignored_when_the_video_changes(corpus: Path, tmp_path: P
     make_video(videos / "v_a.mp4", 1.0, width=64, height=48, fps=10)
     write_qa(tmp_path / "qa", ["v_a"])
     cache = ("--probe-cache", str(tmp_path / "cache.json"))
-    _, output = convert(tmp_path / "qa", videos, tmp_path / "out", 5, *cache)
-    assert json.loads(output.read_bytes()) == []
+    with pytest.raises(UserError, match="no video lasts more than SECONDS=2 s"):
+        convert(tmp_path / "qa", videos, tmp_path / "out", 5, *cache)  # 1 s: too short
     make_video(videos / "v_a.mp4", 3.0, width=64, height=48, fps=10)
     _, output = convert(tmp_path / "qa", videos, tmp_path / "out", 5, *cache)
     assert len(json.loads(output.read_bytes())) == 1
@@ -447,3 +447,40 @@ def test_demo_stage(tmp_path: Path) -> None:
     assert [r["videos"][0] for r in written] == ["../videos/v_demoA.mp4", "videos-mp4/v_demoB.mp4"]
     info = json.loads((root / "data" / "dataset_info.json").read_bytes())
     assert list(info) == ["activitynet_qa_val_10_limit_2.5s", "caltech101", "ActivityNet"]
+
+
+def test_a_video_folder_that_matches_no_question_is_an_error_naming_videos(
+    tmp_path: Path,
+) -> None:
+    """Zero entries is never a success: nothing is written or registered, and the message
+    names VIDEOS and one path that was looked for (here the ids lack the files' v_ prefix)."""
+    videos = tmp_path / "videos"
+    make_video(videos / "a.mp4", 3.0, width=64, height=48, fps=10)
+    write_qa(tmp_path / "qa", ["v_zz"])
+    out = tmp_path / "out"
+    args = [*("-name", "val_q", "-type", "val", "-n", "5", "-seconds", "2")]
+    args += [*("--qa-dir", str(tmp_path / "qa"), "--videos", str(videos), "--out", str(out))]
+    result = run_module("pyutils.llamafactory.activitynet_qa", *args, "--register")
+    assert result.returncode == 2
+    assert f"has its video in VIDEOS={videos} (looked for e.g. {videos}/v_zz." in result.stderr
+    assert not list(out.glob("*.json"))  # no empty JSON, no dataset_info.json
+
+
+def test_the_default_name_that_is_not_there_says_to_set_name(tmp_path: Path) -> None:
+    write_qa(tmp_path / "qa", ["v_a"])
+    args = ["--qa-dir", str(tmp_path / "qa"), "--videos", str(tmp_path), "--out", str(tmp_path)]
+    result = run_module("pyutils.llamafactory.activitynet_qa", *args)
+    assert result.returncode == 2
+    assert "train_q_3000.json: file not found; set NAME= to one of the files" in result.stderr
+    assert "present: val_a, val_q" in result.stderr
+
+
+def test_summary_counts_unanswered_questions_past_the_limit_and_says_1_question(
+    corpus: Path, tmp_path: Path
+) -> None:
+    write_qa(tmp_path / "qa", ["v_a", "v_b"], answered={"v_a_0"})
+    args = [*("-name", "val_q", "-type", "val", "-n", "1", "-seconds", "0.5")]
+    args += ["--qa-dir", str(tmp_path / "qa"), "--videos", str(corpus / "videos")]
+    result = run_module("pyutils.llamafactory.activitynet_qa", *args, "--out", str(tmp_path))
+    assert "2 questions read, 1 answer joined (1 without answer)" in result.stdout
+    assert "1 entry written to" in result.stdout

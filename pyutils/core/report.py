@@ -56,6 +56,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """ "1 question", "2 questions" ("1 entry", "3 entries" with `nouns`)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def say(message: str) -> None:
     """A result: what was done, what failed (stdout, so `make frames ... > log` keeps it)."""
     print(message, flush=True)

@@ -30,7 +30,7 @@ from typing import Any
 from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
-from pyutils.core.report import FailureLog, log
+from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
 from pyutils.llamafactory.dataset_info import media_path, register
@@ -83,6 +83,13 @@ def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path])
     questions_path, answers_path = qa_dir / f"{name}.json", qa_dir / f"{split}_a.json"
     if not qa_dir.is_dir():
         raise UserError(f"{qa_dir}: ActivityNet-QA folder not found; set QA_DIR= (or --qa-dir)")
+    for path, variable in ((questions_path, "NAME"), (answers_path, "TYPE")):
+        if not path.is_file():
+            present = ", ".join(sorted(p.stem for p in qa_dir.glob("*.json"))) or "none"
+            raise UserError(
+                f"{path}: file not found; set {variable}= to one of the files in QA_DIR "
+                f"(present: {present})"
+            )
     questions, answers = read_json(questions_path), read_json(answers_path)
     for path, data in ((questions_path, questions), (answers_path, answers)):
         if not isinstance(data, list):
@@ -170,17 +177,18 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
         if q.status in (UNREADABLE, TOO_SHORT, KEPT):
             examined[q.video or ""] = q.status
     video_status = Counter(examined.values())
-    log(
-        f"{STAGE}: {len(questions)} questions read, {len(answered)} answers joined "
-        f"({by_status[NO_ANSWER]} questions without answer)"
+    unanswered = len(questions) - len(answered)  # whether or not the limit was reached first
+    say(
+        f"{STAGE}: {plural(len(questions), 'question')} read, "
+        f"{plural(len(answered), 'answer')} joined ({unanswered} without answer)"
     )
-    log(
-        f"{STAGE}: {len(referenced)} videos referenced: {found} found, "
+    say(
+        f"{STAGE}: {plural(len(referenced), 'video')} referenced: {found} found, "
         f"{len(referenced) - found} missing; of {len(examined)} examined, "
         f"{video_status[UNREADABLE]} unreadable, {video_status[TOO_SHORT]} too short "
         f"(<= {seconds:g} s), {video_status[KEPT]} long enough"
     )
-    log(
+    say(
         f"{STAGE}: questions: {by_status[KEPT]} kept, {by_status[MISSING]} missing video, "
         f"{by_status[UNREADABLE]} unreadable video, {by_status[TOO_SHORT]} too short, "
         f"{by_status[AFTER_LIMIT]} not examined (limit reached)"
@@ -194,6 +202,24 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
         elif q.status == UNREADABLE and q.video not in reported:
             reported.add(q.video)
             failures.fail(q.video or "", q.error or "unreadable")
+
+
+def nothing_kept(questions: list[Question], videos: Path, seconds: float) -> str:
+    """Why no question was kept, naming what the user set: zero entries is never a success."""
+    answered = [q for q in questions if q.answer is not None]
+    if not answered:
+        return "no question with an answer: check NAME= and TYPE="
+    if all(q.video is None for q in answered):
+        stem = video_stems(answered[0].question_id)[0]
+        looked = f"{videos / stem}.{{{','.join(QA_EXTENSIONS)}}}"
+        return (
+            f"none of the {plural(len(answered), 'answered question')} has its video in "
+            f"VIDEOS={videos} (looked for e.g. {looked}); nothing written or registered"
+        )
+    return (
+        f"no video lasts more than SECONDS={seconds:g} s (or none is readable); nothing "
+        "written or registered"
+    )
 
 
 def write_report(path: Path, questions: list[Question]) -> None:
@@ -229,13 +255,15 @@ def convert(args: argparse.Namespace) -> int:
             failures.fail(failure["source"], f"remux to mp4 failed: {failure['error']}")
     for q in kept:
         q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
-    remove_stale_temporaries(args.out)
-    write_json(output, sharegpt_records(kept))
     summarise(questions, args.seconds, failures)
     if args.report:
         write_report(args.report, questions)
-        log(f"{STAGE}: per-question outcomes in {args.report}")
-    log(f"{STAGE}: {len(kept)} entries written to {output}")
+        say(f"{STAGE}: per-question outcomes in {args.report}")
+    if not kept:
+        raise UserError(nothing_kept(questions, args.videos, args.seconds))
+    remove_stale_temporaries(args.out)
+    write_json(output, sharegpt_records(kept))
+    say(f"{STAGE}: {plural(len(kept), 'entry', 'entries')} written to {output}")
     if args.register:
         register(args.out, [output], media_dir)
     return failures.finish()
