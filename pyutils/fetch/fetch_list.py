@@ -32,7 +32,7 @@ from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_text, write_jsonl
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import FailureLog, log, say
+from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.fetch.sniff import SNIFF_BYTES, error_page
 
@@ -208,7 +208,11 @@ def fetch_all(
         FetchTask(entry.url, str(dest / entry.name), retries, timeout, backoff) for entry in entries
     ]
     present = sum((dest / entry.name).exists() for entry in entries)
-    log(f"fetch: {len(entries)} URLs, {present} already in {dest}")
+    log(
+        f"fetch: {plural(len(entries), 'URL')}, {present} already in {dest}; "
+        f"{plural(parallel.jobs, 'download')} at once, {plural(retries, 'retry', 'retries')} "
+        f"per URL, {timeout:g} s timeout"
+    )
     failures = FailureLog("fetch", dest)
     by_name = {
         result.name: result
