@@ -186,3 +186,67 @@ def test_error_pages_in_any_dress_are_failures_listed_in_fetch_failures(tmp_path
         "failed",
         "failed",
     ]
+
+
+class _LyingServer:
+    """A server that redirects to ftp://, redirects in a loop, or sends a file without a
+    Content-Length and closes early: what LocalServer's honest answers never do."""
+
+    def __enter__(self) -> str:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # no length: the body ends when the connection does
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path == "/to-ftp.mp4":
+                    self.send_response(302)
+                    self.send_header("Location", "ftp://127.0.0.1/secret.mp4")
+                    self.end_headers()
+                elif self.path == "/loop.mp4":
+                    self.send_response(302)
+                    self.send_header("Location", "/loop.mp4")
+                    self.end_headers()
+                else:  # half a "video", no Content-Length, then the connection closes
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.end_headers()
+                    self.wfile.write(b"\x00\x00\x00\x18ftypmp42" + b"x" * 1000)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_redirects_to_other_schemes_loops_and_unknown_lengths(tmp_path: Path) -> None:
+    dest = tmp_path / "originals"
+    with _LyingServer() as base:
+        names = ("to-ftp.mp4", "loop.mp4", "nolength.mp4")
+        url_list = _write_list(tmp_path / "urls.txt", [f"{base}/{name}" for name in names])
+        result = _fetch(url_list, dest)
+    assert result.returncode == 1
+    status = _status(dest)
+    assert (
+        "redirect to 'ftp://127.0.0.1/secret.mp4': only http(s) is followed"
+        in (status["to-ftp.mp4"]["error"])
+    )
+    assert status["loop.mp4"]["error"].startswith("redirect loop (HTTP 302")
+    assert status["nolength.mp4"]["status"] == "downloaded"
+    assert status["nolength.mp4"]["verified"] is False
+    assert "1 file came without a length from the server" in result.stdout
+    assert "first: nolength.mp4" in result.stdout
+
+
+def test_list_entries_named_like_the_report_are_refused(tmp_path: Path) -> None:
+    url_list = _write_list(tmp_path / "urls.txt", ["http://127.0.0.1:9/x\tfetch_status.jsonl"])
+    result = _fetch(url_list, tmp_path / "dest")
+    assert result.returncode == 2
+    assert "urls.txt:3: 'fetch_status.jsonl' is the name of fetch's own report" in result.stderr

@@ -149,3 +149,20 @@ def test_same_folder_for_originals_and_outputs_is_refused(originals: Path) -> No
 )
 def test_which_files_are_originals(name: str, expected: bool) -> None:
     assert is_original(name) is expected
+
+
+def test_an_original_cut_short_does_not_become_a_short_healthy_mp4(tmp_path: Path) -> None:
+    """A Matroska original whose download ended half-way still decodes (its first half), and its
+    header still declares the whole duration: the transcode compares the two and refuses."""
+    source = tmp_path / "src"
+    whole = make_video(tmp_path / "whole.mkv", 4.0, width=160, height=120)
+    data = whole.read_bytes()
+    (source / "cut.mkv").parent.mkdir()
+    (source / "cut.mkv").write_bytes(data[: len(data) // 2])
+    shutil.copy(whole, source / "whole.mkv")
+    dest = tmp_path / "videos"
+    result = run_module("pyutils.video.transcode", str(source), str(dest), "--jobs", "1")
+    assert result.returncode == 1
+    assert _outputs(dest) == {"whole.mkv.mp4"}
+    assert "FAILED cut.mkv: the original is cut short:" in result.stdout
+    assert "s its container declares" in result.stdout

@@ -39,6 +39,9 @@ from pyutils.fetch.sniff import SNIFF_BYTES, error_page
 # Statuses worth asking again for: the server may answer differently in a moment.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 CHUNK = 1 << 20
+STATUS_REPORT = "fetch_status.jsonl"
+# The stage's own files in DEST: a list entry of that name would overwrite them.
+RESERVED_NAMES = frozenset({STATUS_REPORT, "fetch_failures.jsonl"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ def read_list(path: Path) -> list[Entry]:
             raise UserError(f"{where}: no usable file name for {url!r}; add a tab and a name")
         if name in seen:
             raise UserError(f"{where}: {name!r} is also the file name on line {seen[name]}")
+        if name in RESERVED_NAMES:
+            raise UserError(f"{where}: {name!r} is the name of fetch's own report; rename it")
         seen[name] = number
         entries.append(Entry(url, name, number))
     return entries
@@ -85,21 +90,37 @@ def _content_range_total(header: str | None) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-def _download(url: str, partial: Path, name: str, timeout: float) -> None:
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed to http(s) only: a list of video URLs has no business on ftp://,
+    file:// or anything else urllib would otherwise open."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        scheme = urlsplit(newurl).scheme
+        if scheme not in ("http", "https"):
+            raise _GiveUp(f"HTTP {code} redirect to {newurl!r}: only http(s) is followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
+def _download(url: str, partial: Path, name: str, timeout: float) -> bool:
     """Fetch `url` into `partial` (for the file `name`), continuing from its current size; raise
-    _Retry or _GiveUp."""
+    _Retry or _GiveUp. True when the size was verified against the server's Content-Length."""
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "vlprep-fetch"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=timeout
-        )
+        response = _OPENER.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:  # urllib gave up following: a loop, or too many hops
+            raise _GiveUp(
+                f"redirect loop (HTTP {exc.code} {exc.reason}, again and again)"
+            ) from None
         if exc.code == 416 and offset:
             if _content_range_total(exc.headers.get("Content-Range")) == offset:
-                return  # the partial file already holds every byte
+                return True  # the partial file already holds every byte
             partial.unlink()
             raise _Retry(f"HTTP 416 for bytes {offset}- (the file changed?); restarting") from None
         message = f"HTTP {exc.code} {exc.reason}"
@@ -134,6 +155,7 @@ def _download(url: str, partial: Path, name: str, timeout: float) -> None:
     size = partial.stat().st_size
     if expected is not None and size != expected:
         raise _Retry(f"connection closed after {size} of {expected} bytes")
+    return expected is not None
 
 
 @dataclass(frozen=True)
@@ -157,6 +179,9 @@ class FetchResult:
     attempts: int
     bytes: int | None = None
     error: str = ""
+    # False: the server announced no length, so a transfer cut short cannot be told from a
+    # whole one; the stages that read the file (transcode, frames) check what it holds.
+    verified: bool = True
 
     @property
     def item(self) -> str:
@@ -166,7 +191,8 @@ class FetchResult:
         """Its line in fetch_status.jsonl."""
         detail = {"error": self.error} if self.status == "failed" else {"bytes": self.bytes}
         fields = {"url": self.url, "name": self.name, "status": self.status}
-        return {**fields, **detail, "attempts": self.attempts}
+        unverified = {} if self.verified else {"verified": False}
+        return {**fields, **detail, **unverified, "attempts": self.attempts}
 
 
 def fetch_one(task: FetchTask) -> FetchResult:
@@ -179,10 +205,10 @@ def fetch_one(task: FetchTask) -> FetchResult:
     error = ""
     for attempt in range(1, task.retries + 2):
         try:
-            _download(task.url, partial, target.name, task.timeout)
+            verified = _download(task.url, partial, target.name, task.timeout)
             os.replace(partial, target)
             size = target.stat().st_size
-            return FetchResult(task.url, target.name, "downloaded", attempt, size)
+            return FetchResult(task.url, target.name, "downloaded", attempt, size, "", verified)
         except _GiveUp as exc:
             partial.unlink(missing_ok=True)
             return FetchResult(task.url, target.name, "failed", attempt, error=str(exc))
@@ -203,7 +229,7 @@ def fetch_all(
     report: Path | None = None,
 ) -> int:
     dest.mkdir(parents=True, exist_ok=True)
-    report = report or dest / "fetch_status.jsonl"
+    report = report or dest / STATUS_REPORT
     tasks = [
         FetchTask(entry.url, str(dest / entry.name), retries, timeout, backoff) for entry in entries
     ]
@@ -221,6 +247,13 @@ def fetch_all(
     # In list order: the same file whatever JOBS is.
     write_jsonl(report, (by_name[entry.name].record() for entry in entries))
     status = failures.finish()
+    unverified = [r.name for r in by_name.values() if not r.verified]
+    if unverified:
+        say(
+            f"  {plural(len(unverified), 'file')} came without a length from the server, so a "
+            f"cut transfer cannot be told from a whole one (first: {unverified[0]}); transcode "
+            "and frames check what they hold"
+        )
     say(f"  status of every URL: {report}")
     return status
 

@@ -86,6 +86,24 @@ def transcode_command(task: TranscodeTask, target: str) -> list[str]:
     return ffmpeg_command(output, "-filter_complex_threads", str(threads), overwrite=True)
 
 
+# A transcode shorter than this share of the duration the original's container declares means
+# the original was cut short (a transfer that ended early): ffmpeg decodes what is there and
+# would otherwise leave a healthy-looking short mp4.
+WHOLE_SHARE = 0.9
+
+
+def _check_whole(source: str, decoded: float) -> None:
+    try:
+        declared = probe(source).duration
+    except MediaError:
+        return  # read by content only (ffmpeg opened it, PyAV cannot): nothing declared to trust
+    if decoded < declared * WHOLE_SHARE:
+        raise MediaError(
+            f"the original is cut short: {decoded:.2f} s decoded of the {declared:.2f} s its "
+            "container declares (an interrupted download?); fetch it again"
+        )
+
+
 def transcode_one(task: TranscodeTask) -> TranscodeResult:
     """Worker: transcode `task.source` to `task.target`; never raises, reports instead."""
     try:
@@ -95,7 +113,8 @@ def transcode_one(task: TranscodeTask) -> TranscodeResult:
             if result.returncode != 0:
                 reason = result.stderr.strip() or f"ffmpeg exited with status {result.returncode}"
                 raise MediaError(reason)
-            probe(temporary)  # an output that does not read back as a video is not done
+            written = probe(temporary)  # an output that does not read back is not done
+            _check_whole(task.source, written.duration)
         return TranscodeResult(task.source)
     except (OSError, MediaError) as exc:
         return TranscodeResult(task.source, str(exc))
