@@ -484,3 +484,45 @@ def test_summary_counts_unanswered_questions_past_the_limit_and_says_1_question(
     result = run_module("pyutils.llamafactory.activitynet_qa", *args, "--out", str(tmp_path))
     assert "2 questions read, 1 answer joined (1 without answer)" in result.stdout
     assert "1 entry written to" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "expected"),
+    [
+        (None, "yes", "'question' must be a non-empty string, found None"),
+        (["a"], "yes", "'question' must be a non-empty string, found ['a']"),
+        ("what?", 7, "'answer' must be a non-empty string, found 7"),
+        ("what?", {"a": 1}, "'answer' must be a non-empty string, found {'a': 1}"),
+        ("  ", "yes", "'question' must be a non-empty string"),
+    ],
+)
+def test_text_that_is_not_text_is_an_input_error_naming_file_and_entry(
+    tmp_path: Path, question: object, answer: object, expected: str
+) -> None:
+    qa = tmp_path / "qa"
+    qa.mkdir()
+    (qa / "val_q.json").write_text(json.dumps([{"question_id": "v_a_0", "question": question}]))
+    (qa / "val_a.json").write_text(json.dumps([{"question_id": "v_a_0", "answer": answer}]))
+    result = convert_raw(qa, tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert expected in result.stderr and ": entry 0:" in result.stderr
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+def test_duplicate_question_ids_and_nan_seconds_are_refused(tmp_path: Path) -> None:
+    qa = tmp_path / "qa"
+    qa.mkdir()
+    twice = [{"question_id": "v_a_0", "question": "q?"}] * 2
+    (qa / "val_q.json").write_text(json.dumps(twice))
+    (qa / "val_a.json").write_text(json.dumps([{"question_id": "v_a_0", "answer": "yes"}]))
+    result = convert_raw(qa, tmp_path)
+    assert result.returncode == 2
+    assert "val_q.json: entry 1: question_id 'v_a_0' repeats entry 0" in result.stderr
+    nan = convert_raw(qa, tmp_path, "-seconds", "nan")
+    assert nan.returncode == 2 and "expected a number of seconds >= 0, got 'nan'" in nan.stderr
+
+
+def convert_raw(qa: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [*("-name", "val_q", "-type", "val", "--qa-dir", str(qa), "--videos", str(tmp_path))]
+    args += ["--out", str(tmp_path / "out"), *extra]
+    return run_module("pyutils.llamafactory.activitynet_qa", *args)

@@ -21,6 +21,7 @@ duration (Matroska, WebM) is remuxed into MP4 (`pyutils.llamafactory.remux`) and
 from __future__ import annotations
 
 import argparse
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
 from pyutils.core.report import FailureLog, log, plural, say
@@ -94,17 +96,33 @@ def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path])
     for path, data in ((questions_path, questions), (answers_path, answers)):
         if not isinstance(data, list):
             raise UserError(f"{path}: expected a JSON list, found {type(data).__name__}")
-    answer_by_id = {}
+    answer_by_id: dict[str, str] = {}
+    answered_at: dict[str, int] = {}
     for index, answer in enumerate(answers):
-        expect_keys(answer, ("question_id", "answer"), f"{answers_path}: entry {index}")
-        answer_by_id[answer["question_id"]] = answer["answer"]
+        where = f"{answers_path}: entry {index}"
+        expect_keys(answer, ("question_id", "answer"), where)
+        question_id = _text(answer, "question_id", where)
+        if question_id in answered_at:
+            raise UserError(
+                f"{where}: question_id {question_id!r} also answered by entry "
+                f"{answered_at[question_id]}"
+            )
+        answered_at[question_id] = index
+        answer_by_id[question_id] = _text(answer, "answer", where)
     paired = []
+    asked_at: dict[str, int] = {}
     for index, question in enumerate(questions):
         where = f"{questions_path}: entry {index}"
         expect_keys(question, ("question_id", "question"), where)
-        question_id = str(question["question_id"])
+        question_id = _text(question, "question_id", where)
         if "_" not in question_id:
             raise UserError(f"{where}: question_id {question_id!r} is not `v_<video id>_<n>`")
+        if question_id in asked_at:
+            raise UserError(
+                f"{where}: question_id {question_id!r} repeats entry {asked_at[question_id]}"
+            )
+        asked_at[question_id] = index
+        _text(question, "question", where)
         found = next((videos[s] for s in video_stems(question_id) if s in videos), None)
         paired.append(
             Question(
@@ -120,6 +138,15 @@ def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path])
             f"(e.g. {paired[0].question_id}); -type must name the split that -name comes from"
         )
     return paired
+
+
+def _text(record: dict[str, Any], key: str, where: str) -> str:
+    """A field that becomes training text must be a non-empty string: `null`, a number or a
+    list would otherwise be written as `None`, `7` or `['a']` and trained on."""
+    value = record[key]
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: {key!r} must be a non-empty string, found {value!r:.60}")
+    return value
 
 
 def select(
@@ -269,8 +296,29 @@ def convert(args: argparse.Namespace) -> int:
     return failures.finish()
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a finite duration of at least 0 (`nan` would keep everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
+        make_names={
+            "name": "NAME",
+            "type": "TYPE",
+            "n": "N",
+            "seconds": "SECONDS",
+            "qa_dir": "QA_DIR",
+            "videos": "VIDEOS",
+            "out": "OUT",
+            "media_dir": "MEDIA_DIR",
+        },
         prog="python -m pyutils.llamafactory.activitynet_qa",
         description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
         "video JSON, keeping pairs whose video lasts more than SECONDS, up to N pairs.",
@@ -279,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-type", "--type", default="train", help="split: answers {type}_a.json")
     parser.add_argument("-n", "--n", type=positive_int, default=250, help="pairs to keep")
     parser.add_argument(
-        "-seconds", "--seconds", type=float, default=20, help="keep videos longer than this"
+        "-seconds", "--seconds", type=seconds, default=20, help="keep videos longer than this"
     )
     parser.add_argument(
         "-fps",
