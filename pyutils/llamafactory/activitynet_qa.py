@@ -32,6 +32,7 @@ from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
+from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
@@ -273,13 +274,14 @@ def convert(args: argparse.Namespace) -> int:
     output = args.out / output_name(args.type, args.n, args.seconds)
     media_dir = args.media_dir or args.out
     failures = FailureLog(STAGE)
-    remuxed = {}
+    remuxed: dict[str, str] = {}
+    remux_status = 0
     if args.remux:
         kept_videos = [q.video for q in kept if q.video]
         remux_dir = args.remux_dir or args.out / REMUX_FOLDER
-        remuxed, _, remux_failures = remux_misread(kept_videos, remux_dir, args.jobs)
-        for failure in remux_failures:
-            failures.fail(failure["source"], f"remux to mp4 failed: {failure['error']}")
+        # Threads whatever BACKEND says: the work is in ffmpeg child processes.
+        on_threads = ParallelOptions(args.jobs, "threading")
+        remuxed, _, remux_status = remux_misread(kept_videos, remux_dir, on_threads)
     for q in kept:
         q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
     summarise(questions, args.seconds, failures)
@@ -293,7 +295,7 @@ def convert(args: argparse.Namespace) -> int:
     say(f"{STAGE}: {plural(len(kept), 'entry', 'entries')} written to {output}")
     if args.register:
         register(args.out, [output], media_dir)
-    return failures.finish()
+    return max(failures.finish(), remux_status)
 
 
 def seconds(text: str) -> float:

@@ -7,9 +7,11 @@ Each such video's first video stream is copied (`-c copy`: no re-encoding, same 
 `<remux dir>/<stem>.mp4`; a stream that MP4 cannot hold (VP8, Theora, ...) is transcoded to H.264
 instead, with `make didemo-mp4`'s settings. Audio is left out: the trainer reads frames only.
 
-Outputs are written under a temporary name and renamed once PyAV reads them back with a frame
-count and a stream duration. `<remux dir>/remux_manifest.json` records each output's source (path,
-size, mtime); a rerun reuses what is still current and redoes only the rest.
+A stage (`core.stage`): one `RemuxTask` per video, the worker `remux_one`, failures listed in
+`<remux dir>/remux_failures.jsonl`. Outputs are written under a temporary name and renamed once
+PyAV reads them back with a frame count and a stream duration. `<remux dir>/remux_manifest.json`
+records each output's source (path, size, mtime); a rerun reuses what is still current and redoes
+only the rest.
 """
 
 from __future__ import annotations
@@ -22,16 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import av
+import ffmpeg
 import orjson
 
 from pyutils.core.atomic import atomic_file, atomic_write_bytes, remove_stale_temporaries
 from pyutils.core.errors import MediaError
-from pyutils.core.media import find_ffmpeg
-from pyutils.core.parallel import run_parallel, threads_per_task
-from pyutils.core.report import log, track
+from pyutils.core.media import ffmpeg_command
+from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import FailureLog, log
+from pyutils.core.stage import run_stage
 from pyutils.llamafactory.qwen_video import misread_reason, read_stream
 from pyutils.video.transcode import TranscodeTask, transcode_command
 
+STAGE = "remux"
 MANIFEST = "remux_manifest.json"
 
 
@@ -54,6 +59,28 @@ class RemuxSummary:
         )
 
 
+@dataclass(frozen=True)
+class RemuxTask:
+    """One video to put into MP4: the work unit."""
+
+    source: str
+    target: str
+    threads: int | None  # the transcode fallback's threads; None on Dask, sized by the worker
+
+
+@dataclass(frozen=True)
+class RemuxResult:
+    source: str
+    target: str
+    method: str = ""  # "copy" or "transcode"; empty when it failed
+    bytes: int = 0
+    error: str = ""
+
+    @property
+    def item(self) -> str:
+        return self.source
+
+
 def needs_remux(path: str) -> str:
     """Why LLaMA-Factory would misread `path` ("" when it reads it as intended, or when PyAV
     cannot open it at all: that is the probe's failure to report, not the remux's)."""
@@ -63,13 +90,12 @@ def needs_remux(path: str) -> str:
         return ""
 
 
-def copy_args(source: str, target: str) -> list[str]:
-    return [
-        find_ffmpeg(),
-        *("-nostdin", "-v", "error", "-y", "-i", source),
-        *("-map", "0:v:0", "-an", "-sn", "-dn", "-c:v", "copy"),
-        *("-movflags", "+faststart", "-f", "mp4", target),
-    ]
+def copy_command(source: str, target: str) -> list[str]:
+    """The first video stream of `source` copied as it is (no re-encoding) into MP4 `target`;
+    "file:" so that a name like "a:b.mkv" is never read as a protocol."""
+    video = ffmpeg.input(f"file:{os.path.abspath(source)}")["v:0"]
+    output = video.output(target, f="mp4", movflags="+faststart", **{"c:v": "copy"})
+    return ffmpeg_command(output, overwrite=True)
 
 
 def _run(args: list[str]) -> str:
@@ -80,25 +106,23 @@ def _run(args: list[str]) -> str:
     return result.stderr.strip() or f"ffmpeg exited with status {result.returncode}"
 
 
-def remux_one(task: dict[str, Any]) -> dict[str, Any]:
-    """Worker: copy (else transcode) `task["source"]` to `task["target"]`; never raises."""
-    source, target = task["source"], task["target"]
+def remux_one(task: RemuxTask) -> RemuxResult:
+    """Worker: copy (else transcode) `task.source` to `task.target`; never raises."""
     try:
-        with atomic_file(target) as temporary:
-            method, error = "copy", _run(copy_args(source, str(temporary)))
+        with atomic_file(task.target) as temporary:
+            method, error = "copy", _run(copy_command(task.source, str(temporary)))
             if error:
                 method = "transcode"
-                transcode = TranscodeTask(source, target, task["threads"], 20, "veryfast")
-                args = transcode_command(transcode, str(temporary))
-                error = _run(args)
+                transcode = TranscodeTask(task.source, task.target, task.threads, 20, "veryfast")
+                error = _run(transcode_command(transcode, str(temporary)))
             if error:
                 raise MediaError(error)
             still = misread_reason(read_stream(temporary))
             if still:
                 raise MediaError(f"the MP4 still reads with {still}")
-        return {**task, "method": method, "bytes": os.path.getsize(target), "error": None}
+        return RemuxResult(task.source, task.target, method, os.path.getsize(task.target))
     except (OSError, ValueError, av.FFmpegError, MediaError) as exc:
-        return {**task, "method": None, "bytes": 0, "error": str(exc)}
+        return RemuxResult(task.source, task.target, error=f"remux to mp4 failed: {exc}")
 
 
 def _fingerprint(path: str) -> dict[str, Any]:
@@ -122,24 +146,26 @@ def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def remux_misread(
-    videos: list[str], folder: Path, jobs: int = 1
-) -> tuple[dict[str, str], RemuxSummary, list[dict[str, Any]]]:
+    videos: list[str], folder: Path, parallel: ParallelOptions
+) -> tuple[dict[str, str], RemuxSummary, int]:
     """Remux every video of `videos` that LLaMA-Factory would misread into `folder`.
 
-    Returns (source path -> MP4 path for each one now readable, summary, failures). Videos are
-    named `<stem>.mp4`; stems are unique (the caller's index refuses duplicates).
+    Returns (source path -> MP4 path for each one now readable, summary, exit status: 1 when a
+    video could be neither copied nor transcoded). Videos are named `<stem>.mp4`; stems are
+    unique (the caller's index refuses duplicates).
     """
     start = time.monotonic()
     summary = RemuxSummary()
     todo = [v for v in dict.fromkeys(videos) if needs_remux(v)]
     if not todo:
-        return {}, summary, []
+        return {}, summary, 0
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
     manifest_path = folder / MANIFEST
     manifest = _load_manifest(manifest_path)
     mapping: dict[str, str] = {}
     tasks = []
+    threads = parallel.ffmpeg_threads()
     for video in todo:
         name = f"{Path(video).stem}.mp4"
         target = folder / name
@@ -147,30 +173,30 @@ def remux_misread(
             mapping[video] = str(target)
             summary.reused += 1
             continue
-        tasks.append({"source": video, "target": str(target), "threads": threads_per_task(jobs)})
-    failures = []
-    results = run_parallel(remux_one, tasks, jobs, backend="threading")
-    for result in track(results, len(tasks), "remux to mp4"):
-        name = Path(result["target"]).name
-        if result["error"]:
+        tasks.append(RemuxTask(video, str(target), threads))
+    failures = FailureLog(STAGE, folder)
+    for result in run_stage("remux to mp4", remux_one, tasks, parallel, failures, [str(folder)]):
+        name = Path(result.target).name
+        if result.error:
             summary.failed += 1
-            failures.append(result)
             manifest.pop(name, None)
             continue
-        mapping[result["source"]] = result["target"]
-        summary.bytes_written += result["bytes"]
-        if result["method"] == "copy":
+        mapping[result.source] = result.target
+        summary.bytes_written += result.bytes
+        if result.method == "copy":
             summary.copied += 1
         else:
             summary.transcoded += 1
         manifest[name] = {
-            "source_file": _fingerprint(result["source"]),
-            "method": result["method"],
-            "bytes": result["bytes"],
+            "source_file": _fingerprint(result.source),
+            "method": result.method,
+            "bytes": result.bytes,
         }
+    status = 0
     if tasks:
         ordered = {k: manifest[k] for k in sorted(manifest)}
         atomic_write_bytes(manifest_path, orjson.dumps(ordered, option=orjson.OPT_INDENT_2))
+        status = failures.finish()
     summary.seconds = time.monotonic() - start
     log(summary.line(folder))
-    return mapping, summary, failures
+    return mapping, summary, status

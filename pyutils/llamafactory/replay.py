@@ -3,7 +3,9 @@
 For every dataset in `dataset_info.json` with a `videos` column: read its records as LLaMA-Factory's
 converters do (sharegpt or alpaca, with the entry's columns and tags), resolve each video as
 `DatasetConverter._find_medias` does (`media_dir`, then the path as written), read each video's
-stream header as PyAV gives it to `Qwen2VLPlugin`, and count the tokens the sample becomes under
+stream header as PyAV gives it to `Qwen2VLPlugin` (a video given as a list of frame images, as
+`make activitynet_qa PRESAMPLE=1` writes it: its frames counted and its first frame's size read),
+and count the tokens the sample becomes under
 the `qwen2_vl` template: the video's `<|video_pad|>` tokens (`pyutils.llamafactory.qwen_video`) and
 the text's (estimated from characters, or exact with a local Hugging Face tokenizer folder).
 
@@ -28,7 +30,8 @@ import orjson
 
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import read_json
-from pyutils.core.parallel import run_parallel
+from pyutils.core.parallel import ParallelOptions
+from pyutils.core.stage import run_stage
 from pyutils.llamafactory.dataset_info import INFO_NAME, VIDEO_TOKEN, resolve_media
 from pyutils.llamafactory.qwen_video import (
     Budget,
@@ -301,22 +304,39 @@ def _sharegpt_turns(
 # ---- videos ---------------------------------------------------------------------------------
 
 
-def read_stream_record(path: str) -> dict[str, Any]:
-    """Worker: the stream header of `path` as a plain record; never raises."""
+@dataclass(frozen=True)
+class Header:
+    """A stream header as PyAV gives it (`info`), or why it could not be read (`error`): the
+    result of the header-reading stage, whose work unit is the path itself."""
+
+    path: str
+    info: StreamInfo | None = None
+    error: str = ""
+
+    @property
+    def item(self) -> str:
+        return self.path
+
+
+def read_header(path: str) -> Header:
+    """Worker: the stream header of `path` (a video, or a frame image: PyAV opens both); never
+    raises."""
     try:
-        return {"path": path, "info": asdict(read_stream(path))}
+        return Header(path, read_stream(path))
     except (OSError, ValueError, av.FFmpegError) as exc:
-        return {"path": path, "error": getattr(exc, "strerror", None) or str(exc)}
+        return Header(path, error=getattr(exc, "strerror", None) or str(exc))
 
 
-def read_streams(paths: list[str], jobs: int) -> dict[str, dict[str, Any]]:
+def read_headers(paths: list[str], jobs: int) -> dict[str, Header]:
     """Stream headers of distinct paths. Opening a container waits on the file system more than
     on the CPU and PyAV lets go of the GIL meanwhile, so threads, four per job, beat processes
     (measured: 8 threads on 2 cores read 4,000 headers 2.6x faster than one; loky was slower than
-    one thread, paying its start-up)."""
+    one thread, paying its start-up). An unreadable header is a problem of the samples that use
+    it, reported with them, so the stage keeps no failure list of its own."""
     distinct = list(dict.fromkeys(paths))
     threads = min(32, 4 * jobs) if len(distinct) >= 64 else 1
-    return {r["path"]: r for r in run_parallel(read_stream_record, distinct, threads, "threading")}
+    results = run_stage("read headers", read_header, distinct, ParallelOptions(threads))
+    return {header.path: header for header in results}
 
 
 @dataclass
@@ -327,14 +347,12 @@ class VideoCost:
     problems: list[str] = field(default_factory=list)
 
 
-def video_cost(
-    written: str, record: dict[str, Any], budget: Budget, vision: VisionConfig
-) -> VideoCost:
+def video_cost(written: str, header: Header, budget: Budget, vision: VisionConfig) -> VideoCost:
     """Frames and tokens LLaMA-Factory makes of one opened video, and what goes wrong."""
-    if "error" in record:
-        reason = record["error"]
+    if header.info is None:
+        reason = header.error
         return VideoCost(problems=[f"{UNREADABLE}: {written}: PyAV cannot open it ({reason})"])
-    info = StreamInfo(**record["info"])
+    info = header.info
     reason = misread_reason(info)
     if not reason:
         indices = sample_indices(info.frames, info.duration, budget.video_fps, budget.video_maxlen)
@@ -375,6 +393,19 @@ def video_cost(
     return cost
 
 
+def frame_list_cost(
+    written: str, frames: int, first: Header, budget: Budget, vision: VisionConfig
+) -> VideoCost:
+    """A video given as a list of frame images (`_check_video_is_nested_images`): the trainer
+    takes every frame as it is (no sampling, no VIDEO_MAXLEN cap), repeats the last when the
+    count is odd, and resizes each as an image (`_preprocess_image`), so the tokens follow from
+    the count and the first frame's size."""
+    if first.info is None:
+        reason = first.error
+        return VideoCost(problems=[f"{UNREADABLE}: {written}: not an image PyAV reads ({reason})"])
+    return _costed(frames, first.info, budget, vision, [])
+
+
 def _costed(
     frames: int, info: StreamInfo, budget: Budget, vision: VisionConfig, problems: list[str]
 ) -> VideoCost:
@@ -396,21 +427,56 @@ class Replay:
     jobs: int = 1
 
 
+@dataclass(frozen=True)
+class Located:
+    """One entry of a record's `videos` as `DatasetConverter._find_medias` resolves it: a video
+    file, or a list of frame images (each frame resolved the same way)."""
+
+    written: str  # how problems name it: the path as written (a list: its first frame)
+    path: str | None  # where LLaMA-Factory finds it (a list: its first frame), None if nowhere
+    portable: bool  # found under media_dir, not only through the working directory
+    frames: int | None = None  # a frame list's length; None for a video file
+    missing: tuple[str, ...] = ()  # frames of a list found nowhere
+    cwd_only: tuple[str, ...] = ()  # frames of a list found only through the working directory
+
+
+def locate(video: str | list[str], media_dir: Path) -> Located:
+    if isinstance(video, str):
+        return Located(video, *resolve_media(video, media_dir))
+    found = [resolve_media(frame, media_dir) for frame in video]
+    missing = tuple(frame for frame, (path, _) in zip(video, found, strict=True) if path is None)
+    cwd_only = tuple(
+        frame for frame, (path, portable) in zip(video, found, strict=True) if path and not portable
+    )
+    first, portable = found[0]
+    written = f"{video[0]} (first of {len(video)} frames)"
+    return Located(written, first, portable, len(video), missing, cwd_only)
+
+
+def _media_key(video: object) -> str | tuple[str, ...] | None:
+    """A `videos` entry LLaMA-Factory reads: a path, or a non-empty list of frame paths."""
+    if isinstance(video, str):
+        return video
+    if isinstance(video, list) and video and all(isinstance(frame, str) for frame in video):
+        return tuple(video)
+    return None
+
+
 def replay_dataset(dataset: Dataset, replay: Replay) -> list[dict[str, Any]]:
     """One result per record of `dataset`, in file order."""
     records = read_records(dataset.path)
     parsed = [conversation(record, dataset) for record in records]
-    where: dict[str, tuple[str | None, bool]] = {}
+    where: dict[str | tuple[str, ...], Located] = {}
     for _turns, _system, videos, _problem in parsed:
-        for video in videos:
-            if isinstance(video, str) and video not in where:
-                where[video] = resolve_media(video, replay.media_dir)
+        for key in map(_media_key, videos):
+            if key is not None and key not in where:
+                where[key] = locate(key if isinstance(key, str) else list(key), replay.media_dir)
     resolved = [
-        [(v, *where[v]) for v in videos if isinstance(v, str)]
+        [where[key] for key in map(_media_key, videos) if key is not None]
         for _turns, _system, videos, _problem in parsed
     ]
-    headers = read_streams(
-        [os.path.abspath(p) for videos in resolved for _, p, _ in videos if p], replay.jobs
+    headers = read_headers(
+        [os.path.abspath(v.path) for videos in resolved for v in videos if v.path], replay.jobs
     )
     costs: dict[str, VideoCost] = {}  # one per video: every sample of it costs the same
     texts = [replay.template.render(turns, system) for turns, system, _, _ in parsed]
@@ -438,8 +504,8 @@ def _sample(
     turns: list[tuple[str, str]],
     videos: list,
     problem: str,
-    found: list[tuple[str, str | None, bool]],
-    headers: dict[str, dict[str, Any]],
+    found: list[Located],
+    headers: dict[str, Header],
     costs: dict[str, VideoCost],
     replay: Replay,
 ) -> dict[str, Any]:
@@ -452,18 +518,18 @@ def _sample(
         )
     frames = tokens = 0
     size = None
-    for written, path, portable in found:
-        if path is None:
-            problems.append(f"{MISSING}: {written} (not under media_dir {replay.media_dir})")
+    for video in found:
+        problems += _where_problems(video, replay.media_dir)
+        if video.path is None or video.missing:
             continue
-        if not portable:
-            problems.append(
-                f"{CWD_ONLY}: {written} is not under media_dir {replay.media_dir}; LLaMA-Factory "
-                "finds it only when started in this folder (set MEDIA_DIR= or rewrite the path)"
-            )
-        key = os.path.abspath(path)
+        key = os.path.abspath(video.path)
         if key not in costs:
-            costs[key] = video_cost(written, headers[key], replay.budget, replay.vision)
+            if video.frames is None:
+                costs[key] = video_cost(video.written, headers[key], replay.budget, replay.vision)
+            else:
+                costs[key] = frame_list_cost(
+                    video.written, video.frames, headers[key], replay.budget, replay.vision
+                )
         cost = costs[key]
         frames, tokens = frames + cost.frames, tokens + cost.tokens
         size = size or cost.size
@@ -471,9 +537,34 @@ def _sample(
     return {
         "dataset": dataset.name,
         "index": index,
-        "videos": [v for v in videos if isinstance(v, str)],
+        "videos": [v for v in videos if _media_key(v) is not None],
         "video_frames": frames,
         "video_tokens": tokens,
         "frame_size": list(size) if size else None,
         "problems": problems,
     }
+
+
+def _where_problems(video: Located, media_dir: Path) -> list[str]:
+    if video.frames is not None:
+        problems = []
+        if video.missing:
+            problems.append(
+                f"{MISSING}: {video.missing[0]} ({len(video.missing)} of the {video.frames} "
+                f"frames of this list are not under media_dir {media_dir})"
+            )
+        if video.cwd_only:
+            problems.append(
+                f"{CWD_ONLY}: {video.cwd_only[0]} ({len(video.cwd_only)} of the {video.frames} "
+                f"frames of this list) is not under media_dir {media_dir}; LLaMA-Factory finds "
+                "it only when started in this folder (set MEDIA_DIR= or rewrite the paths)"
+            )
+        return problems
+    if video.path is None:
+        return [f"{MISSING}: {video.written} (not under media_dir {media_dir})"]
+    if not video.portable:
+        return [
+            f"{CWD_ONLY}: {video.written} is not under media_dir {media_dir}; LLaMA-Factory "
+            "finds it only when started in this folder (set MEDIA_DIR= or rewrite the path)"
+        ]
+    return []

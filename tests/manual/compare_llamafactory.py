@@ -182,7 +182,7 @@ def compare_video(
         f"{budget.video_min_pixels}..{budget.video_max_pixels}"
     )
     info = qwen_video.read_stream(path)
-    header = replay.read_stream_record(str(path))
+    header = replay.read_header(str(path))
     cost = replay.video_cost(path.name, header, budget, vision)
     metadata = plugin._get_qwen_video_grid_metadata([str(path)], processor)
     if not qwen_video.misread_reason(info):
