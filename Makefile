@@ -193,14 +193,20 @@ TYPE ?= train
 NAME ?= train_q_3000
 QA_DIR ?= $(DATA)/activitynet-qa/dataset
 QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
+# Non-empty: also the frames LLaMA-Factory would sample of each video, at the size it resizes them
+# to, as a second JSON ($(QA_STEM)_presampled.json), with the trainer settings of `preflight`
+# (VIDEO_FPS, VIDEO_MAXLEN, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS).
+PRESAMPLE ?=
+PRESAMPLE_OPTIONS = $(if $(PRESAMPLE),--presample --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
+  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)))
 
 .PHONY: activitynet_qa dataset_info
 
 # Always runs: the video folder may have changed, and the probe cache makes a rerun near-instant.
-activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered
+activitynet_qa: $(SETUP_STAMP) ## ActivityNet-QA (NAME, TYPE, N, SECONDS) to $(OUT)/activitynet_qa_*.json, registered [PRESAMPLE=1]
 	$(Q)$(PY) -m pyutils.llamafactory.activitynet_qa -name $(call q,$(NAME)) -type $(call q,$(TYPE)) -n $(call q,$(N)) -seconds $(call q,$(SECONDS)) \
 	  --qa-dir $(call q,$(QA_DIR)) --videos $(call q,$(activitynet_VIDEOS)) --out $(call q,$(OUT)) --report $(call q,$(OUT)/$(QA_STEM).report.jsonl) \
-	  $(PARALLEL_OPTIONS) --register --media-dir $(call q,$(MEDIA_DIR))
+	  $(PARALLEL_OPTIONS) --register --media-dir $(call q,$(MEDIA_DIR)) $(PRESAMPLE_OPTIONS)
 
 dataset_info: $(SETUP_STAMP) ## merge caltech101, ActivityNet and $(OUT)/activitynet_qa_*.json into $(OUT)/dataset_info.json
 	$(Q)shopt -s nullglob; qa_files=($(call q,$(OUT))/activitynet_qa_*.json); \
@@ -221,7 +227,8 @@ contact-sheet: $(SETUP_STAMP) ## PNG grid of sampled frames of a few videos in F
 	$(Q)$(PY) -m pyutils.video.contact_sheet $(call q,$(FRAMES)) $(if $(VIDEO),--video $(call q,$(VIDEO))) $(if $(SHEET),-o $(call q,$(SHEET)))
 
 # ---- preflight: replay what the trainers will do with what was prepared (issue 14) ------------
-# LLaMA-Factory's own names and defaults (Qwen2-VL through the qwen2_vl template); MEDIA_DIR is
+# LLaMA-Factory's own names and defaults (Qwen2-VL through the qwen2_vl template), also what
+# `activitynet_qa PRESAMPLE=1` samples with; MEDIA_DIR is
 # what LLaMA-Factory resolves video paths against (its media_dir, default its dataset_dir = OUT).
 VIDEO_FPS ?= 2.0
 VIDEO_MAXLEN ?= 128

@@ -45,6 +45,7 @@ from pyutils.core.report import log
 from pyutils.llamafactory import replay
 from pyutils.llamafactory.dataset_info import INFO_NAME, file_name_in, merge_dataset_info
 from pyutils.llamafactory.qwen_video import Budget, VisionConfig
+from pyutils.llamafactory.trainer_args import add_budget_options, budget_from, number
 
 REPORT_NAME = "preflight.jsonl"
 FITTING = "_fitting"
@@ -262,38 +263,6 @@ def drop_unfitting(section: Section, out: Path) -> str:
 # ---- arguments --------------------------------------------------------------------------------
 
 
-def number(text: str, variable: str, flag: str, kind: type, minimum: float = 1) -> Any:
-    """`text` as a `kind` of at least `minimum`; else a one-line error naming the variable."""
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or (kind is float and not math.isfinite(value)):
-        what = "a positive number" if kind is float else f"a whole number >= {minimum}"
-        raise UserError(f"{variable}={text} ({flag}): expected {what}")
-    return value
-
-
-def budget_from(args: argparse.Namespace) -> Budget:
-    budget = Budget(
-        video_fps=number(args.video_fps, "VIDEO_FPS", "--video-fps", float, 1e-9),
-        video_maxlen=number(args.video_maxlen, "VIDEO_MAXLEN", "--video-maxlen", int),
-        video_max_pixels=number(
-            args.video_max_pixels, "VIDEO_MAX_PIXELS", "--video-max-pixels", int
-        ),
-        video_min_pixels=number(
-            args.video_min_pixels, "VIDEO_MIN_PIXELS", "--video-min-pixels", int
-        ),
-        cutoff_len=number(args.cutoff_len, "CUTOFF_LEN", "--cutoff-len", int),
-    )
-    if budget.video_max_pixels < budget.video_min_pixels:
-        raise UserError(
-            f"VIDEO_MAX_PIXELS={budget.video_max_pixels} is below VIDEO_MIN_PIXELS="
-            f"{budget.video_min_pixels} (LLaMA-Factory refuses that too)"
-        )
-    return budget
-
-
 def llamafactory_sections(args: argparse.Namespace) -> tuple[list[Section], Budget]:
     budget = budget_from(args)
     template = replay.find_template(args.template)
@@ -391,11 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lf-datasets", default="", help="dataset names (LF_DATASETS; default: all with videos)"
     )
-    parser.add_argument("--video-fps", default="2.0")
-    parser.add_argument("--video-maxlen", default="128")
-    parser.add_argument("--video-max-pixels", default="65536")
-    parser.add_argument("--video-min-pixels", default="256")
-    parser.add_argument("--cutoff-len", default="2048")
+    add_budget_options(parser)
     parser.add_argument(
         "--template", default="qwen2_vl", help=f"one of {', '.join(replay.TEMPLATES)}"
     )

@@ -37,7 +37,15 @@ from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
 from pyutils.llamafactory.dataset_info import media_path, register
+from pyutils.llamafactory.presample import (
+    SUFFIX,
+    frames_folder,
+    presample,
+    presampled_name,
+    relative_lists,
+)
 from pyutils.llamafactory.remux import remux_misread
+from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
 from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
 STAGE = "activitynet_qa"
@@ -255,7 +263,42 @@ def write_report(path: Path, questions: list[Question]) -> None:
     write_jsonl(path, ({k: getattr(q, k) for k in keys} for q in questions))
 
 
+def write_presampled(
+    args: argparse.Namespace, kept: list[Question], plain: Path, media_dir: Path
+) -> int:
+    """The second JSON: the plain one's records in its order, each video given as the list of
+    frames LLaMA-Factory would sample from it (`pyutils.llamafactory.presample`); registered
+    under its own name. A record whose video could not be pre-sampled is left out, and said."""
+    budget = budget_from(args)
+    folder = args.presample_dir or frames_folder(args.out, budget)
+    # Threads unless on Dask: the work is in ffmpeg child processes.
+    parallel = parallel_options(args)
+    if parallel.backend != "dask":
+        parallel = ParallelOptions(args.jobs, "threading")
+    videos = [q.video or "" for q in kept]
+    done = presample(videos, folder, budget, parallel)
+    lists = relative_lists(videos, done.frames, media_dir)
+    records = [
+        {**record, "videos": [frames]}
+        for record, frames in zip(sharegpt_records(kept), lists, strict=True)
+        if frames is not None
+    ]
+    target = presampled_name(plain)
+    if not records:
+        say(f"{STAGE}: no video could be pre-sampled; {target} not written")
+        return 1
+    write_json(target, records)
+    left_out = len(kept) - len(records)
+    said = f" ({plural(left_out, 'record')} left out: video not pre-sampled)" if left_out else ""
+    say(f"{STAGE}: {plural(len(records), 'entry', 'entries')} written to {target}{said}")
+    if args.register:
+        register(args.out, [target], media_dir)
+    return max(done.status, 1 if left_out else 0)
+
+
 def convert(args: argparse.Namespace) -> int:
+    if args.presample:
+        budget_from(args)  # settings checked before any work
     if args.fps is not None:
         log(
             f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
@@ -295,7 +338,10 @@ def convert(args: argparse.Namespace) -> int:
     say(f"{STAGE}: {plural(len(kept), 'entry', 'entries')} written to {output}")
     if args.register:
         register(args.out, [output], media_dir)
-    return max(failures.finish(), remux_status)
+    status = max(failures.finish(), remux_status)
+    if args.presample:
+        status = max(status, write_presampled(args, kept, output, media_dir))
+    return status
 
 
 def seconds(text: str) -> float:
@@ -320,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             "videos": "VIDEOS",
             "out": "OUT",
             "media_dir": "MEDIA_DIR",
+            "presample": "PRESAMPLE",
         },
         prog="python -m pyutils.llamafactory.activitynet_qa",
         description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
@@ -367,6 +414,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--register", action="store_true", help="also register the output in OUT/dataset_info.json"
     )
+    parser.add_argument(
+        "--presample",
+        action="store_true",
+        help=f"also write OUT/<output stem>{SUFFIX}.json: each video as the frames "
+        "LLaMA-Factory would sample from it, at the size it would resize them to",
+    )
+    parser.add_argument(
+        "--presample-dir",
+        type=Path,
+        help="where the pre-sampled frames go (default: OUT/presampled_<settings>)",
+    )
+    add_budget_options(parser, cutoff=False)
     add_parallel_options(parser, "loky", "videos probed")
     return convert(parser.parse_args(argv))
 

@@ -88,7 +88,8 @@ def resolve_media(video: str, media_dir: Path) -> tuple[str | None, bool]:
 def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
     """Check a sharegpt video file as LLaMA-Factory will read it; return its record count.
 
-    Videos are looked up as LLaMA-Factory does, under `media_dir` (absolute paths as written).
+    Videos (and the frames of a video given as a list of frames) are looked up as LLaMA-Factory
+    does, under `media_dir` (absolute paths as written).
     One found only relative to the current folder is an error: LLaMA-Factory would find it only
     when started from this same folder.
     """
@@ -105,16 +106,26 @@ def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
         if tokens != len(videos):
             raise UserError(f"{where}: {tokens} {VIDEO_TOKEN} token(s) but {len(videos)} video(s)")
         for video in videos:
-            found, portable = resolve_media(str(video), media_dir)
-            if found is None:
-                raise UserError(f"{where}: video not found: {video} (nor under {media_dir})")
-            if not portable:
-                raise UserError(
-                    f"{where}: video {video} is not under media_dir {media_dir}, only under the "
-                    "current folder: LLaMA-Factory would find it only when started here; write "
-                    "it relative to media_dir (MEDIA_DIR=, --media-dir)"
-                )
+            if isinstance(video, list):  # a video given as its frames: each one must be found
+                if not video:
+                    raise UserError(f"{where}: an empty list of frames")
+                for frame in video:
+                    _check_found(str(frame), media_dir, where, "frame")
+            else:
+                _check_found(str(video), media_dir, where, "video")
     return len(records)
+
+
+def _check_found(media: str, media_dir: Path, where: str, what: str) -> None:
+    found, portable = resolve_media(media, media_dir)
+    if found is None:
+        raise UserError(f"{where}: {what} not found: {media} (nor under {media_dir})")
+    if not portable:
+        raise UserError(
+            f"{where}: {what} {media} is not under media_dir {media_dir}, only under the "
+            "current folder: LLaMA-Factory would find it only when started here; write "
+            "it relative to media_dir (MEDIA_DIR=, --media-dir)"
+        )
 
 
 def _formatter_of(original: bytes, data: Any) -> Formatter:

@@ -241,3 +241,52 @@ def video_tokens(grid: tuple[int, int, int], vision: VisionConfig) -> int:
     """`<|video_pad|>` tokens one `<video>` expands to: `video_grid_thw.prod() // merge_length`."""
     t, h, w = grid
     return t * h * w // vision.merge_size**2
+
+
+# ---- a video given as a list of frame images -----------------------------------------------
+# `_regularize_videos` takes a list of frame paths (`_check_video_is_nested_images`) as it is:
+# no sampling, no VIDEO_MAXLEN cap, every frame through `_preprocess_image`, and it assumes they
+# were sampled VIDEO_FPS apart: `fps_per_video.append(video_fps)`, `durations.append(len(frames) /
+# video_fps)`, `frames_indices.append(list(range(len(frames))))`. From the video itself it has
+# `fps_per_video = len(sample_indices) / duration` and `frames_indices = [idx / average_fps *
+# video_fps for idx in sample_indices]`. Qwen2-VL uses neither; the two below say whether the
+# models that do see the same thing.
+
+
+def second_per_grid(sampled: int, duration: float, temporal_patch_size: int = TEMPORAL_PATCH_SIZE):
+    """Qwen2.5-VL's `second_per_grid_ts` for a video: `temporal_patch_size / fps_per_video`,
+    with `fps_per_video = len(sample_indices) / duration` (Qwen2VLPlugin._get_mm_inputs)."""
+    return temporal_patch_size / (sampled / duration)
+
+
+def qwen25_same_positions(sampled: int, duration: float, video_fps: float) -> bool:
+    """Whether Qwen2.5-VL gives a frame list the temporal position ids of its video.
+
+    Its `get_rope_index` multiplies the temporal grid index by `second_per_grid_t` and
+    `tokens_per_second` after casting `second_per_grid_t` to the index's integer dtype
+    (transformers 4.5x: `torch.as_tensor(second_per_grid_t, dtype=range_tensor.dtype)`; 5.x:
+    `tokens_per_second * int(next(second_per_grid_ts))`), so only the integer part counts: the
+    video's `2 / (sampled / duration)` against the list's `2 / video_fps`.
+    """
+    return int(second_per_grid(sampled, duration)) == int(TEMPORAL_PATCH_SIZE / video_fps)
+
+
+def qwen3_timestamps(frames_indices: list[float], video_fps: float) -> list[str]:
+    """The `<t seconds>` text Qwen3-VL puts before each temporal patch: the processor's
+    `_calculate_timestamps(frames_indices, video_fps, merge_size=2)` (pad to an even count with
+    the last index, `idx / video_fps`, mean of each pair), formatted `{:.1f}` as
+    `Qwen3VLPlugin.process_messages` writes it."""
+    indices = list(frames_indices)
+    if len(indices) % TEMPORAL_PATCH_SIZE:
+        indices += [indices[-1]] * (TEMPORAL_PATCH_SIZE - len(indices) % TEMPORAL_PATCH_SIZE)
+    seconds = [idx / video_fps for idx in indices]
+    pairs = range(0, len(seconds), TEMPORAL_PATCH_SIZE)
+    return [f"{(seconds[i] + seconds[i + TEMPORAL_PATCH_SIZE - 1]) / 2:.1f}" for i in pairs]
+
+
+def qwen3_same_timestamps(indices: list[int], average_fps: float, video_fps: float) -> bool:
+    """Whether Qwen3-VL writes the same timestamps for a frame list as for its video: the video's
+    frames are `idx / average_fps` s into it, the list's are assumed `i / video_fps`."""
+    from_video = [idx / average_fps * video_fps for idx in indices]
+    from_list = [float(i) for i in range(len(indices))]
+    return qwen3_timestamps(from_video, video_fps) == qwen3_timestamps(from_list, video_fps)

@@ -10,27 +10,21 @@ status and error text.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.jsonio import json_line
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
 from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
-from pyutils.video.manifest import MANIFEST, fingerprint, is_done, read_manifest, write_manifest
+from pyutils.video.manifest import MANIFEST, exclusive, is_done, journal, read_manifest
 
-LOCK = ".frames.lock"
 # One printf-style frame number, e.g. image_%05d.jpg (AdaCLIP's img_tmpl is image_{:05d}.jpg).
 PREFIX_PATTERN = re.compile(r"[^%/.][^%/]*%0?\d*d[^%/]*\.(jpg|jpeg)")
 
@@ -53,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{videos[stem]} -> {frames_dir / stem}")
         return 0
     frames_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(frames_dir):
-        for stale in remove_stale_temporaries(frames_dir):
-            log(f"frames: removed {stale.name}, left by an interrupted run")
+    with exclusive(frames_dir):
         parallel = parallel_options(args)
         threads = parallel.ffmpeg_threads()
         tasks = [
@@ -74,31 +66,10 @@ def _run(
 ) -> int:
     failures = FailureLog("frames", frames_dir)
     shared = [str(Path(tasks[0].source).parent), str(frames_dir)] if tasks else []
-    written = 0
-    # Each finished video is appended at once (a kill loses at most the line being written, and
-    # the video is then simply redone); the whole manifest is rewritten compactly at the end.
-    with open(frames_dir / MANIFEST, "ab") as journal:
-        for result in run_stage("frames", extract_video, tasks, parallel, failures, shared):
-            record = {**asdict(result), **fingerprint(Path(result.source)), "options": options}
-            journal.write(json_line(record))
-            journal.flush()
-            manifest[result.stem] = record
-            written += result.frames
-    write_manifest(frames_dir / MANIFEST, manifest)
+    results = run_stage("frames", extract_video, tasks, parallel, failures, shared)
+    written = sum(result.frames for result in journal(results, frames_dir, manifest, options))
     say(f"frames: {written} frames written into {frames_dir}")
     return failures.finish()
-
-
-@contextmanager
-def _exclusive(frames_dir: Path) -> Iterator[None]:
-    """Two runs into one FRAMES would remove each other's temporaries: refuse the second. The
-    lock dies with its process, so a killed run never blocks the next one."""
-    with open(frames_dir / LOCK, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{frames_dir}: another frame extraction is writing here") from None
-        yield
 
 
 def _select_videos(args: argparse.Namespace) -> dict[str, Path]:

@@ -1,21 +1,32 @@
 """The frames manifest, `FRAMES/frames_manifest.jsonl`: per video, what was extracted, from
-which file, with which options. Read by the frames stage (what is done) and by the catalogue
-(`make check`: does every video have its frames), so it lives
-apart from both and imports only the core.
+which file, with which options. Read by the frames stages (`make frames`, and the pre-sampled
+frames of `make activitynet_qa PRESAMPLE=1`: what is done) and by the catalogue (`make check`:
+does every video have its frames), so it lives apart from them and imports only the core. Also
+the bookkeeping of a frames folder those stages share: one writer at a time (`exclusive`), and
+each finished video journalled at once (`journal`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from pyutils.core.jsonio import write_jsonl
+from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.errors import UserError
+from pyutils.core.jsonio import json_line, write_jsonl
 from pyutils.core.report import log
 
 MANIFEST = "frames_manifest.jsonl"
+LOCK = ".frames.lock"
+
+Result = TypeVar("Result")
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -67,3 +78,38 @@ def fingerprint(video: Path) -> dict[str, int | None]:
     except OSError:
         return {"source_size": None, "source_mtime_ns": None}
     return {"source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
+
+
+@contextmanager
+def exclusive(frames_dir: Path, stage: str = "frames") -> Iterator[None]:
+    """Hold `frames_dir` for one run, then remove what an interrupted run left there. Two runs
+    into one folder would remove each other's temporaries: the second is refused. The lock dies
+    with its process, so a killed run never blocks the next one."""
+    with open(frames_dir / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{frames_dir}: another frame extraction is writing here") from None
+        for stale in remove_stale_temporaries(frames_dir):
+            log(f"{stage}: removed {stale.name}, left by an interrupted run")
+        yield
+
+
+def journal(
+    results: Iterable[Result],
+    frames_dir: Path,
+    manifest: dict[str, dict[str, Any]],
+    options: dict[str, Any],
+) -> Iterator[Result]:
+    """Yield each result (a dataclass with `stem` and `source`) after recording it: appended to
+    the manifest at once (a kill loses at most the line being written, and its video is then
+    simply redone), and kept in `manifest`; the whole manifest is rewritten compactly at the
+    end."""
+    with open(frames_dir / MANIFEST, "ab") as lines:
+        for result in results:
+            record = {**asdict(result), **fingerprint(Path(result.source)), "options": options}
+            lines.write(json_line(record))
+            lines.flush()
+            manifest[record["stem"]] = record
+            yield result
+    write_manifest(frames_dir / MANIFEST, manifest)
