@@ -16,6 +16,13 @@ VIDEO_MAXLEN, over and under the pixel caps) and several trainer settings it com
   ones where the metadata path gives up;
 - text + video tokens of a whole sample: `Template.encode_multiturn` of LLaMA-Factory's `qwen2_vl`
   template after `process_messages`, with a small tokenizer built here, against vlprep's count.
+- pre-sampled frames (`make activitynet_qa PRESAMPLE=1`): for videos of natural-looking lavfi
+  sources (mandelbrot, life) and testsrc2, mkv, webm, a BT.709-tagged one, one shorter than
+  1/VIDEO_FPS and one small enough to be scaled up, `_regularize_videos` of the video against
+  `_regularize_videos` of vlprep's frame list: as many frames, the same sizes, the Qwen2.5-VL
+  `second_per_grid_ts` integer part and the Qwen3-VL timestamps as vlprep predicts them, and the
+  PSNR of each of vlprep's JPEGs against the trainer's own decoded-and-resized frame (printed
+  per video, and checked to be at least PSNR_FLOOR dB).
 Prints one line per comparison and exits 1 on any difference; exits 0 with a note when torch is
 absent.
 """
@@ -36,7 +43,30 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from pyutils.llamafactory import qwen_video, replay  # noqa: E402
+from pyutils.llamafactory import presample, qwen_video, remux, replay  # noqa: E402
+
+# Pre-sampled frames: name, lavfi source (size, rate and duration appended), ffmpeg arguments.
+H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
+BT709 = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
+LIFE = "life=mold=10:ratio=0.1:death_color=#C83232:life_color=#00ff00"
+PRESAMPLE_VIDEOS = [
+    ("mandelbrot.mp4", "mandelbrot", 640, 360, 25, 6.0, H264),
+    ("mandelbrot_720.mp4", "mandelbrot", 1280, 720, 25, 6.0, H264),
+    ("life.mp4", LIFE, 640, 360, 25, 6.0, H264),
+    ("testsrc2.mp4", "testsrc2", 640, 360, 25, 6.0, H264),
+    ("testsrc2_720.mp4", "testsrc2", 1280, 720, 30, 6.0, H264),
+    ("mandelbrot_bt709.mp4", "mandelbrot", 640, 360, 25, 3.0, [*H264, *BT709]),
+    ("mandelbrot.mkv", "mandelbrot", 640, 360, 25, 3.0, [*H264, "-f", "matroska"]),
+    ("testsrc2.webm", "testsrc2", 320, 240, 25, 2.0, ["-c:v", "libvpx-vp9", "-b:v", "1M"]),
+    ("blink.mp4", "testsrc2", 320, 240, 30, 0.3, H264),
+    ("tiny.mp4", "testsrc2", 64, 48, 10, 2.0, H264),
+]
+PRESAMPLE_SETTINGS = [
+    qwen_video.Budget(),
+    qwen_video.Budget(video_fps=1.0, video_maxlen=4),
+    qwen_video.Budget(video_fps=0.5, video_max_pixels=400_000, video_min_pixels=50_000),
+]
+PSNR_FLOOR = 38.0
 
 SETTINGS = [
     qwen_video.Budget(),
@@ -252,6 +282,85 @@ def compare_sample(
     tally.check(f"{path.name}: whole sample, text + video tokens", result["total_tokens"], theirs)
 
 
+def make_presample_videos(folder: Path) -> list[Path]:
+    from pyutils.core.media import find_ffmpeg
+
+    paths = []
+    for name, source, width, height, fps, seconds, arguments in PRESAMPLE_VIDEOS:
+        path = folder / name
+        joint = ":" if "=" in source else "="
+        lavfi = f"{source}{joint}size={width}x{height}:rate={fps}"
+        if source.startswith("life="):  # 4x4-pixel cells, softened: less like a test pattern
+            small = f"{width // 4}x{height // 4}"
+            lavfi = f"{source}:size={small}:rate={fps},scale={width}:{height}"
+        args = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", lavfi]
+        subprocess.run([*args, "-t", str(seconds), *arguments, str(path)], check=True)
+        paths.append(path)
+    return paths
+
+
+def psnr(ours: object, theirs: object) -> float:
+    import numpy as np
+
+    a = np.asarray(ours.convert("RGB"), dtype=np.float64)
+    b = np.asarray(theirs.convert("RGB"), dtype=np.float64)
+    mse = float(((a - b) ** 2).mean())
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def compare_presampled(
+    plugin: object, path: Path, budget: qwen_video.Budget, folder: Path, tally: Tally
+) -> list[float]:
+    """The trainer's read of the video against its read of vlprep's frame list; returns the
+    PSNR of each frame."""
+    from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
+
+    label = f"{path.name} fps={budget.video_fps:g} maxlen={budget.video_maxlen} pixels=" + (
+        f"{budget.video_min_pixels}..{budget.video_max_pixels}"
+    )
+    dest = folder / f"{path.name}-{budget.video_fps:g}-{budget.video_maxlen}"
+    task = presample.PresampleTask(path.stem, str(path), str(dest), budget, 2)
+    result = presample.presample_video(task)
+    tally.check(f"{label}: pre-sampled", (result.status, result.error), ("ok", ""))
+    if result.status != "ok" or result.sampling is None:
+        return []
+    frames = [str(p) for p in presample.frame_paths(dest, result.frames)]
+    settings = {
+        "image_max_pixels": budget.video_max_pixels,
+        "image_min_pixels": budget.video_min_pixels,
+        "video_fps": budget.video_fps,
+        "video_maxlen": budget.video_maxlen,
+    }
+    from_video = plugin._regularize_videos([str(path)], **settings)
+    from_list = plugin._regularize_videos([frames], **settings)
+    theirs, ours = from_video["videos"][0], from_list["videos"][0]
+    if path.suffix != ".mp4":  # the trainer misreads these; compare with their MP4 remux
+        remuxed = folder / f"{path.stem}.remux.mp4"
+        subprocess.run(remux.copy_command(str(path), str(remuxed)), check=True)
+        from_video = plugin._regularize_videos([str(remuxed)], **settings)
+        theirs = from_video["videos"][0]
+    tally.check(f"{label}: frames fed", len(ours), len(theirs))
+    tally.check(f"{label}: frame sizes", [f.size for f in ours], [f.size for f in theirs])
+    second = [
+        int(2 / fps) for fps in (from_list["fps_per_video"][0], from_video["fps_per_video"][0])
+    ]
+    tally.check(
+        f"{label}: Qwen2.5-VL int(second_per_grid_ts) equal",
+        result.sampling.qwen25_same,
+        second[0] == second[1],
+    )
+    stamps = [
+        Qwen3VLProcessor._calculate_timestamps(None, list(d["frames_indices"][0]), budget.video_fps)
+        for d in (from_list, from_video)
+    ]
+    same = [f"{t:.1f}" for t in stamps[0]] == [f"{t:.1f}" for t in stamps[1]]
+    tally.check(f"{label}: Qwen3-VL timestamps equal", result.sampling.qwen3_same, same)
+    values = [psnr(a, b) for a, b in zip(ours, theirs, strict=False)]
+    tally.check(f"{label}: every frame >= {PSNR_FLOOR:g} dB", min(values) >= PSNR_FLOOR, True)
+    print(f"      PSNR {min(values):.2f} min, {sum(values) / len(values):.2f} mean dB ({label})")
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, required=True, help="LLaMA-Factory's src/ folder")
@@ -275,6 +384,15 @@ def main() -> int:
             for path in videos:
                 compare_video(plugin, path, budget, tally, smart_resize)
         compare_sample(plugin, template, videos[0], folder, tally)
+        quality = {}
+        for path in make_presample_videos(folder):
+            for budget in PRESAMPLE_SETTINGS:
+                values = compare_presampled(plugin, path, budget, folder, tally)
+                if budget == qwen_video.Budget() and values:
+                    quality[path.name] = values
+    print("\nPSNR of vlprep's frames against LLaMA-Factory's own (default settings):")
+    for name, values in quality.items():
+        print(f"  {name:22s} min {min(values):6.2f}  mean {sum(values) / len(values):6.2f} dB")
     print(f"\n{tally.same} comparisons equal, {tally.different} different")
     return 1 if tally.different else 0
 
