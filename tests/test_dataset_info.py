@@ -176,3 +176,28 @@ def test_video_found_only_from_the_current_folder_is_refused(
     monkeypatch.chdir(tmp_path / "elsewhere")
     with pytest.raises(UserError, match=r"video videos/v_0.mp4 is not under media_dir .* only"):
         main(["--dir", str(tmp_path), str(tmp_path / qa.name)])
+
+
+def test_frame_lists_are_validated_frame_by_frame(tmp_path: Path) -> None:
+    """A video given as its frames (make activitynet_qa PRESAMPLE=1): every frame must be found
+    under media_dir, as LLaMA-Factory's converter joins each one."""
+    frames = [f"frames/v_0/image_{n:05d}.jpg" for n in range(1, 4)]
+    for frame in frames:
+        (tmp_path / frame).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / frame).write_bytes(b"jpeg")
+    record = {
+        "messages": [
+            {"content": "<video>what?", "role": "user"},
+            {"content": "a", "role": "assistant"},
+        ],
+        "videos": [frames],
+    }
+    qa = tmp_path / "qa_presampled.json"
+    qa.write_text(json.dumps([record]))
+    assert main(["--dir", str(tmp_path), str(qa)]) == 0
+    (tmp_path / frames[1]).unlink()
+    with pytest.raises(UserError, match=r"record 0: frame not found: frames/v_0/image_00002.jpg"):
+        main(["--dir", str(tmp_path), str(qa)])
+    qa.write_text(json.dumps([{**record, "videos": [[]]}]))
+    with pytest.raises(UserError, match="record 0: an empty list of frames"):
+        main(["--dir", str(tmp_path), str(qa)])

@@ -300,3 +300,31 @@ def test_tokenizer_folder_without_the_package_is_an_input_error(
     result = run(out, "--tokenizer", str(model))
     assert result.returncode == 2
     assert "TOKENIZER= needs the `tokenizers` package" in result.stderr
+
+
+def test_a_video_given_as_frames_costs_its_frame_count_and_first_frame_size(
+    tmp_path: Path,
+) -> None:
+    """The trainer takes a frame list as it is (no sampling, no VIDEO_MAXLEN), pads an odd count
+    and resizes each frame as an image: 7 frames of 320x240 cost what 8 sampled frames of a
+    320x240 video do (295x221 -> 224x308: 4 x 16 x 22 / 4 = 352 tokens)."""
+    out = tmp_path / "data"
+    seed = make_image(out / "frames" / "image_00001.jpg", 320, 240)
+    for n in range(2, 8):
+        shutil.copyfile(seed, out / "frames" / f"image_{n:05d}.jpg")
+    listed = [f"frames/image_{n:05d}.jpg" for n in range(1, 8)]
+    lf_dataset(
+        out,
+        [
+            record("all there?", listed),
+            record("one gone?", [*listed[:3], "frames/gone.jpg", *listed[3:]]),
+        ],
+    )
+    result = run(out)
+    assert result.returncode == 1, result.stderr
+    whole, gone = lines(out)
+    assert (whole["video_frames"], whole["video_tokens"]) == (8, 352)
+    assert whole["frame_size"] == [308, 224] and whole["problems"] == []
+    assert gone["problems"] == [
+        f"missing: frames/gone.jpg (1 of the 8 frames of this list are not under media_dir {out})"
+    ]

@@ -16,6 +16,9 @@ from pyutils.llamafactory.qwen_video import (
     frames_fed,
     linspace_int,
     misread_reason,
+    qwen3_same_timestamps,
+    qwen3_timestamps,
+    qwen25_same_positions,
     read_stream,
     regularized_size,
     sample_indices,
@@ -138,3 +141,28 @@ def test_pyav_header_of_each_container(tmp_path: Path, name: str, misread: str) 
     else:
         assert (info.frames, info.duration) == (0, None)
         assert info.container_seconds == pytest.approx(1.2, abs=0.05)
+
+
+# ---- a video given as a list of its frames: what the timing models see -----------------------
+
+
+def test_qwen25_keeps_only_the_integer_part_of_second_per_grid() -> None:
+    # 30.3 s, 60 frames (floor(60.6)): 2 / (60 / 30.3) = 1.01 -> 1, as the list's 2 / 2.0
+    assert qwen25_same_positions(60, 30.3, 2.0)
+    # capped: 128 frames of 100 s: 1.5625 -> 1, still the same positions
+    assert qwen25_same_positions(128, 100.0, 2.0)
+    # 128 frames of 180 s: 2.8125 -> 2, against the list's 1: timed as 64 s instead of 180
+    assert not qwen25_same_positions(128, 180.0, 2.0)
+    # VIDEO_FPS 1, a 1.9 s video sampled once: 2 / (1 / 1.9) = 3.8 -> 3 against 2
+    assert not qwen25_same_positions(1, 1.9, 1.0)
+
+
+def test_qwen3_timestamps_are_pair_means_to_one_decimal() -> None:
+    assert qwen3_timestamps([0.0, 1.0, 2.0], 2.0) == ["0.2", "1.0"]  # 0.25 rounds to even
+    assert qwen3_timestamps([0.0], 2.0) == ["0.0"]
+    # 10 frames picked over 5 s at 25 fps are 0.52 s apart, the list assumes 0.5: they drift.
+    picks = sample_indices(125, 5.0, 2.0, 128)
+    assert picks[:4] == [0, 13, 27, 41]
+    assert not qwen3_same_timestamps(picks, 25.0, 2.0)
+    assert qwen3_same_timestamps([0], 25.0, 2.0)  # one frame: "0.0" either way
+    assert qwen3_same_timestamps([0, 25, 50, 75], 25.0, 1.0)  # exactly 1/VIDEO_FPS apart

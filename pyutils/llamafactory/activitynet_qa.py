@@ -16,6 +16,10 @@ The output is written for LLaMA-Factory to read as intended: video paths relativ
 `media_dir` (`--media-dir`, default OUT, LLaMA-Factory's default `dataset_dir`), so the JSON loads
 from any working directory, and every kept video that PyAV reports without a frame count or stream
 duration (Matroska, WebM) is remuxed into MP4 (`pyutils.llamafactory.remux`) and written as that.
+
+With --presample (`PRESAMPLE=1`) a second JSON, `<output stem>_presampled.json`, holds the same
+records with each video given as the frames LLaMA-Factory would sample from it, at the size it
+would resize them to (`pyutils.llamafactory.presample`), registered under its own name.
 """
 
 from __future__ import annotations

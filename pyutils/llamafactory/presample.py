@@ -23,6 +23,7 @@ made with other settings never overwrite each other's frames.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -212,10 +213,11 @@ def presample(
         if is_done(manifest.get(stem), Path(video), options, folder / stem)
     }
     threads = parallel.ffmpeg_threads()
+    todo = [(stem, video) for stem, video in distinct.items() if stem not in done]
+    # The biggest first, so that a long video does not start last and run alone at the end.
+    todo.sort(key=lambda item: -os.path.getsize(item[1]))
     tasks = [
-        PresampleTask(stem, video, str(folder / stem), budget, threads)
-        for stem, video in distinct.items()
-        if stem not in done
+        PresampleTask(stem, video, str(folder / stem), budget, threads) for stem, video in todo
     ]
     log(
         f"{STAGE}: {plural(len(distinct), 'video')} for VIDEO_FPS={budget.video_fps:g} "

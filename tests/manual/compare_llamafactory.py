@@ -3,8 +3,10 @@
 Needs a separate environment with torch (CPU is enough), transformers and PyAV, and a checkout of
 LLaMA-Factory's `src/` (no model weights: the processor is built from Qwen2-VL's config values):
 
-    python3 -m venv /tmp/lf && /tmp/lf/bin/pip install torch transformers av pillow peft
-    /tmp/lf/bin/python tests/manual/compare_llamafactory.py --source LLaMA-Factory/src
+    python3 -m venv /tmp/lf
+    /tmp/lf/bin/pip install torch transformers av pillow peft ffmpeg-python
+    FFMPEG=$(.venv/bin/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())') \
+        /tmp/lf/bin/python tests/manual/compare_llamafactory.py --source LLaMA-Factory/src
 
 For generated videos (mp4, mkv, webm VP8/VP9; odd frame counts, shorter than 1/VIDEO_FPS, over
 VIDEO_MAXLEN, over and under the pixel caps) and several trainer settings it compares:
