@@ -350,3 +350,25 @@ def test_settings_errors_are_one_line_exit_2_before_any_work(
     assert result.stderr.startswith(f"vlprep: error: {message}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data").exists()
+
+
+def test_make_passes_presample_and_the_trainer_settings(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out dir"
+    make = [
+        "make", "--no-print-directory", "activitynet_qa", f"OUT={out}",
+        f"QA_DIR={corpus / 'qa'}", f"VIDEOS={corpus / 'videos'}",
+        "NAME=val_q", "TYPE=val", "N=4", "SECONDS=2", "JOBS=2",
+        "PRESAMPLE=1", "VIDEO_FPS=1", "VIDEO_MAXLEN=4", "VIDEO_MAX_PIXELS=4096",
+    ]  # fmt: skip
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = subprocess.run(make, capture_output=True, text=True, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    frames = json.loads((out / "activitynet_qa_val_4_limit_2s_presampled.json").read_bytes())
+    assert [len(r["videos"][0]) for r in frames] == [3, 3, 4, 4]  # 3.3 s and 4.0 s at 1 per s
+    first = out / frames[0]["videos"][0][0]
+    assert first.parent.parent.name == "presampled_fps1_maxlen4_pixels256-4096"
+    assert jpeg_size(first) == (73, 55)  # 160x120 -> sqrt(4096 / 19200) = 0.4619
+    plain = subprocess.run(make[:-4], capture_output=True, text=True, cwd=REPO, env=env)
+    assert plain.returncode == 0 and "presample:" not in plain.stdout + plain.stderr
+    bad = subprocess.run([*make, "VIDEO_FPS=x"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert bad.returncode == 2 and "vlprep: error: VIDEO_FPS=x (--video-fps)" in bad.stderr
