@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,23 @@ def run_module(
         cwd=cwd or REPO,
         env=env,
     )
+
+
+def kill_once_one_is_done(args: list[str], folder: Path, prefix: str) -> list[Path]:
+    """Run `python -m args...` and kill -9 it and its children (ffmpeg) as soon as `folder`
+    holds a finished sub-folder named `prefix...`: nothing gets to clean up. Returns the
+    sub-folders that carry a final name afterwards."""
+
+    def finished() -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(prefix)]
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", *args]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with subprocess.Popen(command, env=env, start_new_session=True, **quiet) as run:
+        while not finished() and run.poll() is None:
+            time.sleep(0.01)
+        os.killpg(run.pid, signal.SIGKILL)
+    return finished()

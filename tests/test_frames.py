@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,12 @@ from pyutils.video.frame_extract import (
     frame_times,
     uniform_indices,
 )
-from tests.conftest import REPO, SAMPLE_VIDEOS, decoded_frame_count, run_module
+from tests.conftest import (
+    SAMPLE_VIDEOS,
+    decoded_frame_count,
+    kill_once_one_is_done,
+    run_module,
+)
 
 
 def frames_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -201,16 +203,8 @@ def test_kill_midway_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None
     reference = tmp_path / "reference"
     assert frames_cli(str(videos), str(reference), "--jobs", "2").returncode == 0
     frames = tmp_path / "frames"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-m", "pyutils.video.frames", str(videos), str(frames), "--jobs", "1"]
-    with subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL, start_new_session=True) as run:
-        finished: list[Path] = []
-        while not finished and run.poll() is None:
-            time.sleep(0.02)
-            if frames.is_dir():
-                finished = [p for p in frames.iterdir() if p.is_dir() and p.name.startswith("v")]
-        os.killpg(run.pid, signal.SIGKILL)  # the CLI and its ffmpeg: nothing gets to clean up
-    done = [p for p in frames.iterdir() if p.is_dir() and p.name.startswith("v")]
+    args = ["pyutils.video.frames", str(videos), str(frames), "--jobs", "1"]
+    done = kill_once_one_is_done(args, frames, "v")
     assert 1 <= len(done) < 10, "the kill came too late to interrupt anything"
     for folder in done:  # what carries a final name is complete
         assert len(os.listdir(folder)) == len(os.listdir(reference / folder.name))

@@ -8,10 +8,7 @@ import hashlib
 import json
 import math
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import av
@@ -22,7 +19,7 @@ from pyutils.devtools.sample import make_video
 from pyutils.llamafactory import presample
 from pyutils.llamafactory.qwen_video import Budget
 from pyutils.llamafactory.remux import copy_command
-from tests.conftest import REPO, decoded_frame_count, run_module
+from tests.conftest import REPO, decoded_frame_count, kill_once_one_is_done, run_module
 
 FOLDER = "presampled_fps2_maxlen128_pixels256-65536"  # the default settings' frame folder
 
@@ -282,20 +279,9 @@ def test_kill_midway_then_rerun_gives_the_same_bytes(corpus: Path, tmp_path: Pat
     reference = tmp_path / "reference"
     assert convert(corpus, reference).returncode == 0
     out = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-m", "pyutils.llamafactory.activitynet_qa"]
-    args += convert_args(corpus, out, "--jobs", "1")
     folder = out / FOLDER
-    with subprocess.Popen(
-        args, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
-    ) as run:
-        done: list[Path] = []
-        while not done and run.poll() is None:
-            time.sleep(0.01)
-            if folder.is_dir():
-                done = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("v_")]
-        os.killpg(run.pid, signal.SIGKILL)  # the CLI and its ffmpeg: nothing gets to clean up
-    done = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("v_")]
+    args = ["pyutils.llamafactory.activitynet_qa", *convert_args(corpus, out, "--jobs", "1")]
+    done = kill_once_one_is_done(args, folder, "v_")
     assert 1 <= len(done) < 8, "the kill came too late to interrupt anything"
     assert not (out / "activitynet_qa_val_100_limit_2s_presampled.json").exists()
     rerun = convert(corpus, out)

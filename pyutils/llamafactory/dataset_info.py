@@ -96,6 +96,7 @@ def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
     records = read_json(path)
     if not isinstance(records, list):
         raise UserError(f"{path}: expected a JSON list of records, found {type(records).__name__}")
+    found: set[str] = set()  # records share videos, and so frames: each is looked up once
     for index, record in enumerate(records):
         where = f"{path}: record {index}"
         messages = record.get("messages") if isinstance(record, dict) else None
@@ -110,15 +111,17 @@ def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
                 if not video:
                     raise UserError(f"{where}: an empty list of frames")
                 for frame in video:
-                    _check_found(str(frame), media_dir, where, "frame")
+                    _check_found(str(frame), media_dir, where, "frame", found)
             else:
-                _check_found(str(video), media_dir, where, "video")
+                _check_found(str(video), media_dir, where, "video", found)
     return len(records)
 
 
-def _check_found(media: str, media_dir: Path, where: str, what: str) -> None:
-    found, portable = resolve_media(media, media_dir)
-    if found is None:
+def _check_found(media: str, media_dir: Path, where: str, what: str, found: set[str]) -> None:
+    if media in found:
+        return
+    path, portable = resolve_media(media, media_dir)
+    if path is None:
         raise UserError(f"{where}: {what} not found: {media} (nor under {media_dir})")
     if not portable:
         raise UserError(
@@ -126,6 +129,7 @@ def _check_found(media: str, media_dir: Path, where: str, what: str) -> None:
             "current folder: LLaMA-Factory would find it only when started here; write "
             "it relative to media_dir (MEDIA_DIR=, --media-dir)"
         )
+    found.add(media)
 
 
 def _formatter_of(original: bytes, data: Any) -> Formatter:

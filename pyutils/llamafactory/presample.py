@@ -87,7 +87,7 @@ class Sampling:
     width: int  # the decoded frame's size
     height: int
     size: tuple[int, int]  # after the trainer's _preprocess_image: what is written
-    capped: bool  # fewer frames than duration x VIDEO_FPS (VIDEO_MAXLEN, or the frame count)
+    capped: bool  # VIDEO_MAXLEN frames, fewer than duration x VIDEO_FPS
     resized_again: bool  # the trainer's resize is no no-op on `size` (extreme settings only)
     qwen25_same: bool  # Qwen2.5-VL gives the list the video's temporal position ids
     qwen3_same: bool  # Qwen3-VL writes the video's timestamps for the list
@@ -135,7 +135,7 @@ def plan(path: str, budget: Budget) -> Sampling:
         width=info.width,
         height=info.height,
         size=size,
-        capped=len(indices) < wanted,
+        capped=len(indices) == maxlen < wanted,
         resized_again=again != size,
         qwen25_same=qwen25_same_positions(len(indices), duration, fps),
         qwen3_same=bool(info.average_fps)
@@ -269,10 +269,12 @@ def relative_lists(
 ) -> list[list[str] | None]:
     """Each video's frame list as a sharegpt file names it (relative to `media_dir`, as
     `dataset_info.media_path` writes a video), None for a video without frames."""
-    return [
-        [media_path(frame, media_dir) for frame in frames[video]] if video in frames else None
-        for video in videos
-    ]
+    named = {
+        video: [media_path(frame, media_dir) for frame in frames[video]]
+        for video in dict.fromkeys(videos)
+        if video in frames
+    }
+    return [named.get(video) for video in videos]
 
 
 def presampled_name(plain: Path) -> Path:
