@@ -24,11 +24,18 @@ from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import json_line
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import FailureLog, log, say
+from pyutils.core.report import FailureLog, failure_list, log, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
 from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
-from pyutils.video.manifest import MANIFEST, fingerprint, is_done, read_manifest, write_manifest
+from pyutils.video.manifest import (
+    MANIFEST,
+    fingerprint,
+    folder_digest,
+    is_done,
+    read_manifest,
+    write_manifest,
+)
 
 LOCK = ".frames.lock"
 # One printf-style frame number, e.g. image_%05d.jpg (AdaCLIP's img_tmpl is image_{:05d}.jpg).
@@ -80,6 +87,8 @@ def _run(
     with open(frames_dir / MANIFEST, "ab") as journal:
         for result in run_stage("frames", extract_video, tasks, parallel, failures, shared):
             record = {**asdict(result), **fingerprint(Path(result.source)), "options": options}
+            if result.status == "ok":
+                record["folder_digest"] = folder_digest(frames_dir / result.stem)
             journal.write(json_line(record))
             journal.flush()
             manifest[result.stem] = record
@@ -108,7 +117,15 @@ def _select_videos(args: argparse.Namespace) -> dict[str, Path]:
         videos = find_videos(args.videos, args.ext)
     if not videos:
         raise UserError(f"{args.videos}: no videos with extension {', '.join(args.ext)} found")
-    return index_by_stem(videos)
+    by_stem = index_by_stem(videos)
+    reserved = {MANIFEST, failure_list("frames", "").name, LOCK} & set(by_stem)
+    if reserved:
+        stem = reserved.pop()
+        raise UserError(
+            f"{by_stem[stem]}: its frames would go to FRAMES/{stem}, the name of the stage's own "
+            "file; rename the video"
+        )
+    return by_stem
 
 
 def _read_file_list(path: Path, videos_dir: Path) -> list[Path]:

@@ -6,6 +6,7 @@ apart from both and imports only the core.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,28 @@ def is_done(
 
 
 def frames_present(record: dict[str, Any] | None, folder: Path) -> bool:
-    """The manifest says the video was extracted and its folder still holds that many frames."""
+    """The manifest says the video was extracted, and its folder still holds exactly what was
+    written: the same files with the same sizes and times (a frame emptied, overwritten, deleted
+    or joined by a stray file redoes the video; a count alone would not see it)."""
     if not record or record.get("status") != "ok":
         return False
-    try:
-        return len(os.listdir(folder)) == record.get("frames")
-    except OSError:
+    digest = folder_digest(folder)
+    if digest is None:
         return False
+    if "folder_digest" in record:
+        return digest == record["folder_digest"]
+    return len(os.listdir(folder)) == record.get("frames")  # a manifest from before digests
+
+
+def folder_digest(folder: Path) -> str | None:
+    """A short digest of every file's name, size and mtime in `folder`; None if it is gone.
+    Costs one stat per frame, no reading: cheap next to decoding."""
+    try:
+        with os.scandir(folder) as entries:
+            listing = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries)
+    except OSError:
+        return None
+    return hashlib.blake2b(repr(listing).encode(), digest_size=8).hexdigest()
 
 
 def fingerprint(video: Path) -> dict[str, int | None]:
