@@ -18,7 +18,7 @@ def read_text(path: str | os.PathLike[str], what: str = "file", hint: str = "") 
     names it (`what`) and says what to do (`hint`)."""
     source = Path(path)
     try:
-        return source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8-sig")  # a byte order mark is not text
     except FileNotFoundError:
         raise UserError(f"{source}: {what} not found" + (f"; {hint}" if hint else "")) from None
     except UnicodeDecodeError as exc:
@@ -36,9 +36,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise UserError(f"{source}: file not found") from None
     except IsADirectoryError:
         raise UserError(f"{source}: is a folder, expected a JSON file") from None
+    return parse_json(data, source)
+
+
+def parse_json(data: bytes, source: str | os.PathLike[str]) -> Any:
+    """Parse JSON bytes read from `source`; a UTF-8 byte order mark is skipped (editors on Windows
+    write one), text that is not UTF-8 or not JSON is a UserError saying where."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson would only say "surrogates not allowed"
+            where = f"{bad.reason} at byte {bad.start}"
+            raise UserError(f"{source}: not UTF-8 text ({where}); save it as UTF-8") from None
         raise UserError(
             f"{source}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or re-download it"
         ) from None
