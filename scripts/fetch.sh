@@ -58,8 +58,11 @@ case $source in
     have_kaggle_credentials || die "no Kaggle credentials: save kaggle.json from https://www.kaggle.com/settings/api as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN)"
     need kaggle "run 'make setup' (kaggle is in requirements.txt)"
     dataset=${source#kaggle:}
-    # The pid in the name keeps a concurrent run's clean-up away (pyutils/core/atomic.py).
-    workdir=$(mktemp -d "$(dirname -- "$dest")/.$(basename -- "$dest").vlprep-tmp-$$-kaggle.XXXXXX")
+    # Beside DEST, like DEST itself only ever used by the one run fetching DEST (download.py
+    # holds a lock per file); not a vlprep temporary, which a concurrent run could clean away.
+    workdir=$dest.kaggle
+    rm -rf -- "$workdir"
+    mkdir -- "$workdir"
     trap 'rm -rf -- "$workdir"' EXIT
     kaggle datasets download --path "$workdir" -- "$dataset" || exit 1
     zip=$workdir/${dataset##*/}.zip

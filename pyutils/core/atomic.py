@@ -1,9 +1,9 @@
 """Atomic writes: every output is built under a temporary name in its final folder, then renamed.
 
 A killed run therefore leaves only temporaries (names containing TEMP_MARK), never a partial file
-or folder under its final name; `remove_stale_temporaries` clears them before a rerun. A
-temporary's name carries its writer's pid and the writer holds an flock on it while it works, so
-a run never removes the temporaries of another run still writing into the same folder.
+or folder under its final name; `remove_stale_temporaries` clears them before a rerun. The writer
+of a temporary holds an flock on it while it works (the kernel drops it when the writer dies, on
+any machine sharing the folder), so a run never removes another live run's temporaries.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -22,7 +21,6 @@ from pathlib import Path
 from pyutils.core.errors import UserError
 
 TEMP_MARK = ".vlprep-tmp"
-_OWNER = re.compile(re.escape(TEMP_MARK) + r"-(\d+)-")  # scripts/fetch.sh names its own alike
 
 # mkstemp/mkdtemp create 0600/0700 entries; outputs get the modes a plain open()/mkdir() would.
 _UMASK = os.umask(0)
@@ -33,6 +31,28 @@ DIR_MODE = 0o777 & ~_UMASK
 
 def _temp_name(final: Path) -> str:
     return f".{final.name}{TEMP_MARK}-{os.getpid()}-"
+
+
+def _owned_temporary(final: Path, folder: bool = False) -> tuple[int, Path]:
+    """Create a temporary file (or folder) beside `final` and take its flock, which says it is in
+    use; return (its locked descriptor, its path). A concurrent clean-up can remove it in the
+    instant before the lock: then the path is no longer ours, and another is made."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        if folder:
+            tmp = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))
+            try:
+                fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue
+        else:
+            fd, name = tempfile.mkstemp(prefix=_temp_name(final), dir=final.parent)
+            tmp = Path(name)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, tmp
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -55,11 +75,8 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file name beside `path` (beside its target if `path` is a symlink) for a
     writer (Python, ffmpeg, a copy); on success it becomes that file, on error it is removed."""
     final = write_target(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=_temp_name(final), dir=final.parent)
-    tmp = Path(name)
+    fd, tmp = _owned_temporary(final)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until the rename: this temporary is in use
         os.fchmod(fd, FILE_MODE)
         yield tmp
         os.replace(tmp, final)
@@ -97,12 +114,8 @@ def disk_full_is_user_error(what: str) -> Iterator[None]:
 def temporary_dir(beside: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary folder beside `beside` (named after it), owned by this process for the block
     and removed, with whatever is still in it, when the block ends."""
-    final = Path(beside)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))
-    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+    fd, tmp = _owned_temporary(Path(beside), folder=True)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         tmp.chmod(DIR_MODE)
         yield tmp
     finally:
@@ -133,7 +146,7 @@ def is_temporary(path: str | os.PathLike[str]) -> bool:
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove what dead runs left in `folder` (not recursive); return what was removed. A
-    temporary whose writer lives (its pid on this machine, its flock on any) is left alone."""
+    temporary whose writer still holds its flock is left alone."""
     root = Path(folder)
     if not root.is_dir():
         return []
@@ -141,16 +154,13 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def _remove_orphan(entry: Path) -> bool:
-    owner = _OWNER.search(entry.name)
-    if owner and _alive(int(owner.group(1))):
-        return False  # also covers the moment between a writer creating it and locking it
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:  # gone already (another run cleaned it), or not something we create
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # a writer on another machine sharing the folder
+    except BlockingIOError:  # its writer is at work
         os.close(fd)
         return False
     try:
@@ -160,14 +170,4 @@ def _remove_orphan(entry: Path) -> bool:
             entry.unlink(missing_ok=True)
     finally:
         os.close(fd)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
     return True
