@@ -62,6 +62,27 @@ def write_json(path: str | os.PathLike[str], obj: Any, indent: bool = True) -> N
     atomic_write_bytes(path, orjson.dumps(obj, option=option))
 
 
+JSON_TYPES = {str: "a string", list: "a list", dict: "an object"}
+
+
+def json_type(value: Any) -> str:
+    """How JSON itself names the type of `value`, for messages about misshapen input."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def expect_type(value: Any, kind: type, where: str) -> Any:
+    """`value` if it is a `kind` (str, list, dict), else a UserError naming `where` and types."""
+    if not isinstance(value, kind):
+        raise UserError(f"{where}: expected {JSON_TYPES[kind]}, found {json_type(value)}")
+    return value
+
+
 def expect_keys(record: Any, keys: tuple[str, ...], where: str) -> None:
     """Raise a UserError naming `where` and the first key missing from a JSON object."""
     if not isinstance(record, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ import orjson
 
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.errors import MediaError
-from pyutils.core.media import probe
+from pyutils.core.media import VideoInfo, probe
 from pyutils.core.parallel import run_parallel
 from pyutils.core.report import log
 
 CACHE_VERSION = 1
+INFO_KEYS = frozenset(field.name for field in fields(VideoInfo))
 
 Record = dict[str, Any]
 
@@ -70,7 +72,13 @@ class ProbeCache:
         if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
             return {}
         entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
+        if not isinstance(entries, dict):
+            return {}
+        usable = {key: entry for key, entry in entries.items() if _usable(entry)}
+        if len(usable) < len(entries):
+            bad = len(entries) - len(usable)
+            log(f"probe cache {path}: {bad} malformed entries; probing those again")
+        return usable
 
     def get(self, path: str) -> Record | None:
         """The cached record for `path` if the file is unchanged since it was probed."""
@@ -100,6 +108,17 @@ class ProbeCache:
         payload = {"version": CACHE_VERSION, "entries": self.entries}
         atomic_write_bytes(self.path, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
         self.changed = False
+
+
+def _usable(entry: Any) -> bool:
+    """A cache entry of the shape `put` writes (a file edited by hand or by another version may
+    be of the right version and still not be one)."""
+    return (
+        isinstance(entry, dict)
+        and all(isinstance(entry.get(key), int) for key in ("size", "mtime_ns"))
+        and isinstance(entry.get("info"), dict)
+        and entry["info"].keys() == INFO_KEYS
+    )
 
 
 def probe_videos(
