@@ -34,48 +34,36 @@ def sha(data: bytes) -> str:
 # ---- links -------------------------------------------------------------------------------------
 
 
-def test_chained_symlinks_refused_by_make_caltech101_with_an_overridden_url(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("dataset", "archive", "overrides"),
+    [
+        (
+            "caltech101",
+            "101_ObjectCategories.tar.gz",
+            lambda url, evil: {"CALTECH101_URL": url, "CALTECH101_SHA256": sha(evil)},
+        ),
+        # MSRVTT.zip has no published checksum: its first download is trusted, and must not be
+        # locked in when it turns out to be a tar of links named .zip.
+        ("msrvtt", "MSRVTT.zip", lambda url, evil: {"MSRVTT_URL": url}),
+    ],
+    ids=["caltech101-overridden-url", "msrvtt-no-checksum"],
+)
+def test_chained_symlinks_are_refused_by_make_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dataset: str, archive: str, overrides
 ) -> None:
     evil = chained_symlink_tar(tmp_path / "evil.tar", 2, "outside").read_bytes()
     data = tmp_path / "data"
     (data / "outside").mkdir(parents=True)
-    with LocalServer({"101.tar.gz": evil, "split.json": b"{}"}) as server:
-        status = prepare(
-            DATASETS["caltech101"],
-            data,
-            {
-                "CALTECH101_URL": server.url("101.tar.gz"),
-                "CALTECH101_SHA256": sha(evil),
-                "CALTECH101_SPLIT_URL": server.url("split.json"),
-                "CALTECH101_SPLIT_SHA256": "none",
-            },
-        )
+    with LocalServer({"evil": evil}) as server:
+        # The dataset's other parts: a 404 on the same server, never the internet.
+        others = {f"{part.var}_URL": server.url("404") for part in DATASETS[dataset].parts}
+        status = prepare(DATASETS[dataset], data, {**others, **overrides(server.url("evil"), evil)})
     assert status == 2
-    archive = data / "downloads" / "101_ObjectCategories.tar.gz"
-    assert f"vlprep: error: {archive}: member 'a' is a symbolic link" in capsys.readouterr().err
+    download = data / "downloads" / archive
+    assert f"vlprep: error: {download}: member 'a' is a symbolic link" in capsys.readouterr().err
     assert list((data / "outside").iterdir()) == []
-    assert not (data / "caltech-101" / "101_ObjectCategories").exists()
-
-
-def test_chained_symlinks_named_zip_refused_by_make_msrvtt_with_no_checksum(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # MSRVTT.zip has no published checksum: its first download is trusted, never locked, when
-    # it turns out to be a tar of links.
-    evil = chained_symlink_tar(tmp_path / "evil.tar", 2, "outside").read_bytes()
-    data = tmp_path / "data"
-    (data / "outside").mkdir(parents=True)
-    with LocalServer({"MSRVTT.zip": evil}) as server:
-        urls = {"MSRVTT_URL": server.url("MSRVTT.zip"), "MSRVTT_DATA_URL": server.url("404")}
-        status = prepare(DATASETS["msrvtt"], data, urls)
-    assert status == 2
-    archive = data / "downloads" / "MSRVTT.zip"
-    assert f"{archive}: member 'a' is a symbolic link" in capsys.readouterr().err
-    assert list((data / "outside").iterdir()) == []
-    assert "MSRVTT.zip" not in read_lock(data / "downloads")
-    assert not (data / "msrvtt" / "videos").exists()
-    assert not [p for p in (data / "msrvtt").iterdir() if p.name.startswith(".vlprep-placed")]
+    assert archive not in read_lock(data / "downloads")
+    assert [p.name for p in (data / DATASETS[dataset].folder).iterdir()] == []
 
 
 @pytest.mark.parametrize("where", ["the placed folder", "inside it"])
