@@ -136,10 +136,10 @@ def write_registry(entries: dict[str, Entry], path: Path = REGISTRY) -> None:
 
 
 def read_lock(downloads: Path) -> dict[str, tuple[int, str]]:
-    """name -> (size, sha256) of the first verified download of each file with no known checksum."""
+    """name -> (size, sha256) of the first proven download of each file with no known checksum."""
     lock = downloads / LOCK_NAME
     seen: dict[str, tuple[int, str]] = {}
-    if lock.is_file():
+    if lock.exists():
         for line in lock.read_text(encoding="utf-8").splitlines():
             name, size, sha256 = line.split("\t")
             seen.setdefault(name, (int(size), sha256))  # the first line for a name wins
@@ -192,17 +192,16 @@ def content_problem(path: Path, name: str) -> str | None:
     return None
 
 
+# An API's error answer: {"error": {"code": 403, ...}}, or GitHub's {"message": ..., ...}. No
+# registry JSON file is an object with an "error" key or with only these keys.
+ERROR_KEYS = frozenset({"error", "errors"})
+ERROR_ONLY_KEYS = frozenset({"message", "documentation_url", "status", "code"})
+
+
 def _is_error_object(data: object) -> bool:
-    """An API's error answer ({"error": {"code": 403, ...}}, GitHub's {"message": ...}); no
-    registry JSON file is an object with only these keys or with an "error" key."""
     if not isinstance(data, dict) or not data:
         return False
-    return bool(data.keys() & {"error", "errors"}) or data.keys() <= {
-        "message",
-        "documentation_url",
-        "status",
-        "code",
-    }
+    return bool(data.keys() & ERROR_KEYS) or data.keys() <= ERROR_ONLY_KEYS
 
 
 def digests(path: Path, label: str) -> tuple[str, str]:
@@ -347,8 +346,10 @@ def _transfer(
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{Path(sys.executable).parent}"}
     if stderr_is_terminal():
         env.setdefault("FETCH_PROGRESS", "bar:force:noscroll")
+    # gdown and kaggle keep their own state; HTTP answers are what wget reports.
+    web = source.startswith(("http://", "https://"))
     for attempt in range(2):
-        same = _SameEntity(part, resuming=part.exists() and part.stat().st_size > 0)
+        same = _SameEntity(part, resuming=web and part.exists() and part.stat().st_size > 0)
         if same.complete():
             return None  # a killed run had it all: verification judges it
         status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env, same.check)
