@@ -2,8 +2,8 @@
 
 A killed run therefore leaves only temporaries (names containing TEMP_MARK), never a partial file
 or folder under its final name; `remove_stale_temporaries` clears them before a rerun. The writer
-of a temporary holds an flock on it while it works (the kernel drops it when the writer dies, on
-any machine sharing the folder), so a run never removes another live run's temporaries.
+of a temporary holds an flock on it while it works (released when the writer dies, however it
+dies), so a run never removes the temporaries of another run still working in the same folder.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ def _check_size(
     free = shutil.disk_usage(folder).free
     if total > free:
         raise UserError(
-            f"{archive}: needs {total:,} bytes to extract, {folder} has {free:,} free; "
+            f"{archive}: needs {total:,} bytes to extract, {folder.parent} has {free:,} free; "
             "free some space and rerun"
         )
 
