@@ -6,8 +6,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import signal
 import socket
 import subprocess
+import sys
+import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from pyutils.fetch.download import (
     fetch,
     read_lock,
     read_registry,
+    record_proven,
     register,
     verify,
 )
@@ -119,15 +125,54 @@ def test_cut_transfer_resumes_with_range(tmp_path: Path, caltech: dict[str, byte
     assert path.read_bytes() == caltech[name]
 
 
-def test_partial_file_from_killed_run_is_resumed(tmp_path: Path, caltech: dict[str, bytes]) -> None:
+def other_archive() -> bytes:
+    """A valid tar.gz other than the fixture's: what a server may serve after a change."""
+    buffer, payload = io.BytesIO(), os.urandom(50_000)
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("other.bin")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def kill_mid_transfer(server: LocalServer, name: str, data: Path, env: dict[str, str]) -> Path:
+    """Run `download fetch` until the server has sent its stalled bytes, then kill it (and its
+    wget); return the `.part` it left."""
+    part = data / "downloads" / f"{name}.part"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pyutils.fetch.download", "fetch", name, "--data", str(data),
+         "--var", "CALTECH101"],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)}, cwd=REPO,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    validators = part.with_name(part.name + ".validators")
+    while not (part.exists() and part.stat().st_size == server.stall[name] and validators.exists()):
+        assert run.poll() is None, "the transfer ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    return part
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["same-file", "changed-on-server"])
+def test_partial_file_from_killed_run_is_resumed_into_the_same_file_only(
+    tmp_path: Path, caltech: dict[str, bytes], changed: bool
+) -> None:
     name = "101_ObjectCategories.tar.gz"
-    half = len(caltech[name]) // 2
-    (tmp_path / f"{name}.part").write_bytes(caltech[name][:half])
-    with LocalServer(dict(caltech)) as server:
-        fetch(name, tmp_path, var="CALTECH101", overrides=caltech_overrides(server, caltech))
-        assert server.ranges_seen(name) == [f"bytes={half}-"]
-    assert (tmp_path / name).read_bytes() == caltech[name]
-    assert not (tmp_path / f"{name}.part").exists()
+    third = len(caltech[name]) // 3
+    new = other_archive()
+    with LocalServer(dict(caltech), stall={name: third}) as server:
+        overrides = caltech_overrides(server, caltech, CALTECH101_SHA256="none")
+        part = kill_mid_transfer(server, name, tmp_path, overrides)
+        server.release()
+        if changed:
+            server.files[name] = new
+        fetch(name, tmp_path / "downloads", var="CALTECH101", overrides=overrides)
+        resumed = server.ranges_seen(name)
+    final = tmp_path / "downloads" / name
+    assert resumed == [f"bytes={third}-"]
+    assert final.read_bytes() == (new if changed else caltech[name])
+    assert not part.exists() and not part.with_name(part.name + ".validators").exists()
 
 
 def test_wrong_checksum_keeps_file_aside_and_extracts_nothing(
@@ -205,12 +250,14 @@ def test_unknown_checksum_is_locked_on_first_download(tmp_path: Path) -> None:
             overrides = {"T_URL": server.url(version)}
             return fetch("thing.json", downloads, var="T", overrides=overrides, registry=registry)
 
-        get("v1")
+        record_proven(get("v1"))  # the step using it would, once it has read and placed it
         assert read_lock(downloads) == {"thing.json": (8, sha(b'{"a": 1}'))}
         _, bad = verify(downloads, registry)
         assert bad == 0
         (downloads / "thing.json").unlink()
-        with pytest.raises(DownloadError, match="expected " + sha(b'{"a": 1}')):
+        first = sha(b'{"a": 1}')
+        lock = re.escape(str(downloads / LOCK_NAME))
+        with pytest.raises(DownloadError, match=f"expected {first} .*{lock}"):
             get("v2")
     assert register(downloads, registry_file) == ["thing.json"]
     assert read_registry(registry_file)["thing.json"].checksum == "sha256:" + sha(b'{"a": 1}')

@@ -3,7 +3,8 @@
 AdaCLIP reads `configs/<dataset>.json` (msrvtt-jsfusion, didemo, activitynet). Only the value of
 the top-level `frames_dir` key is replaced, in place in the text, so every other key, the key order,
 the indentation and the rest of the formatting stay byte for byte as they were (a diff shows one
-line). The result is parsed again and compared with the original before it is written, atomically.
+line). The result is parsed again and compared with the original before it is written, atomically
+(through a symlinked config, to the file it points at). DATASET is a config's name, never a path.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pyutils.core.jsonio import read_json
 from pyutils.core.report import log
 
 KEY = "frames_dir"
+CONFIG_NAME = re.compile(r"\w[\w.-]*")  # no "/": DATASET=../../x must not leave configs/
 # A JSON string, or one bracket: enough to track nesting depth while skipping string contents.
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _COLON = re.compile(r"\s*:\s*")
@@ -68,9 +70,11 @@ def config_path(adaclip: Path, dataset: str) -> Path:
     configs = adaclip / "configs"
     if not configs.is_dir():
         raise UserError(f"{configs}: not found; set ADACLIP= to an AdaCLIP checkout")
+    known = ", ".join(sorted(p.stem for p in configs.glob("*.json"))) or "none"
+    if not CONFIG_NAME.fullmatch(dataset):
+        raise UserError(f"DATASET={dataset!r} is not a config name; DATASET= is one of: {known}")
     config = configs / f"{dataset}.json"
     if not config.is_file():
-        known = ", ".join(sorted(p.stem for p in configs.glob("*.json"))) or "none"
         raise UserError(f"{config}: no such config; DATASET= is one of: {known}")
     return config
 
