@@ -227,7 +227,7 @@ def test_all_sources_failing_names_each_reason(tmp_path: Path) -> None:
             fetch("101_ObjectCategories.tar.gz", tmp_path, var="CALTECH101", overrides=urls)
     message = str(failed.value)
     assert "404" in message and "Connection refused" in message
-    assert f"place the file as {tmp_path / '101_ObjectCategories.tar.gz'}" in message
+    assert f"put the file there yourself: {tmp_path / '101_ObjectCategories.tar.gz'}" in message
 
 
 def test_archive_already_in_downloads_is_used_as_is(
@@ -273,7 +273,8 @@ def test_verify_finds_a_file_changed_on_disk(tmp_path: Path) -> None:
 
 
 def test_no_source_says_what_to_place_where(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="place the file as .*downloads/mini-imagenet.tar yourself"):
+    expected = "put the file there yourself: .*downloads/mini-imagenet.tar"
+    with pytest.raises(UserError, match=expected):
         fetch("mini-imagenet.tar", tmp_path / "downloads", var="MINI_IMAGENET")
     result = make(
         "mini-imagenet", f"DATA={tmp_path}", "MINI_IMAGENET_CLASSNAMES_URL=" + closed_port_url()
@@ -328,6 +329,7 @@ def test_gdrive_quota_page_is_detected(tmp_path: Path, monkeypatch: pytest.Monke
         f'echo "{page}" > "$(value_of --output "$@")"',
     )
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args: [])  # Drive's name resolves
     with pytest.raises(DownloadError, match="HTML page \\('Google Drive - Quota exceeded'\\)"):
         fetch("split_zhou_Caltech101.json", tmp_path / "downloads", var="CALTECH101_SPLIT")
     args = (tmp_path / "gdown.args").read_text().split("\n")
@@ -379,3 +381,29 @@ def test_kaggle_zip_lands_at_dest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x.part").read_text() == "zipbytes\n"
     assert not [p for p in tmp_path.iterdir() if "vlprep-tmp" in p.name]
+
+
+def test_offline_a_drive_source_fails_at_once_and_the_last_line_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No name resolves (a machine without network): gdown is not run (it would retry a failed
+    look-up five times), each source is one line, and where to put the file comes last."""
+
+    def offline(host: str, *args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    bin_dir = fake_tool(tmp_path, "gdown", "exit 1")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    name = "split_zhou_Caltech101.json"
+    with LocalServer({}) as server:
+        sources = {"CALTECH101_SPLIT_URL": f"gdrive:abc {server.url('gone.json')}"}
+        with pytest.raises(DownloadError) as caught:
+            fetch(name, tmp_path / "downloads", var="CALTECH101_SPLIT", overrides=sources)
+    assert not (tmp_path / "gdown.args").exists()  # never run
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{name}: no source worked:"
+    assert lines[1] == "  gdrive:abc: cannot resolve drive.google.com (no network, or no DNS?)"
+    assert lines[2].startswith("  http://127.0.0.1:") and "404" in lines[2]
+    assert lines[3].startswith("put the file there yourself: ") and len(lines) == 4
+    assert lines[3].endswith("then rerun") and name in lines[3]

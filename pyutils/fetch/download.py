@@ -36,8 +36,10 @@ import collections
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -274,15 +276,32 @@ def fetch(
             if container is not None:
                 record_proven(container)  # it gave a file that passed its own checks
             return accepted
-    by_hand = f"place the file as {final} yourself ({entry.note})"
+    by_hand = f"put the file there yourself: {final} ({entry.note}), then rerun"
     if not sources:
-        hint = f" or set {var}_URL" if var else ""
-        raise UserError(f"{name}: no download source; {by_hand}{hint}, then rerun")
-    reasons = "; ".join(f"{source}: {exc}" for source, exc in failures)
-    message = f"{name}: no source worked: {reasons}; or {by_hand}"
+        hint = f" (or set {var}_URL)" if var else ""
+        raise UserError(f"{name}: no download source;\n{by_hand}{hint}")
+    # One short line per source, and what to do last, on its own line.
+    reasons = "".join(f"\n  {source}: {' '.join(str(exc).split())}" for source, exc in failures)
+    message = f"{name}: no source worked:{reasons}\n{by_hand}"
     if all(exc.usage for _, exc in failures):
         raise UserError(message)
     raise DownloadError(message)
+
+
+# gdown retries a failed name resolution FETCH_TRIES times with a pause between (about half a
+# minute per Drive source offline); wget and kaggle give up on it at once by themselves.
+DRIVE_HOST = "drive.google.com"
+
+
+def _reachable(source: str) -> None:
+    """Fail a Drive source at once when its host name does not resolve (no network, no DNS)."""
+    if not source.startswith("gdrive:"):
+        return
+    host = DRIVE_HOST
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise SourceFailed(f"cannot resolve {host} (no network, or no DNS?)") from None
 
 
 def _expected(entry: Entry, downloads: Path, override: str, variable: str) -> Expected:
@@ -344,8 +363,11 @@ def _transfer(
             archive = fetch(container, downloads, overrides=overrides, registry=registry)
             copy_member(archive, member, part)
         except (UserError, DownloadError) as exc:
-            raise SourceFailed(str(exc), usage=isinstance(exc, UserError)) from None
+            # Its reasons, without its own "put the file there" line: that is said once, last.
+            reason = " ".join(line.strip() for line in str(exc).splitlines()[:-1]) or str(exc)
+            raise SourceFailed(reason, usage=isinstance(exc, UserError)) from None
         return archive
+    _reachable(source)
     # gdown and kaggle come with the venv, which need not be on PATH (make runs .venv/bin/python).
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{Path(sys.executable).parent}"}
     if stderr_is_terminal():
@@ -455,6 +477,9 @@ class _SameEntity:
 _RESPONSE_LINE = re.compile(r"  (?:HTTP/[\d.]+ (\d{3})\b.*|([A-Za-z][\w-]*): (.*))")
 
 
+PROGRESS_SECONDS = 10.0
+
+
 def _run_streaming(
     args: list[str], env: dict[str, str], on_response: Callable[[int, dict[str, str]], bool]
 ) -> tuple[int, str]:
@@ -475,13 +500,22 @@ def _run_streaming(
         answer[:] = [int(match.group(1)), {}] if match and match.group(1) else []
         return go_on
 
+    # The tools' own logs (wget's headers and dots) on a terminal or with V=1; elsewhere (logs,
+    # CI, pipes) one line every PROGRESS_SECONDS saying how far the download has come.
+    verbose = bool(env.get("V")) or stderr_is_terminal()
+    target, last_said = Path(args[-1]), time.monotonic()
     with subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     ) as proc:
         assert proc.stdout is not None
         for chunk in iter(lambda: proc.stdout.read1(65536), b""):
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.buffer.flush()
+            if verbose:
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.buffer.flush()
+            elif time.monotonic() - last_said >= PROGRESS_SECONDS:
+                last_said = time.monotonic()
+                size = target.stat().st_size if target.exists() else 0
+                log(f"{target.name.removesuffix('.part')}: {size / 1e6:,.1f} MB so far")
             tail.append(chunk)
             *lines, pending = re.split(rb"[\r\n]", pending + chunk)
             if not all(handle(line.decode("utf-8", "replace")) for line in lines):
