@@ -9,12 +9,12 @@ line). The result is parsed again and compared with the original before it is wr
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 from pyutils.core.atomic import atomic_write_text
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_json
 from pyutils.core.report import log
@@ -80,7 +80,7 @@ def config_path(adaclip: Path, dataset: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.adaclip.config", description=__doc__)
+    parser = Parser(prog="python -m pyutils.adaclip.config", description=__doc__, same_names=True)
     parser.add_argument("--adaclip", type=Path, required=True, help="AdaCLIP checkout")
     parser.add_argument("--dataset", required=True, help="config name, e.g. didemo")
     parser.add_argument("--frames", type=Path, required=True, help="frame folder to point at")

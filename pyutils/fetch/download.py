@@ -31,7 +31,6 @@ same bytes, so the registry checksum still applies to it.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import hashlib
 import os
@@ -50,6 +49,7 @@ from rich.table import Table
 
 from pyutils import REPOSITORY
 from pyutils.core.atomic import atomic_write_text, exclusive_lock, remove_stale_temporaries
+from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, error_line, run_cli
 from pyutils.core.jsonio import parse_json
 from pyutils.core.report import log, stderr_is_terminal, track
@@ -571,7 +571,9 @@ def register(downloads: Path, path: Path = REGISTRY) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.fetch.download", description=__doc__)
+    parser = Parser(
+        prog="python -m pyutils.fetch.download", description=__doc__, make_names={"data": "DATA"}
+    )
     parser.add_argument("command", choices=("fetch", "verify", "register"))
     parser.add_argument("name", nargs="?", help="registry file name (fetch)")
     parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")

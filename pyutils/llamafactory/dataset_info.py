@@ -10,7 +10,6 @@ none loses another's entries; a symlinked dataset_info.json is updated through t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pyutils.core.atomic import (
     remove_stale_temporaries,
     write_target,
 )
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_json, write_json
 from pyutils.core.report import log
@@ -181,7 +181,8 @@ def register(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
+        make_names={"dir": "OUT", "media_dir": "MEDIA_DIR"},
         prog="python -m pyutils.llamafactory.dataset_info",
         description="Register sharegpt video datasets in LLaMA-Factory's dataset_info.json, "
         "keeping every existing entry and its order; a rerun changes nothing.",
