@@ -3,8 +3,10 @@
 #   SOURCE  http(s)://...         wget --continue: a partial DEST is resumed with an HTTP Range request
 #           gdrive:<file id>      gdown --continue (Google Drive; its own quota-page detection)
 #           kaggle:<owner>/<slug> the kaggle CLI; DEST receives the dataset's zip
-# Exit status: 0 done; 1 the transfer failed (the tool's own message is on stderr);
-# 2 usage error, missing tool or missing credentials (one line saying what to do).
+# Exit status: 0 done; 1 the transfer failed (the tool's own message is on stderr; for http(s),
+# wget's own non-zero status); 2 usage error, missing tool or missing credentials (one line
+# saying what to do). wget prints the server's answers (--server-response): download.py reads
+# them to resume only into the same file.
 # Tuning: FETCH_TRIES (5), FETCH_TIMEOUT seconds (60), FETCH_WAITRETRY seconds (10),
 # FETCH_PROGRESS (wget --progress style; dot:giga unless the caller sets bar).
 # Verification (size, checksum, HTML pages) is the caller's job: pyutils/fetch/download.py.
@@ -44,8 +46,9 @@ progress=${FETCH_PROGRESS:-dot:giga}
 case $source in
   http://* | https://* | ftp://*)
     need wget "install wget, or download $source yourself and place it as $dest without the .part suffix"
-    wget --continue --no-hsts --tries="$tries" --timeout="$timeout" --waitretry="$waitretry" \
-      --progress="$progress" --output-document="$dest" -- "$source" || exit 1
+    # exec: the caller stops a transfer that turned out to be a different file by signalling us.
+    exec wget --continue --no-hsts --server-response --tries="$tries" --timeout="$timeout" \
+      --waitretry="$waitretry" --progress="$progress" --output-document="$dest" -- "$source"
     ;;
   gdrive:?*)
     need gdown "run 'make setup' (gdown is in requirements.txt)"
@@ -55,7 +58,11 @@ case $source in
     have_kaggle_credentials || die "no Kaggle credentials: save kaggle.json from https://www.kaggle.com/settings/api as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN)"
     need kaggle "run 'make setup' (kaggle is in requirements.txt)"
     dataset=${source#kaggle:}
-    workdir=$(mktemp -d "$(dirname -- "$dest")/.$(basename -- "$dest").vlprep-tmp-kaggle.XXXXXX")
+    # Beside DEST, like DEST itself only ever used by the one run fetching DEST (download.py
+    # holds a lock per file); not a vlprep temporary, which a concurrent run could clean away.
+    workdir=$dest.kaggle
+    rm -rf -- "$workdir"
+    mkdir -- "$workdir"
     trap 'rm -rf -- "$workdir"' EXIT
     kaggle datasets download --path "$workdir" -- "$dataset" || exit 1
     zip=$workdir/${dataset##*/}.zip

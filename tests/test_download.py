@@ -6,8 +6,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import signal
 import socket
 import subprocess
+import sys
+import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from pyutils.fetch.download import (
     fetch,
     read_lock,
     read_registry,
+    record_proven,
     register,
     verify,
 )
@@ -119,15 +125,54 @@ def test_cut_transfer_resumes_with_range(tmp_path: Path, caltech: dict[str, byte
     assert path.read_bytes() == caltech[name]
 
 
-def test_partial_file_from_killed_run_is_resumed(tmp_path: Path, caltech: dict[str, bytes]) -> None:
+def other_archive() -> bytes:
+    """A valid tar.gz other than the fixture's: what a server may serve after a change."""
+    buffer, payload = io.BytesIO(), os.urandom(50_000)
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("other.bin")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def kill_mid_transfer(server: LocalServer, name: str, data: Path, env: dict[str, str]) -> Path:
+    """Run `download fetch` until the server has sent its stalled bytes, then kill it (and its
+    wget); return the `.part` it left."""
+    part = data / "downloads" / f"{name}.part"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pyutils.fetch.download", "fetch", name, "--data", str(data),
+         "--var", "CALTECH101"],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)}, cwd=REPO,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    validators = part.with_name(part.name + ".validators")
+    while not (part.exists() and part.stat().st_size == server.stall[name] and validators.exists()):
+        assert run.poll() is None, "the transfer ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    return part
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["same-file", "changed-on-server"])
+def test_partial_file_from_killed_run_is_resumed_into_the_same_file_only(
+    tmp_path: Path, caltech: dict[str, bytes], changed: bool
+) -> None:
     name = "101_ObjectCategories.tar.gz"
-    half = len(caltech[name]) // 2
-    (tmp_path / f"{name}.part").write_bytes(caltech[name][:half])
-    with LocalServer(dict(caltech)) as server:
-        fetch(name, tmp_path, var="CALTECH101", overrides=caltech_overrides(server, caltech))
-        assert server.ranges_seen(name) == [f"bytes={half}-"]
-    assert (tmp_path / name).read_bytes() == caltech[name]
-    assert not (tmp_path / f"{name}.part").exists()
+    third = len(caltech[name]) // 3
+    new = other_archive()
+    with LocalServer(dict(caltech), stall={name: third}) as server:
+        overrides = caltech_overrides(server, caltech, CALTECH101_SHA256="none")
+        part = kill_mid_transfer(server, name, tmp_path, overrides)
+        server.release()
+        if changed:
+            server.files[name] = new
+        fetch(name, tmp_path / "downloads", var="CALTECH101", overrides=overrides)
+        resumed = server.ranges_seen(name)
+    final = tmp_path / "downloads" / name
+    assert resumed == [f"bytes={third}-"]
+    assert final.read_bytes() == (new if changed else caltech[name])
+    assert not part.exists() and not part.with_name(part.name + ".validators").exists()
 
 
 def test_wrong_checksum_keeps_file_aside_and_extracts_nothing(
@@ -182,7 +227,7 @@ def test_all_sources_failing_names_each_reason(tmp_path: Path) -> None:
             fetch("101_ObjectCategories.tar.gz", tmp_path, var="CALTECH101", overrides=urls)
     message = str(failed.value)
     assert "404" in message and "Connection refused" in message
-    assert f"place the file as {tmp_path / '101_ObjectCategories.tar.gz'}" in message
+    assert f"put the file there yourself: {tmp_path / '101_ObjectCategories.tar.gz'}" in message
 
 
 def test_archive_already_in_downloads_is_used_as_is(
@@ -205,12 +250,14 @@ def test_unknown_checksum_is_locked_on_first_download(tmp_path: Path) -> None:
             overrides = {"T_URL": server.url(version)}
             return fetch("thing.json", downloads, var="T", overrides=overrides, registry=registry)
 
-        get("v1")
+        record_proven(get("v1"))  # the step using it would, once it has read and placed it
         assert read_lock(downloads) == {"thing.json": (8, sha(b'{"a": 1}'))}
         _, bad = verify(downloads, registry)
         assert bad == 0
         (downloads / "thing.json").unlink()
-        with pytest.raises(DownloadError, match="expected " + sha(b'{"a": 1}')):
+        first = sha(b'{"a": 1}')
+        lock = re.escape(str(downloads / LOCK_NAME))
+        with pytest.raises(DownloadError, match=f"expected {first} .*{lock}"):
             get("v2")
     assert register(downloads, registry_file) == ["thing.json"]
     assert read_registry(registry_file)["thing.json"].checksum == "sha256:" + sha(b'{"a": 1}')
@@ -226,7 +273,8 @@ def test_verify_finds_a_file_changed_on_disk(tmp_path: Path) -> None:
 
 
 def test_no_source_says_what_to_place_where(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="place the file as .*downloads/mini-imagenet.tar yourself"):
+    expected = "put the file there yourself: .*downloads/mini-imagenet.tar"
+    with pytest.raises(UserError, match=expected):
         fetch("mini-imagenet.tar", tmp_path / "downloads", var="MINI_IMAGENET")
     result = make(
         "mini-imagenet", f"DATA={tmp_path}", "MINI_IMAGENET_CLASSNAMES_URL=" + closed_port_url()
@@ -281,6 +329,7 @@ def test_gdrive_quota_page_is_detected(tmp_path: Path, monkeypatch: pytest.Monke
         f'echo "{page}" > "$(value_of --output "$@")"',
     )
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args: [])  # Drive's name resolves
     with pytest.raises(DownloadError, match="HTML page \\('Google Drive - Quota exceeded'\\)"):
         fetch("split_zhou_Caltech101.json", tmp_path / "downloads", var="CALTECH101_SPLIT")
     args = (tmp_path / "gdown.args").read_text().split("\n")
@@ -332,3 +381,29 @@ def test_kaggle_zip_lands_at_dest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x.part").read_text() == "zipbytes\n"
     assert not [p for p in tmp_path.iterdir() if "vlprep-tmp" in p.name]
+
+
+def test_offline_a_drive_source_fails_at_once_and_the_last_line_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No name resolves (a machine without network): gdown is not run (it would retry a failed
+    look-up five times), each source is one line, and where to put the file comes last."""
+
+    def offline(host: str, *args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    bin_dir = fake_tool(tmp_path, "gdown", "exit 1")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    name = "split_zhou_Caltech101.json"
+    with LocalServer({}) as server:
+        sources = {"CALTECH101_SPLIT_URL": f"gdrive:abc {server.url('gone.json')}"}
+        with pytest.raises(DownloadError) as caught:
+            fetch(name, tmp_path / "downloads", var="CALTECH101_SPLIT", overrides=sources)
+    assert not (tmp_path / "gdown.args").exists()  # never run
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{name}: no source worked:"
+    assert lines[1] == "  gdrive:abc: cannot resolve drive.google.com (no network, or no DNS?)"
+    assert lines[2].startswith("  http://127.0.0.1:") and "404" in lines[2]
+    assert lines[3].startswith("put the file there yourself: ") and len(lines) == 4
+    assert lines[3].endswith("then rerun") and name in lines[3]

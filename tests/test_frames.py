@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +290,38 @@ def test_input_errors_are_one_line_exit_2(sample_videos: dict[str, Path], tmp_pa
     listing.write_text("a/same.mp4\nmissing.mp4\n")
     missing = frames_cli(str(videos), str(tmp_path / "f"), "--file-list", str(listing))
     assert missing.returncode == 2 and f"{listing}:2:" in missing.stderr
+
+
+@pytest.mark.parametrize("damage", ["emptied", "overwritten", "deleted", "stray file"])
+def test_a_damaged_frame_folder_is_redone_not_counted(
+    clips: dict[str, Path], tmp_path: Path, damage: str
+) -> None:
+    videos = next(iter(clips.values())).parent
+    frames = tmp_path / "f"
+    assert frames_cli(str(videos), str(frames), "--num-frames", "4").returncode == 0
+    folder = frames / "clip_mkv"
+    good = {p.name: p.read_bytes() for p in folder.iterdir()}
+    frame = folder / "image_00002.jpg"
+    if damage == "emptied":
+        frame.write_bytes(b"")
+    elif damage == "overwritten":  # same size, other bytes: only the time tells
+        time.sleep(0.01)
+        frame.write_bytes(bytes(len(good[frame.name])))
+    elif damage == "deleted":
+        frame.unlink()
+        (folder / "image_00009.jpg").write_bytes(good["image_00001.jpg"])  # count unchanged
+    else:
+        (folder / "notes.txt").write_text("stray")
+    again = frames_cli(str(videos), str(frames), "--num-frames", "4")
+    assert again.returncode == 0 and "2 already done, 1 to do" in again.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == good
+
+
+def test_a_video_named_like_the_manifest_is_refused(tmp_path: Path) -> None:
+    videos = tmp_path / "v"
+    make_video(videos / "frames_manifest.jsonl.mp4", 1.0, width=64, height=48)
+    result = frames_cli(str(videos), str(tmp_path / "f"))
+    assert result.returncode == 2
+    assert "its frames would go to FRAMES/frames_manifest.jsonl" in result.stderr
+    again = frames_cli(str(videos), str(tmp_path / "f"))  # and nothing was left to break later
+    assert again.returncode == 2 and "IsADirectoryError" not in again.stderr

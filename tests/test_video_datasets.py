@@ -137,7 +137,12 @@ def test_killed_msrvtt_chain_resumes_where_it_stopped(
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        while process.poll() is None and not (part.exists() and part.stat().st_size):
+        # Killed once bytes and the server's validators are both on disk: a partial file
+        # without its validators is (rightly) fetched again from the start, not resumed.
+        validators = part.with_name(part.name + ".validators")
+        while process.poll() is None and not (
+            part.exists() and part.stat().st_size and validators.exists()
+        ):
             time.sleep(0.01)
         os.killpg(process.pid, signal.SIGKILL)  # make and everything it started
         process.wait()

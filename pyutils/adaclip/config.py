@@ -3,22 +3,24 @@
 AdaCLIP reads `configs/<dataset>.json` (msrvtt-jsfusion, didemo, activitynet). Only the value of
 the top-level `frames_dir` key is replaced, in place in the text, so every other key, the key order,
 the indentation and the rest of the formatting stay byte for byte as they were (a diff shows one
-line). The result is parsed again and compared with the original before it is written, atomically.
+line). The result is parsed again and compared with the original before it is written, atomically
+(through a symlinked config, to the file it points at). DATASET is a config's name, never a path.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 from pyutils.core.atomic import atomic_write_text
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_json
 from pyutils.core.report import log
 
 KEY = "frames_dir"
+CONFIG_NAME = re.compile(r"\w[\w.-]*")  # no "/": DATASET=../../x must not leave configs/
 # A JSON string, or one bracket: enough to track nesting depth while skipping string contents.
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _COLON = re.compile(r"\s*:\s*")
@@ -68,15 +70,17 @@ def config_path(adaclip: Path, dataset: str) -> Path:
     configs = adaclip / "configs"
     if not configs.is_dir():
         raise UserError(f"{configs}: not found; set ADACLIP= to an AdaCLIP checkout")
+    known = ", ".join(sorted(p.stem for p in configs.glob("*.json"))) or "none"
+    if not CONFIG_NAME.fullmatch(dataset):
+        raise UserError(f"DATASET={dataset!r} is not a config name; DATASET= is one of: {known}")
     config = configs / f"{dataset}.json"
     if not config.is_file():
-        known = ", ".join(sorted(p.stem for p in configs.glob("*.json"))) or "none"
         raise UserError(f"{config}: no such config; DATASET= is one of: {known}")
     return config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.adaclip.config", description=__doc__)
+    parser = Parser(prog="python -m pyutils.adaclip.config", description=__doc__, same_names=True)
     parser.add_argument("--adaclip", type=Path, required=True, help="AdaCLIP checkout")
     parser.add_argument("--dataset", required=True, help="config name, e.g. didemo")
     parser.add_argument("--frames", type=Path, required=True, help="frame folder to point at")

@@ -20,7 +20,7 @@ from typing import Any
 
 from pyutils.core.atomic import atomic_write_text, remove_stale_temporaries
 from pyutils.core.errors import UserError
-from pyutils.core.jsonio import expect_keys, read_json, read_text
+from pyutils.core.jsonio import expect_keys, expect_type, read_json, read_text
 from pyutils.core.report import log
 from pyutils.core.video_index import SPLIT_EXTENSIONS
 
@@ -79,7 +79,7 @@ def read_lines(path: Path) -> list[str]:
 def read_csv_columns(path: Path, *columns: str) -> list[tuple[str, ...]]:
     """The named columns of a CSV file with a header, row by row; every row must be complete."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # a byte order mark is no text
             reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header is None:
@@ -124,6 +124,8 @@ def msrvtt_splits(annot_dir: Path, videos: VideoFolder, names: list[str]) -> lis
     data_path = annot_dir / "MSRVTT_data.json"
     data = read_json_of(data_path, dict)
     expect_keys(data, ("videos", "sentences"), str(data_path))
+    for key in ("videos", "sentences"):
+        expect_type(data[key], list, f"{data_path}: {key!r}")
     train_ids = set()
     if "train" in names:
         train_csv = annot_dir / "MSRVTT_train.9k.csv"
@@ -137,8 +139,10 @@ def msrvtt_splits(annot_dir: Path, videos: VideoFolder, names: list[str]) -> lis
             first_sentence.setdefault(video_id, sentence)
     train, val = Split("train"), Split("val")
     for index, record in enumerate(data["videos"]):
-        expect_keys(record, ("video_id", "start time", "end time"), f"{data_path}: videos[{index}]")
-        video_id = record["video_id"]
+        where = f"{data_path}: videos[{index}]"
+        expect_keys(record, ("video_id", "start time", "end time"), where)
+        # An id of another type would match no CSV row and vanish from every split unnoticed.
+        video_id = expect_type(record["video_id"], str, f"{where}: 'video_id'")
         # A video in both lists goes to train, as in the reference.
         split = train if video_id in train_ids else val if video_id in first_sentence else None
         if split is None:
@@ -146,8 +150,9 @@ def msrvtt_splits(annot_dir: Path, videos: VideoFolder, names: list[str]) -> lis
         timestamps = [[record["start time"], record["end time"]]]
         split.add(video_id, videos, {"timestamps": timestamps, "sentences": []})
     for index, record in enumerate(data["sentences"]):
-        expect_keys(record, ("video_id", "caption"), f"{data_path}: sentences[{index}]")
-        entry = train.entries.get(record["video_id"])
+        where = f"{data_path}: sentences[{index}]"
+        expect_keys(record, ("video_id", "caption"), where)
+        entry = train.entries.get(expect_type(record["video_id"], str, f"{where}: 'video_id'"))
         if entry is not None:
             entry["sentences"].append(record["caption"])
     # The reference appends the first JSFUSION sentence once per CSV row of the video.
@@ -165,8 +170,9 @@ def didemo_split(annot_dir: Path, videos: VideoFolder, name: str) -> Split:
     annotations = read_json_of(data_path, list)
     split = Split(name)
     for index, record in enumerate(annotations):
-        expect_keys(record, ("video", "description"), f"{data_path}: [{index}]")
-        video = record["video"]
+        where = f"{data_path}: [{index}]"
+        expect_keys(record, ("video", "description"), where)
+        video = expect_type(record["video"], str, f"{where}: 'video'")
         if video not in listed:
             continue
         entry = split.entries.get(video)
@@ -176,7 +182,7 @@ def didemo_split(annot_dir: Path, videos: VideoFolder, name: str) -> Split:
             entry = split.add(video, videos, {"sentences": []})
             if entry is None:
                 continue
-        description = record["description"]
+        description = expect_type(record["description"], str, f"{where}: 'description'")
         entry["sentences"].append(description if description.endswith(".") else description + ".")
     return split
 

@@ -7,13 +7,13 @@ is compared video by video.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyutils import REPOSITORY
+from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
 from pyutils.core.jsonio import read_json, read_text
 
@@ -87,7 +87,7 @@ def verify(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.adaclip.verify", description=__doc__)
+    parser = Parser(prog="python -m pyutils.adaclip.verify", description=__doc__, same_names=True)
     parser.add_argument("--annots", type=Path, default=Path("annots"), help="generated splits")
     parser.add_argument(
         "--reference", type=Path, help="a copy of AdaCLIP's annots/ to compare differing files with"

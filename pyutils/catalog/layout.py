@@ -18,7 +18,7 @@ from typing import Any
 from pyutils.adaclip.splits import SplitRecipe
 from pyutils.core.atomic import is_temporary
 from pyutils.core.errors import UserError
-from pyutils.core.jsonio import read_json
+from pyutils.core.jsonio import expect_type, read_json
 from pyutils.core.video_index import SPLIT_EXTENSIONS
 from pyutils.video.manifest import MANIFEST, frames_present, read_manifest
 
@@ -84,17 +84,20 @@ def caption_image_paths(data: Any) -> Iterable[str]:
 
 def msrvtt_video_ids(data: Any) -> Iterable[str]:
     """CLIP4Clip's MSRVTT_data.json: {"videos": [{"video_id": ...}], "sentences": [...]}."""
-    return (video["video_id"] for video in data["videos"])
+    videos = expect_type(expect_type(data, dict, "top level")["videos"], list, "'videos'")
+    for index, video in enumerate(videos):
+        yield expect_type(video["video_id"], str, f"videos[{index}]: 'video_id'")
 
 
 def didemo_video_ids(data: Any) -> Iterable[str]:
     """LocalizingMoments' <split>_data.json: [{"video": original file name, ...}]."""
-    return (record["video"] for record in data)
+    for index, record in enumerate(expect_type(data, list, "top level")):
+        yield expect_type(record["video"], str, f"[{index}]: 'video'")
 
 
 def activitynet_video_ids(data: Any) -> Iterable[str]:
     """ActivityNet Captions: {video_id: {duration, timestamps, sentences}}."""
-    return iter(data)
+    return iter(expect_type(data, dict, "top level"))
 
 
 def _references(
@@ -102,9 +105,15 @@ def _references(
 ) -> list[str]:
     """What the annotation file `path` references; unreadable or misshapen: `result` is corrupt."""
     try:
-        return list(reader(read_json(path)))
+        data = read_json(path)
     except UserError as exc:
         result.problems.append(str(exc))
+        result.status = CORRUPT
+        return []
+    try:
+        return list(reader(data))
+    except UserError as exc:  # a reader's own check, which names the record but not the file
+        result.problems.append(f"{path}: {exc}")
     except (AttributeError, KeyError, TypeError, IndexError) as exc:
         result.problems.append(f"{path}: unexpected structure ({exc!r})")
     result.status = CORRUPT

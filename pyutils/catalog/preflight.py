@@ -39,6 +39,7 @@ from pyutils.adaclip import frames_check
 from pyutils.catalog.datasets import DATASETS, VIDEO_DATASETS, Dataset
 from pyutils.catalog.layout import ClassFolders, ReferencedFiles
 from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
 from pyutils.core.jsonio import read_json, write_json
 from pyutils.core.report import log
@@ -348,8 +349,8 @@ def print_summary(console: Console, sections: list[Section], budget: Budget) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyutils.catalog.preflight", description=__doc__
+    parser = Parser(
+        prog="python -m pyutils.catalog.preflight", description=__doc__, same_names=True
     )
     parser.add_argument(
         "--out", type=Path, default=Path("data"), help="LLaMA-Factory dataset_dir (OUT)"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,12 +25,17 @@ from pyutils.catalog.datasets import (
     inspect,
 )
 from pyutils.catalog.layout import COMPLETE, Where
-from pyutils.core.atomic import TEMP_MARK, atomic_file, atomic_write_text, remove_stale_temporaries
+from pyutils.core.atomic import (
+    atomic_file,
+    atomic_write_text,
+    remove_stale_temporaries,
+    temporary_dir,
+)
 from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_USAGE, UserError, error_line, run_cli
 from pyutils.core.report import FailureLog, log
-from pyutils.fetch.download import DownloadError, fetch
-from pyutils.fetch.extract import extract_into
+from pyutils.fetch.download import DownloadError, fetch, read_registry, record_proven
+from pyutils.fetch.extract import UnsafeArchive, extract_into
 
 
 def _locate(tree: Path, candidates: tuple[str, ...]) -> Path | None:
@@ -46,20 +50,42 @@ def _locate(tree: Path, candidates: tuple[str, ...]) -> Path | None:
     return None
 
 
-def place_part(part: Part, download: Path, root: Path) -> None:
-    """Put a verified download's contents where the layout wants them, each by one rename."""
+def _first_link(tree: Path) -> Path | None:
+    """A symlink at or anywhere below `tree`, or None."""
+    if tree.is_symlink():
+        return tree
+    folders = [tree] if tree.is_dir() else []
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    return Path(entry.path)
+                if entry.is_dir():
+                    folders.append(Path(entry.path))
+    return None
+
+
+def place_part(part: Part, download: Path, root: Path, largest: int = 0) -> None:
+    """Put a verified download's contents where the layout wants them, each by one rename
+    (`largest`: the largest registry file's size, for the extraction's size cap)."""
     if not part.places:
         with atomic_file(root / (part.dest or part.file)) as tmp:
             shutil.copyfile(download, tmp)
         return
-    tree = Path(tempfile.mkdtemp(prefix=f".{part.file}{TEMP_MARK}-", dir=root))
-    try:
-        extract_into(download, tree)
+    with temporary_dir(root / part.file) as tree:
+        extract_into(download, tree, largest)
         found = {place.dest: _locate(tree, place.candidates) for place in part.places}
         absent = [dest for dest, source in found.items() if source is None]
         if absent:
             wanted = next(p.candidates for p in part.places if p.dest == absent[0])
             raise DownloadError(f"{download}: none of {', '.join(wanted)} in the archive")
+        for dest, source in found.items():
+            # Extraction refuses links; this guards the move itself: a relative link moved to
+            # another depth (MSRVTT/videos/all -> ../../x placed as videos) points elsewhere.
+            link = _first_link(source)
+            if link is not None:
+                where = link.relative_to(tree)
+                raise UnsafeArchive(f"{download}: {where} is a symbolic link; not placed as {dest}")
         for dest, source in found.items():
             target = root / dest
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -68,8 +94,6 @@ def place_part(part: Part, download: Path, root: Path) -> None:
             elif target.exists():
                 target.unlink()
             os.replace(source, target)
-    finally:
-        shutil.rmtree(tree, ignore_errors=True)
 
 
 def prepare(
@@ -84,6 +108,7 @@ def prepare(
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(root)
     failures = FailureLog(dataset.name, data / "downloads")
+    largest = max((entry.size or 0 for entry in read_registry().values()), default=0)
     usage = False
     for part in dataset.parts:
         stamp = root / f"{PLACED_STAMP}{part.file}"
@@ -92,7 +117,8 @@ def prepare(
             continue
         try:
             download = fetch(part.file, data / "downloads", var=part.var, overrides=overrides)
-            place_part(part, download, root)
+            place_part(part, download, root, largest)
+            record_proven(download)
         except (UserError, DownloadError) as exc:
             log(error_line(exc))
             failures.fail(part.file, str(exc))

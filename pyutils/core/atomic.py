@@ -1,17 +1,24 @@
 """Atomic writes: every output is built under a temporary name in its final folder, then renamed.
 
 A killed run therefore leaves only temporaries (names containing TEMP_MARK), never a partial file
-or folder under its final name; `remove_stale_temporaries` clears them before a rerun.
+or folder under its final name; `remove_stale_temporaries` clears them before a rerun. The writer
+of a temporary holds an flock on it while it works (released when the writer dies, however it
+dies), so a run never removes the temporaries of another run still working in the same folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from pyutils.core.errors import UserError
 
 TEMP_MARK = ".vlprep-tmp"
 
@@ -26,27 +33,63 @@ def _temp_name(final: Path) -> str:
     return f".{final.name}{TEMP_MARK}-{os.getpid()}-"
 
 
+def _owned_temporary(final: Path, folder: bool = False) -> tuple[int, Path]:
+    """Create a temporary file (or folder) beside `final` and take its flock, which says it is in
+    use; return (its locked descriptor, its path). A concurrent clean-up can remove it in the
+    instant before the lock: then the path is no longer ours, and another is made."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        if folder:
+            tmp = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))
+            try:
+                fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue
+        else:
+            fd, name = tempfile.mkstemp(prefix=_temp_name(final), dir=final.parent)
+            tmp = Path(name)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, tmp
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """One process at a time in the block: an flock on `path` (created if absent, kept)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def write_target(path: str | os.PathLike[str]) -> Path:
+    """The file that writing `path` must replace: a symlink's target, so that a linked output
+    (LLaMA-Factory's own data/dataset_info.json linked into OUT) stays a link and is updated."""
+    final = Path(path)
+    return Path(os.path.realpath(final)) if final.is_symlink() else final
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary file name beside `path` for a writer (Python, ffmpeg, a copy); on
-    success it becomes `path`, on error it is removed."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=_temp_name(final), dir=final.parent)
-    os.fchmod(fd, FILE_MODE)
-    os.close(fd)
-    tmp = Path(name)
+    """Yield a temporary file name beside `path` (beside its target if `path` is a symlink) for a
+    writer (Python, ffmpeg, a copy); on success it becomes that file, on error it is removed."""
+    final = write_target(path)
+    fd, tmp = _owned_temporary(final)
     try:
+        os.fchmod(fd, FILE_MODE)
         yield tmp
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the complete new one."""
-    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+    with disk_full_is_user_error(str(path)), atomic_file(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -57,27 +100,44 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 @contextlib.contextmanager
+def disk_full_is_user_error(what: str) -> Iterator[None]:
+    """A full disk is one line naming what was being written, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserError(f"{what}: disk full ({exc.strerror}); free some space and rerun") from None
+
+
+@contextlib.contextmanager
+def temporary_dir(beside: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary folder beside `beside` (named after it), owned by this process for the block
+    and removed, with whatever is still in it, when the block ends."""
+    fd, tmp = _owned_temporary(Path(beside), folder=True)
+    try:
+        tmp.chmod(DIR_MODE)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], replace: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it becomes `path`, on error it is removed.
 
     With `replace`, an existing `path` is swapped out only once the new folder is complete.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))
-    try:
-        tmp.chmod(DIR_MODE)
+    with temporary_dir(final) as tmp:
         yield tmp
         if replace and final.exists():
-            old = Path(tempfile.mkdtemp(prefix=_temp_name(final), dir=final.parent))
-            os.replace(final, old / final.name)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
+            with temporary_dir(final) as old:
+                os.replace(final, old / final.name)
+                os.replace(tmp, final)
         else:
             os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def is_temporary(path: str | os.PathLike[str]) -> bool:
@@ -85,16 +145,29 @@ def is_temporary(path: str | os.PathLike[str]) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove what killed runs left in `folder` (not recursive); return what was removed."""
+    """Remove what dead runs left in `folder` (not recursive); return what was removed. A
+    temporary whose writer still holds its flock is left alone."""
     root = Path(folder)
     if not root.is_dir():
         return []
-    removed = []
-    for entry in root.iterdir():
-        if is_temporary(entry):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed.append(entry)
-    return removed
+    return [entry for entry in root.iterdir() if is_temporary(entry) and _remove_orphan(entry)]
+
+
+def _remove_orphan(entry: Path) -> bool:
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # gone already (another run cleaned it), or not something we create
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # its writer is at work
+        os.close(fd)
+        return False
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    return True

@@ -21,11 +21,19 @@ PARALLEL_NAMES = {"jobs": "JOBS", "backend": "BACKEND", "scheduler": "SCHEDULER"
 
 class Parser(argparse.ArgumentParser):
     """argparse.ArgumentParser that knows the Make variable behind each argument: `make_names`
-    maps an argument's dest (`num_frames`) to its variable (`NUM_FRAMES`)."""
+    maps an argument's dest (`num_frames`) to its variable (`NUM_FRAMES`); `same_names` says
+    every other argument's variable is its dest in capitals (`video_fps` -> `VIDEO_FPS`)."""
 
-    def __init__(self, *args: object, make_names: dict[str, str] | None = None, **kwargs: object):
+    def __init__(
+        self,
+        *args: object,
+        make_names: dict[str, str] | None = None,
+        same_names: bool = False,
+        **kwargs: object,
+    ):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.make_names = {**PARALLEL_NAMES, **(make_names or {})}
+        self.same_names = same_names
 
     def error(self, message: str) -> NoReturn:
         if not os.environ.get(FROM_MAKE):
@@ -34,8 +42,9 @@ class Parser(argparse.ArgumentParser):
 
     def in_make_terms(self, message: str) -> str:
         for action in self._actions:
-            variable = self.make_names.get(action.dest)
-            if variable is None:
+            default = action.dest.upper() if self.same_names else None
+            variable = self.make_names.get(action.dest, default)
+            if variable is None or action.dest == "help":
                 continue
             # argparse names an option by its flags joined with "/", a positional by its metavar.
             label = "/".join(action.option_strings) or str(action.metavar or action.dest)

@@ -19,7 +19,7 @@ def read_text(path: str | os.PathLike[str], what: str = "file", hint: str = "") 
     names it (`what`) and says what to do (`hint`)."""
     source = Path(path)
     try:
-        return source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8-sig")  # a byte order mark is not text
     except FileNotFoundError:
         raise UserError(f"{source}: {what} not found" + (f"; {hint}" if hint else "")) from None
     except UnicodeDecodeError as exc:
@@ -37,9 +37,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise UserError(f"{source}: file not found") from None
     except IsADirectoryError:
         raise UserError(f"{source}: is a folder, expected a JSON file") from None
+    return parse_json(data, source)
+
+
+def parse_json(data: bytes, source: str | os.PathLike[str]) -> Any:
+    """Parse JSON bytes read from `source`; a UTF-8 byte order mark is skipped (editors on Windows
+    write one), text that is not UTF-8 or not JSON is a UserError saying where."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson would only say "surrogates not allowed"
+            where = f"{bad.reason} at byte {bad.start}"
+            raise UserError(f"{source}: not UTF-8 text ({where}); save it as UTF-8") from None
         raise UserError(
             f"{source}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or re-download it"
         ) from None
@@ -59,6 +71,27 @@ def json_line(obj: Any) -> bytes:
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> None:
     """Write `records` atomically as JSON lines, in the given order."""
     atomic_write_bytes(path, b"".join(map(json_line, records)))
+
+
+JSON_TYPES = {str: "a string", list: "a list", dict: "an object"}
+
+
+def json_type(value: Any) -> str:
+    """How JSON itself names the type of `value`, for messages about misshapen input."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def expect_type(value: Any, kind: type, where: str) -> Any:
+    """`value` if it is a `kind` (str, list, dict), else a UserError naming `where` and types."""
+    if not isinstance(value, kind):
+        raise UserError(f"{where}: expected {JSON_TYPES[kind]}, found {json_type(value)}")
+    return value
 
 
 def expect_keys(record: Any, keys: tuple[str, ...], where: str) -> None:

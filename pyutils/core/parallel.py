@@ -3,13 +3,15 @@
 Every batch stage (frame extraction, probing, transcoding) goes through `run_parallel`, so the
 choice of where the work runs is made in one place: threads or joblib's loky processes on this
 machine, or the tasks of a `dask.distributed` cluster (`backend="dask"`,
-`scheduler="tcp://host:8786"`), where a worker that dies has its tasks rescheduled on the others.
+`scheduler="tcp://host:8786"`), where a worker that dies has its tasks rescheduled on the others;
+when none is left for WORKERLESS_SECONDS, the run stops with an error naming the scheduler.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -21,6 +23,10 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 BACKENDS = ("loky", "threading", "dask")
+# How long a Dask run waits for a worker when none is connected (all died, or none started):
+# long enough for a cluster manager to replace them, short enough that nobody waits forever.
+WORKERLESS_SECONDS = 120.0
+POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -125,9 +131,26 @@ def _run_on_dask(
     with client:
         _check_visible_from_workers(client, shared_paths)
         # pure=False: the same item twice is two tasks; each task's result is a small record.
-        futures = client.map(func, items, pure=False)
-        for future in as_completed(futures):
-            yield future.result()
+        # with_results: results are gathered in the background, so a result lost with its worker
+        # (recomputed, or never if no worker is left) never blocks this loop.
+        results = as_completed(client.map(func, items, pure=False), with_results=True)
+        workerless_since = None
+        while not results.is_empty():
+            done = results.next_batch(block=False)
+            for future, result in done:
+                yield future.result() if future.status != "finished" else result  # raises errors
+            if done or client.nthreads():
+                workerless_since = None
+            elif workerless_since is None:
+                workerless_since = time.monotonic()
+            elif time.monotonic() - workerless_since > WORKERLESS_SECONDS:
+                raise UserError(
+                    f"no Dask worker connected to the scheduler {scheduler} for "
+                    f"{WORKERLESS_SECONDS:.0f} s with {results.count()} tasks left (every worker "
+                    "died, or none was started); start workers (see `make dask-local`) and rerun"
+                )
+            if not done:
+                time.sleep(POLL_SECONDS)
 
 
 def _check_visible_from_workers(client: object, paths: Sequence[str]) -> None:

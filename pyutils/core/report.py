@@ -120,13 +120,18 @@ def _progress_bar() -> Progress:
     return Progress(*columns, console=_stderr_console(), transient=False)
 
 
+def failure_list(stage: str, folder: str | os.PathLike[str]) -> Path:
+    """Where a stage's failures are listed: the one name every stage uses."""
+    return Path(folder) / f"{stage}_failures.jsonl"
+
+
 class FailureLog:
     """Collects per-item failures; `finish` prints a summary and, given a folder, writes them as
     JSON lines to `<stage>_failures.jsonl` there (the one name every stage's list has)."""
 
     def __init__(self, stage: str, folder: str | os.PathLike[str] | None = None) -> None:
         self.stage = stage
-        self.path = None if folder is None else Path(folder) / f"{stage}_failures.jsonl"
+        self.path = None if folder is None else failure_list(stage, folder)
         self.failures: list[dict[str, str]] = []
         self.done = 0
 

@@ -1,13 +1,15 @@
 """A dask.distributed cluster on this machine: one scheduler and N worker processes on 127.0.0.1.
 
-`make dask-local` runs one until Ctrl-C, for trying `BACKEND=dask` before moving to a real
-cluster; the tests and `make bench` start their own through `local_cluster`.
+`make dask-local` runs one until Ctrl-C or `kill -TERM` (either stops the scheduler and workers and
+removes the temporary folder), for trying `BACKEND=dask` before moving to a real cluster; the
+tests and `make bench` start their own through `local_cluster`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,8 +41,10 @@ def local_cluster(
     worker stays dead), wait until all are registered, and stop everything afterwards."""
     from distributed import Client
 
-    # Workers import pyutils, so they get the repository on their path.
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # Workers import pyutils, so they get the repository on their path; Dask's scratch folders go
+    # inside `tmp`, so that removing it leaves nothing behind (the processes are killed, not
+    # asked to clean up).
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DASK_TEMPORARY_DIRECTORY": str(tmp)}
     output = subprocess.DEVNULL if quiet else None
     tmp.mkdir(parents=True, exist_ok=True)
     scheduler_file = tmp / "scheduler.json"
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     parser.add_argument("--port", type=int, default=8786, help="scheduler port on 127.0.0.1")
     args = parser.parse_args(argv)
+    # SIGTERM would end Python without unwinding: the workers would outlive us and the folder stay.
+    signal.signal(signal.SIGTERM, _exit_on_term)
     with (
         tempfile.TemporaryDirectory(prefix="vlprep-dask-") as tmp,
         local_cluster(Path(tmp), args.workers, args.port) as cluster,
@@ -106,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dask-local: try make frames BACKEND=dask SCHEDULER={cluster.address} ...")
         cluster.scheduler.wait()  # until Ctrl-C; leaving the block stops every process
     return 0
+
+
+def _exit_on_term(signum: int, frame: object) -> None:
+    print("dask-local: terminated; stopping the scheduler and workers", flush=True)
+    sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

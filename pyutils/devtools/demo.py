@@ -25,7 +25,7 @@ from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.media import find_ffmpeg, probe
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import stdout_console
+from pyutils.core.report import failure_list, stdout_console
 from pyutils.devtools.local_server import LocalServer
 from pyutils.devtools.sample import (
     DEMO_VIDEOS,
@@ -173,7 +173,7 @@ def extract_frames(root: Path, table: Table) -> None:
     for label, options in (("native", []), ("8 frames", ["--num-frames", "8"])):
         out = root / "frames" / label.replace(" ", "-")
         if frames.main([str(root / "videos"), str(out), *options]) != 0:
-            raise UserError(f"frames ({label}) failed: see {out / frames.FAILURES}")
+            raise UserError(f"frames ({label}) failed: see {failure_list('frames', out)}")
         for stem, record in sorted(manifest.read_manifest(out / manifest.MANIFEST).items()):
             table.add_row(
                 f"frames ({label})", stem, f"{record['frames']} frames ({record['method']})"

@@ -8,6 +8,7 @@ shows what it was asked. Bound to 127.0.0.1 only; stopped when its `with` block 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -28,13 +29,19 @@ class Request(NamedTuple):
 
 @dataclass
 class LocalServer:
-    """Serves `files` (path -> bytes; paths without the leading slash, changeable while running).
-    `cut` paths stop half-way through their first full transfer; `stall` paths send that many
+    """Serves `files` (path -> bytes; paths without the leading slash, changeable while running),
+    each with an ETag of its content. `cut` paths stop half-way through their first full
+    transfer, after which `changed` paths serve their new content (the file changed on the
+    server); `whole` paths ignore Range and always answer 200; `stall` paths send that many
     bytes, then wait for `release()` (so a test can kill a client mid-transfer); `html` paths
-    answer 200 with an HTML page; `status` paths answer that error status; others answer 404."""
+    answer 200 with an HTML page; `status` paths answer that error status; `redirect` paths
+    answer 302 to another path; others answer 404."""
 
     files: dict[str, bytes]
     cut: set[str] = field(default_factory=set)
+    changed: dict[str, bytes] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)
+    redirect: dict[str, str] = field(default_factory=dict)
     html: set[str] = field(default_factory=set)
     status: dict[str, int] = field(default_factory=dict)
     stall: dict[str, int] = field(default_factory=dict)
@@ -75,21 +82,30 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             key = path.lstrip("/")
             if key in server.html:
                 return self._send(path, wanted, 200, HTML_PAGE, "text/html; charset=utf-8")
+            if key in server.redirect:
+                location = {"Location": "/" + server.redirect[key]}
+                return self._send(path, wanted, 302, b"", headers=location)
             if key in server.status or key not in server.files:
                 body = b"<html><body>Not Found</body></html>"
                 return self._send(path, wanted, server.status.get(key, 404), body, "text/html")
             data = server.files[key]
+            etag = {"ETag": f'"{hashlib.sha256(data).hexdigest()[:16]}"'}
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
-            if match is None:
+            if match is None or key in server.whole:
                 cut_at = len(data) // 2 if key in server.cut else None
-                server.cut.discard(key)  # the next attempt gets the rest
-                return self._send(path, wanted, 200, data, cut_at=cut_at, stall=key)
+                if key in server.cut:
+                    server.cut.discard(key)  # the next attempt gets the rest
+                    server.files[key] = server.changed.pop(key, data)
+                return self._send(path, wanted, 200, data, cut_at=cut_at, headers=etag, stall=key)
             start = int(match.group(1))
             if start >= len(data):
                 extra = {"Content-Range": f"bytes */{len(data)}"}
                 return self._send(path, wanted, 416, b"", headers=extra)
             end = int(match.group(2)) + 1 if match.group(2) else len(data)
-            extra = {"Content-Range": f"bytes {start}-{min(end, len(data)) - 1}/{len(data)}"}
+            extra = {
+                "Content-Range": f"bytes {start}-{min(end, len(data)) - 1}/{len(data)}",
+                **etag,
+            }
             return self._send(path, wanted, 206, data[start:end], headers=extra, stall=key)
 
         def _send(

@@ -13,7 +13,14 @@ that fails a check is kept aside as `<name>.rejected` and the next source is tri
 placed in the downloads folder is used as is once it verifies (offline machines, mirrors).
 
 Which checksum applies: `<VAR>_SHA256` when given (`none` skips verification, with a warning),
-else the registry's, else the one recorded in `checksums.lock.tsv` by the first verified download.
+else the registry's, else the one recorded in `checksums.lock.tsv` for the first download that
+proved itself: the step that uses a file calls `record_proven` once its contents were extracted
+or read and placed, so a damaged first download is never locked in as the truth.
+
+A transfer cut short is resumed only into the same file: the first answer's ETag, Last-Modified
+and length are kept beside the `.part` (`<name>.part.validators`), and a resumed answer that is not
+a 206 for that same entity (the file changed on the server, or the server ignores Range and sends
+it whole) makes the transfer start again from zero instead of splicing two files.
 `<VAR>_URL` (space-separated, tried in order) replaces the registry's sources; a mirror serves the
 same bytes, so the registry checksum still applies to it.
 
@@ -24,25 +31,27 @@ same bytes, so the registry checksum still applies to it.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
 from pyutils import REPOSITORY
-from pyutils.core.atomic import atomic_write_text, remove_stale_temporaries
+from pyutils.core.atomic import atomic_write_text, exclusive_lock, remove_stale_temporaries
+from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, error_line, run_cli
+from pyutils.core.jsonio import parse_json
 from pyutils.core.report import log, stderr_is_terminal, track
 from pyutils.fetch.extract import archive_kind, copy_member
 from pyutils.fetch.sniff import SNIFF_BYTES, error_page
@@ -82,7 +91,13 @@ class Entry:
 class Expected:
     checksum: str | None
     size: int | None
-    record: bool  # no checksum known: record this one as the first seen
+    record: bool  # no checksum known: record this one once it has proved itself
+    origin: str = ""  # where the expectation comes from, when a mismatch must say it (the lock)
+
+
+# Downloads accepted with no checksum known, not yet proved by their use: path -> (size, sha256).
+# Kept in memory, so only the run that checked a file locks it, once the file has been used.
+_UNPROVEN: dict[Path, tuple[int, str]] = {}
 
 
 # ---- registry and lock -----------------------------------------------------------------------
@@ -129,7 +144,7 @@ def write_registry(entries: dict[str, Entry], path: Path = REGISTRY) -> None:
 
 
 def read_lock(downloads: Path) -> dict[str, tuple[int, str]]:
-    """name -> (size, sha256) of the first verified download of each file with no known checksum."""
+    """name -> (size, sha256) of the first proven download of each file with no known checksum."""
     lock = downloads / LOCK_NAME
     seen: dict[str, tuple[int, str]] = {}
     if lock.exists():
@@ -173,7 +188,26 @@ def content_problem(path: Path, name: str) -> str | None:
         if head.lstrip().startswith((b"{", b"[")):
             return f"the server sent JSON, not an archive: {head[:200].decode('utf-8', 'replace')}"
         return f"not an archive (starts with {head[:16]!r})"
+    if name.endswith(".json"):
+        try:
+            data = parse_json(path.read_bytes(), path)
+        except UserError as exc:
+            return f"not the JSON file ({exc})"
+        if _is_error_object(data):
+            return f"the server sent a JSON error, not the file: {orjson.dumps(data)[:200]!r}"
     return None
+
+
+# An API's error answer: {"error": {"code": 403, ...}}, or GitHub's {"message": ..., ...}. No
+# registry JSON file is an object with an "error" key or with only these keys.
+ERROR_KEYS = frozenset({"error", "errors"})
+ERROR_ONLY_KEYS = frozenset({"message", "documentation_url", "status", "code"})
+
+
+def _is_error_object(data: object) -> bool:
+    if not isinstance(data, dict) or not data:
+        return False
+    return bool(data.keys() & ERROR_KEYS) or data.keys() <= ERROR_ONLY_KEYS
 
 
 def digests(path: Path, label: str) -> tuple[str, str]:
@@ -191,13 +225,13 @@ def mismatch(path: Path, label: str, expected: Expected) -> tuple[str | None, st
     """(what differs or None, sha256 of the file)."""
     size = path.stat().st_size
     if expected.size is not None and size != expected.size:
-        return f"size {size} bytes, expected {expected.size}", ""
+        return f"size {size} bytes, expected {expected.size}{expected.origin}", ""
     md5, sha256 = digests(path, label)
     if expected.checksum:
         algo, want = expected.checksum.split(":")
         got = md5 if algo == "md5" else sha256
         if got != want:
-            return f"{algo} {got}, expected {want}", sha256
+            return f"{algo} {got}, expected {want}{expected.origin}", sha256
     return None, sha256
 
 
@@ -224,28 +258,50 @@ def fetch(
     remove_stale_temporaries(downloads)
     expected = _expected(entry, downloads, sha, f"{var}_SHA256")
     final = downloads / name
-    with _exclusive(downloads / f".{name}.lock"):
+    with exclusive_lock(downloads / f".{name}.lock"):
         if final.exists():
             try:
                 return _accept(final, final, expected, downloads)
             except SourceFailed as exc:
                 log(f"{final}: {exc}; fetching it again")
         failures = []
+        part = downloads / f"{name}.part"
         for source in sources:
             try:
-                _transfer(source, downloads / f"{name}.part", downloads, overrides, registry)
-                return _accept(downloads / f"{name}.part", final, expected, downloads)
+                container = _transfer(source, part, downloads, overrides, registry)
+                accepted = _accept(part, final, expected, downloads)
             except SourceFailed as exc:
                 failures.append((source, exc))
-    by_hand = f"place the file as {final} yourself ({entry.note})"
+                continue
+            if container is not None:
+                record_proven(container)  # it gave a file that passed its own checks
+            return accepted
+    by_hand = f"put the file there yourself: {final} ({entry.note}), then rerun"
     if not sources:
-        hint = f" or set {var}_URL" if var else ""
-        raise UserError(f"{name}: no download source; {by_hand}{hint}, then rerun")
-    reasons = "; ".join(f"{source}: {exc}" for source, exc in failures)
-    message = f"{name}: no source worked: {reasons}; or {by_hand}"
+        hint = f" (or set {var}_URL)" if var else ""
+        raise UserError(f"{name}: no download source;\n{by_hand}{hint}")
+    # One short line per source, and what to do last, on its own line.
+    reasons = "".join(f"\n  {source}: {' '.join(str(exc).split())}" for source, exc in failures)
+    message = f"{name}: no source worked:{reasons}\n{by_hand}"
     if all(exc.usage for _, exc in failures):
         raise UserError(message)
     raise DownloadError(message)
+
+
+# gdown retries a failed name resolution FETCH_TRIES times with a pause between (about half a
+# minute per Drive source offline); wget and kaggle give up on it at once by themselves.
+DRIVE_HOST = "drive.google.com"
+
+
+def _reachable(source: str) -> None:
+    """Fail a Drive source at once when its host name does not resolve (no network, no DNS)."""
+    if not source.startswith("gdrive:"):
+        return
+    host = DRIVE_HOST
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise SourceFailed(f"cannot resolve {host} (no network, or no DNS?)") from None
 
 
 def _expected(entry: Entry, downloads: Path, override: str, variable: str) -> Expected:
@@ -258,7 +314,8 @@ def _expected(entry: Entry, downloads: Path, override: str, variable: str) -> Ex
         return Expected(entry.checksum, entry.size, record=False)
     locked = read_lock(downloads).get(entry.name)
     if locked:
-        return Expected(f"sha256:{locked[1]}", locked[0], record=False)
+        origin = f" (recorded in {downloads / LOCK_NAME}; if that is wrong, delete its line)"
+        return Expected(f"sha256:{locked[1]}", locked[0], record=False, origin=origin)
     return Expected(None, entry.size, record=True)
 
 
@@ -268,15 +325,28 @@ def _accept(candidate: Path, final: Path, expected: Expected, downloads: Path) -
     sha256 = ""
     if problem is None:
         problem, sha256 = mismatch(candidate, final.name, expected)
+    _validators_of(candidate).unlink(missing_ok=True)  # the transfer is over either way
     if problem:
         aside = downloads / f"{final.name}.rejected"
         os.replace(candidate, aside)
         raise SourceFailed(f"{problem}; kept as {aside}")
-    if expected.record:
-        _record_lock(downloads, final.name, candidate.stat().st_size, sha256)
-        log(f"{final.name}: no published checksum; recorded sha256 {sha256} in {LOCK_NAME}")
     os.replace(candidate, final)
+    if expected.record:
+        _UNPROVEN[final] = (final.stat().st_size, sha256)
     return final
+
+
+def record_proven(path: Path) -> None:
+    """Lock the checksum of `path`, a download with no published checksum, now that it has proved
+    itself (extracted, or read, and placed). Nothing to do for files with a known checksum."""
+    pending = _UNPROVEN.pop(path, None)
+    if pending is None:
+        return
+    downloads = path.parent
+    with exclusive_lock(downloads / f".{path.name}.lock"):
+        if path.name not in read_lock(downloads):
+            _record_lock(downloads, path.name, *pending)
+            log(f"{path.name}: no published checksum; recorded sha256 {pending[1]} in {LOCK_NAME}")
 
 
 def _transfer(
@@ -285,51 +355,175 @@ def _transfer(
     downloads: Path,
     overrides: Mapping[str, str],
     registry: dict[str, Entry],
-) -> None:
+) -> Path | None:
+    """Fetch `source` into `part`; return the registry archive it came out of, if any."""
     if source.startswith("member:"):
         container, _, member = source.removeprefix("member:").partition(":")
         try:
             archive = fetch(container, downloads, overrides=overrides, registry=registry)
             copy_member(archive, member, part)
         except (UserError, DownloadError) as exc:
-            raise SourceFailed(str(exc), usage=isinstance(exc, UserError)) from None
-        return
+            # Its reasons, without its own "put the file there" line: that is said once, last.
+            reason = " ".join(line.strip() for line in str(exc).splitlines()[:-1]) or str(exc)
+            raise SourceFailed(reason, usage=isinstance(exc, UserError)) from None
+        return archive
+    _reachable(source)
     # gdown and kaggle come with the venv, which need not be on PATH (make runs .venv/bin/python).
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{Path(sys.executable).parent}"}
     if stderr_is_terminal():
         env.setdefault("FETCH_PROGRESS", "bar:force:noscroll")
-    status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env)
-    if part.exists() and part.stat().st_size == 0:
-        part.unlink()  # wget creates its output before it knows the request failed
+    # gdown and kaggle keep their own state; HTTP answers are what wget reports.
+    web = source.startswith(("http://", "https://"))
+    for attempt in range(2):
+        same = _SameEntity(part, resuming=web and part.exists() and part.stat().st_size > 0)
+        if same.complete():
+            return None  # a killed run had it all: verification judges it
+        status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env, same.check)
+        if part.exists() and part.stat().st_size == 0:
+            part.unlink()  # wget creates its output before it knows the request failed
+        if same.changed is None:
+            break
+        part.unlink(missing_ok=True)
+        _validators_of(part).unlink(missing_ok=True)
+        if attempt:
+            raise SourceFailed(f"the file kept changing on the server ({same.changed})")
+        log(f"{source}: {same.changed}; fetching it again from the start")
     if status != 0:
+        if "redirections exceeded" in tail:
+            tail = f"redirect loop ({tail})"
         raise SourceFailed(tail or f"fetch.sh exit status {status}", usage=status == 2)
+    return None
 
 
-def _run_streaming(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run a tool, passing its output through to stderr; return (status, its last message line)."""
+# ---- resuming into the same file only --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What identifies the file an HTTP server sent: its validators and its full length."""
+
+    etag: str | None
+    last_modified: str | None
+    length: int | None
+
+    @classmethod
+    def of(cls, status: int, headers: dict[str, str]) -> Entity:
+        total = headers.get("content-length") if status == 200 else None
+        if status == 206:
+            total = headers.get("content-range", "").rpartition("/")[2]
+        return cls(
+            headers.get("etag"),
+            headers.get("last-modified"),
+            int(total) if total and total.isdigit() else None,
+        )
+
+    def differs_from(self, first: Entity) -> str | None:
+        for label, ours, theirs in zip(
+            ("ETag", "Last-Modified", "length"),
+            asdict(self).values(),
+            asdict(first).values(),
+            strict=True,
+        ):
+            if ours is not None and theirs is not None and ours != theirs:
+                return f"{label} {ours}, was {theirs}"
+        return None
+
+
+def _validators_of(part: Path) -> Path:
+    return part.with_name(part.name + ".validators")
+
+
+class _SameEntity:
+    """Watches the answers wget reports: the first full answer's entity is kept beside the
+    `.part`; any later answer (a retry, a later run) must be a 206 for that same entity, or the
+    transfer is stopped and `changed` says why."""
+
+    def __init__(self, part: Path, resuming: bool) -> None:
+        self.part = part
+        self.changed: str | None = None
+        self.first: Entity | None = None
+        if resuming:
+            try:
+                self.first = Entity(**orjson.loads(_validators_of(part).read_bytes()))
+            except (OSError, orjson.JSONDecodeError, TypeError):
+                # A .part of unknown origin cannot be told to be the same file: start afresh.
+                part.unlink()
+
+    def complete(self) -> bool:
+        return (
+            self.first is not None
+            and self.first.length is not None
+            and self.part.stat().st_size == self.first.length
+        )
+
+    def check(self, status: int, headers: dict[str, str]) -> bool:
+        """Whether wget may go on after this answer (redirects and errors are its own business)."""
+        if status not in (200, 206):
+            return True
+        entity = Entity.of(status, headers)
+        if self.first is None and status == 200:
+            self.first = entity
+            atomic_write_text(_validators_of(self.part), orjson.dumps(asdict(entity)).decode())
+            return True
+        if self.first is None or status != 206:
+            self.changed = f"the server answered {status} to a resumed transfer"
+        else:
+            difference = entity.differs_from(self.first)
+            if difference:
+                self.changed = f"the file changed on the server ({difference})"
+        return self.changed is None
+
+
+_RESPONSE_LINE = re.compile(r"  (?:HTTP/[\d.]+ (\d{3})\b.*|([A-Za-z][\w-]*): (.*))")
+
+
+PROGRESS_SECONDS = 10.0
+
+
+def _run_streaming(
+    args: list[str], env: dict[str, str], on_response: Callable[[int, dict[str, str]], bool]
+) -> tuple[int, str]:
+    """Run a tool, passing its output through to stderr; return (status, its last message line).
+
+    The HTTP answers wget prints (--server-response: a status line and headers, indented by two
+    spaces) are handed to `on_response`; when it returns False the tool is stopped."""
     tail: collections.deque[bytes] = collections.deque(maxlen=64)
+    answer: list = []  # [status, headers] of the answer being read
+    pending = b""
+
+    def handle(line: str) -> bool:
+        match = _RESPONSE_LINE.fullmatch(line)
+        if match and match.group(2) and answer:
+            answer[1][match.group(2).lower()] = match.group(3).strip()
+            return True
+        go_on = not answer or on_response(*answer)  # any other line ends the answer
+        answer[:] = [int(match.group(1)), {}] if match and match.group(1) else []
+        return go_on
+
+    # The tools' own logs (wget's headers and dots) on a terminal or with V=1; elsewhere (logs,
+    # CI, pipes) one line every PROGRESS_SECONDS saying how far the download has come.
+    verbose = bool(env.get("V")) or stderr_is_terminal()
+    target, last_said = Path(args[-1]), time.monotonic()
     with subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     ) as proc:
         assert proc.stdout is not None
         for chunk in iter(lambda: proc.stdout.read1(65536), b""):
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.buffer.flush()
+            if verbose:
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.buffer.flush()
+            elif time.monotonic() - last_said >= PROGRESS_SECONDS:
+                last_said = time.monotonic()
+                size = target.stat().st_size if target.exists() else 0
+                log(f"{target.name.removesuffix('.part')}: {size / 1e6:,.1f} MB so far")
             tail.append(chunk)
+            *lines, pending = re.split(rb"[\r\n]", pending + chunk)
+            if not all(handle(line.decode("utf-8", "replace")) for line in lines):
+                proc.terminate()
+        handle("")
     lines = [s.strip() for s in re.split(r"[\r\n]", b"".join(tail).decode("utf-8", "replace"))]
     last = next((line for line in reversed(lines) if line), "")
     return proc.returncode, last
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """One process fetches a given file at a time (datasets share archives, make -j runs them)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---- verify and register ---------------------------------------------------------------------
@@ -377,7 +571,9 @@ def register(downloads: Path, path: Path = REGISTRY) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyutils.fetch.download", description=__doc__)
+    parser = Parser(
+        prog="python -m pyutils.fetch.download", description=__doc__, make_names={"data": "DATA"}
+    )
     parser.add_argument("command", choices=("fetch", "verify", "register"))
     parser.add_argument("name", nargs="?", help="registry file name (fetch)")
     parser.add_argument("--data", default="datasets", help="dataset root ($(DATA))")

@@ -1,8 +1,11 @@
 """Safe extraction of zip and tar archives (any compression tarfile reads).
 
-Every member is checked before anything is written: a member that would land outside the target
-(`../`, an absolute path, a link pointing out, a device file) refuses the whole archive. Extraction
-goes into a temporary folder renamed into place when complete, with a stamp file for `make`.
+Every member is checked before anything is written, and one bad member refuses the whole archive:
+a path leaving the target (`../`, absolute), any symbolic or hard link (the datasets need none,
+and a chain of links that each point "inside" can still lead out: CVE-2025-4517), a device or
+fifo, a name that is both a file and a folder, or a declared size that is absurd (a decompression
+bomb) or larger than the free space. Extraction goes into a temporary folder renamed into place
+when complete, with a stamp file for `make`.
 
     python -m pyutils.fetch.extract ARCHIVE DEST     # DEST/.vlprep-extracted marks completion
 """
@@ -10,22 +13,36 @@ goes into a temporary folder renamed into place when complete, with a stamp file
 from __future__ import annotations
 
 import argparse
-import posixpath
+import contextlib
 import shutil
+import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
-from pyutils.core.atomic import atomic_dir, atomic_write_text
+from pyutils.core.atomic import atomic_dir, atomic_write_text, disk_full_is_user_error
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.report import log, track
 
 STAMP = ".vlprep-extracted"
+# An archive is a bomb when its contents are over MAX_RATIO times its size AND over MAX_EXCESS
+# bytes more than the largest registry file; real datasets (JPEG, MP4, JSON) stay far below both.
+MAX_RATIO = 100
+MAX_EXCESS = 1 << 30
 
 
 class UnsafeArchive(UserError):
-    """An archive member that would be written outside the target folder."""
+    """An archive with a member that must not be written (outside the target, a link, a device)."""
+
+
+class Member(NamedTuple):
+    name: str  # normalised relative path
+    is_dir: bool
+    size: int
+    info: zipfile.ZipInfo | tarfile.TarInfo
 
 
 def archive_kind(path: Path) -> str | None:
@@ -48,55 +65,112 @@ def _checked_name(name: str, archive: Path) -> str:
     return "/".join(parts)
 
 
-def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> None:
+def _refuse_link(archive: Path, name: str, kind: str, target: str) -> UnsafeArchive:
+    shown = target if len(target) <= 80 else target[:77] + "..."
+    return UnsafeArchive(
+        f"{archive}: member {name!r} is a {kind} link (-> {shown!r}); archives with links are "
+        "refused (no dataset needs one, and links can lead outside the target)"
+    )
+
+
+def _zip_member(info: zipfile.ZipInfo, archive: Path, zipped: zipfile.ZipFile) -> Member:
+    name = _checked_name(info.filename, archive)
+    # Unix zips keep the mode in the high 16 bits; unzip (not Python) recreates these as links.
+    if stat.S_ISLNK(info.external_attr >> 16):
+        with zipped.open(info) as link:  # its data is the target path; a short look is enough
+            target = link.read(256).decode("utf-8", "replace")
+        raise _refuse_link(archive, info.filename, "symbolic", target)
+    return Member(name, info.is_dir(), info.file_size, info)
+
+
+def _tar_member(member: tarfile.TarInfo, archive: Path) -> Member:
     name = _checked_name(member.name, archive)
     if member.issym() or member.islnk():
-        # A symlink's target is relative to its own folder; a hard link's to the archive root.
-        base = posixpath.dirname(name) if member.issym() else ""
-        target = posixpath.normpath(posixpath.join(base, member.linkname))
-        if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
-            raise UnsafeArchive(
-                f"{archive}: link {member.name!r} -> {member.linkname!r} points outside the target"
-            )
-    elif not (member.isfile() or member.isdir()):
+        kind = "symbolic" if member.issym() else "hard"
+        raise _refuse_link(archive, member.name, kind, member.linkname)
+    if not (member.isfile() or member.isdir()):
         raise UnsafeArchive(f"{archive}: member {member.name!r} is a device or fifo")
+    return Member(name, member.isdir(), member.size if member.isfile() else 0, member)
 
 
-def extract_into(archive: Path, folder: Path) -> None:
-    """Check every member of `archive`, then extract it into the existing `folder`."""
+def _check_names(members: list[Member], archive: Path) -> None:
+    """A name that is a file and also a folder (explicitly or above another member) cannot be
+    extracted as the archive means it; refuse it before writing anything."""
+    folders = {m.name for m in members if m.is_dir}
+    for member in members:
+        parts = member.name.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    both = next((m.name for m in members if not m.is_dir and m.name in folders), None)
+    if both is not None:
+        raise UnsafeArchive(f"{archive}: member {both!r} is both a file and a folder")
+
+
+@contextlib.contextmanager
+def _checked_members(
+    archive: Path,
+) -> Iterator[tuple[zipfile.ZipFile | tarfile.TarFile, list[Member]]]:
+    """The open archive and its members, every one checked (UnsafeArchive on the first bad one);
+    a damaged archive is one line saying so."""
     try:
-        _extract_checked(archive, folder)
+        with _opened(archive) as (opened, members):
+            _check_names(members, archive)
+            yield opened, members
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise UserError(f"{archive}: damaged archive ({exc}); delete it, fetch it again") from None
 
 
-def _extract_checked(archive: Path, folder: Path) -> None:
+@contextlib.contextmanager
+def _opened(archive: Path) -> Iterator[tuple[zipfile.ZipFile | tarfile.TarFile, list[Member]]]:
     kind = archive_kind(archive)
     if kind == "zip":
         with zipfile.ZipFile(archive) as zipped:
-            members = zipped.infolist()
-            for info in members:
-                _checked_name(info.filename, archive)
-            for info in track(members, len(members), f"extract {archive.name}"):
-                zipped.extract(info, folder)
+            yield zipped, [_zip_member(info, archive, zipped) for info in zipped.infolist()]
     elif kind == "tar":
         with tarfile.open(archive, "r:*") as tarred:
-            members = tarred.getmembers()
-            for member in members:
-                _check_tar_member(member, archive)
-            for member in track(members, len(members), f"extract {archive.name}"):
-                # The "data" filter re-checks what we checked and drops owners and odd modes.
-                tarred.extract(member, folder, filter="data")
+            yield tarred, [_tar_member(member, archive) for member in tarred.getmembers()]
     else:
         raise UserError(f"{archive}: not a zip or tar archive; delete it and download it again")
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
+def _check_size(
+    archive: Path, members: list[Member], folder: Path, largest: int, excess: int
+) -> None:
+    total = sum(member.size for member in members)
+    packed = archive.stat().st_size
+    if total > MAX_RATIO * packed and total > largest + excess:
+        raise UnsafeArchive(
+            f"{archive}: declares {total:,} bytes of contents in {packed:,} bytes "
+            f"({total // max(packed, 1):,}x); refused as a decompression bomb (limits: "
+            f"{MAX_RATIO}x and {largest + excess:,} bytes)"
+        )
+    free = shutil.disk_usage(folder).free
+    if total > free:
+        raise UserError(
+            f"{archive}: needs {total:,} bytes to extract, {folder.parent} has {free:,} free; "
+            "free some space and rerun"
+        )
+
+
+def extract_into(archive: Path, folder: Path, largest: int = 0, excess: int = MAX_EXCESS) -> None:
+    """Check every member of `archive`, then extract it into the existing `folder`. `largest`
+    is the largest registry file's size, `excess` how far beyond it contents may go (see
+    MAX_EXCESS)."""
+    with _checked_members(archive) as (opened, members):
+        _check_size(archive, members, folder, largest, excess)
+        with disk_full_is_user_error(f"{archive}: extracting into {folder}"):
+            for member in track(members, len(members), f"extract {archive.name}"):
+                if isinstance(opened, zipfile.ZipFile):
+                    opened.extract(member.info, folder)
+                else:  # the "data" filter drops owners and odd modes
+                    opened.extract(member.info, folder, filter="data")
+
+
+def safe_extract(archive: Path, dest: Path, excess: int = MAX_EXCESS) -> Path:
     """Extract `archive` as `dest` (atomically, stamped); a stamped `dest` is left as it is."""
     if (dest / STAMP).exists():
         return dest
     with atomic_dir(dest, replace=True) as tmp:
-        extract_into(archive, tmp)
+        extract_into(archive, tmp, excess=excess)
         atomic_write_text(tmp / STAMP, f"{archive.name}\n")
     return dest
 
@@ -104,24 +178,16 @@ def safe_extract(archive: Path, dest: Path) -> Path:
 def copy_member(archive: Path, member: str, out: Path) -> None:
     """Copy one member of `archive` to the file `out` (used for archives inside archives)."""
     wanted = _checked_name(member, archive)
-    kind = archive_kind(archive)
-    if kind == "zip":
-        with zipfile.ZipFile(archive) as zipped:
-            names = {_checked_name(n, archive): n for n in zipped.namelist()}
-            if wanted not in names:
-                raise UserError(f"{archive}: no member {member!r}")
-            with zipped.open(names[wanted]) as source, open(out, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
-    elif kind == "tar":
-        with tarfile.open(archive, "r:*") as tarred:
-            found = next((m for m in tarred if _checked_name(m.name, archive) == wanted), None)
-            source = tarred.extractfile(found) if found is not None else None
-            if source is None:
-                raise UserError(f"{archive}: no file member {member!r}")
-            with source, open(out, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
-    else:
-        raise UserError(f"{archive}: not a zip or tar archive")
+    with _checked_members(archive) as (opened, members):
+        found = next((m for m in members if m.name == wanted and not m.is_dir), None)
+        if found is None:
+            raise UserError(f"{archive}: no file member {member!r}")
+        if isinstance(opened, zipfile.ZipFile):
+            source = opened.open(found.info)
+        else:
+            source = opened.extractfile(found.info)
+        with source, open(out, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
 
 
 def main(argv: list[str] | None = None) -> int:

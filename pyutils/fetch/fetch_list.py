@@ -32,7 +32,7 @@ from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_text, write_jsonl
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import FailureLog, log, plural, say
+from pyutils.core.report import FailureLog, failure_list, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.fetch.sniff import SNIFF_BYTES, error_page
 
@@ -41,7 +41,7 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 CHUNK = 1 << 20
 STATUS_REPORT = "fetch_status.jsonl"
 # The stage's own files in DEST: a list entry of that name would overwrite them.
-RESERVED_NAMES = frozenset({STATUS_REPORT, "fetch_failures.jsonl"})
+RESERVED_NAMES = frozenset({STATUS_REPORT, failure_list("fetch", "").name})
 
 
 @dataclass(frozen=True)

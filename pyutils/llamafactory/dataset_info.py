@@ -4,11 +4,12 @@ Existing entries keep their content and their order; ours are updated in place o
 file is rewritten in the formatting it already uses (recognised by re-serialising it), and not at
 all when nothing changes, so a second run leaves it byte for byte as it was. Every sharegpt video
 file is validated before it is registered: one `<video>` token per video, every video on disk.
+Concurrent registrations (two `make activitynet_qa` into one OUT) take turns under an flock, so
+none loses another's entries; a symlinked dataset_info.json is updated through the link.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections.abc import Callable
@@ -17,7 +18,13 @@ from typing import Any
 
 import orjson
 
-from pyutils.core.atomic import atomic_write_bytes, remove_stale_temporaries
+from pyutils.core.atomic import (
+    atomic_write_bytes,
+    exclusive_lock,
+    remove_stale_temporaries,
+    write_target,
+)
+from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_json, write_json
 from pyutils.core.report import log
@@ -144,6 +151,14 @@ def _formatter_of(original: bytes, data: Any) -> Formatter:
 def merge_dataset_info(info_path: Path, entries: dict[str, dict[str, Any]]) -> bool:
     """Add or update `entries` in `info_path`, keeping all others; return whether it changed."""
     remove_stale_temporaries(info_path.parent)
+    # Beside the file actually written, so that two OUT folders linking one file also take turns.
+    target = write_target(info_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(target.with_name(f".{target.name}.lock")):
+        return _merge(info_path, entries)
+
+
+def _merge(info_path: Path, entries: dict[str, dict[str, Any]]) -> bool:
     if not info_path.exists():
         write_json(info_path, entries)
         return True
@@ -181,7 +196,8 @@ def register(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
+        make_names={"dir": "OUT", "media_dir": "MEDIA_DIR"},
         prog="python -m pyutils.llamafactory.dataset_info",
         description="Register sharegpt video datasets in LLaMA-Factory's dataset_info.json, "
         "keeping every existing entry and its order; a rerun changes nothing.",

@@ -45,7 +45,14 @@ from pyutils.llamafactory.qwen_video import (
     sample_indices,
 )
 from pyutils.video.frame_extract import ExactFrames, FrameOptions, FrameTask, extract_video
-from pyutils.video.manifest import MANIFEST, exclusive, is_done, journal, read_manifest
+from pyutils.video.manifest import (
+    MANIFEST,
+    exclusive,
+    is_done,
+    journal,
+    read_manifest,
+    refuse_reserved_stems,
+)
 
 STAGE = "presample"
 SUFFIX = "_presampled"  # the second JSON: <plain stem>_presampled.json, registered under its stem
@@ -207,6 +214,7 @@ def presample(
     options = options_of(budget)
     manifest = read_manifest(folder / MANIFEST)
     distinct = {Path(video).stem: video for video in dict.fromkeys(videos)}
+    refuse_reserved_stems({stem: Path(v) for stem, v in distinct.items()}, STAGE, str(folder))
     done = {
         stem: video
         for stem, video in distinct.items()

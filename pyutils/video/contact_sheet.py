@@ -9,7 +9,6 @@ graph is built with ffmpeg-python.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import tempfile
 from collections import Counter
@@ -19,6 +18,7 @@ import av
 import ffmpeg
 
 from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.cli import Parser
 from pyutils.core.errors import MediaError, UserError, run_cli
 from pyutils.core.media import ffmpeg_command
 from pyutils.core.report import log, say
@@ -145,8 +145,10 @@ def render(grid: list[list[Path]], width: int, labelled: bool = True) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyutils.video.contact_sheet", description=__doc__
+    parser = Parser(
+        prog="python -m pyutils.video.contact_sheet",
+        description=__doc__,
+        make_names={"frames": "FRAMES", "video": "VIDEO", "output": "SHEET"},
     )
     parser.add_argument("frames", type=Path, help="frame folder: <video stem>/image_%%05d.jpg")
     parser.add_argument("--video", action="append", default=[], help="a video stem (repeatable)")

@@ -23,7 +23,14 @@ from pyutils.core.report import FailureLog, log, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
 from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
-from pyutils.video.manifest import MANIFEST, exclusive, is_done, journal, read_manifest
+from pyutils.video.manifest import (
+    MANIFEST,
+    exclusive,
+    is_done,
+    journal,
+    read_manifest,
+    refuse_reserved_stems,
+)
 
 # One printf-style frame number, e.g. image_%05d.jpg (AdaCLIP's img_tmpl is image_{:05d}.jpg).
 PREFIX_PATTERN = re.compile(r"[^%/.][^%/]*%0?\d*d[^%/]*\.(jpg|jpeg)")
@@ -79,7 +86,9 @@ def _select_videos(args: argparse.Namespace) -> dict[str, Path]:
         videos = find_videos(args.videos, args.ext)
     if not videos:
         raise UserError(f"{args.videos}: no videos with extension {', '.join(args.ext)} found")
-    return index_by_stem(videos)
+    by_stem = index_by_stem(videos)
+    refuse_reserved_stems(by_stem, "frames", "FRAMES")
+    return by_stem
 
 
 def _read_file_list(path: Path, videos_dir: Path) -> list[Path]:

@@ -9,6 +9,7 @@ each finished video journalled at once (`journal`).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ import orjson
 from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import json_line, write_jsonl
-from pyutils.core.report import log
+from pyutils.core.report import failure_list, log
 
 MANIFEST = "frames_manifest.jsonl"
 LOCK = ".frames.lock"
@@ -63,13 +64,28 @@ def is_done(
 
 
 def frames_present(record: dict[str, Any] | None, folder: Path) -> bool:
-    """The manifest says the video was extracted and its folder still holds that many frames."""
+    """The manifest says the video was extracted, and its folder still holds exactly what was
+    written: the same files with the same sizes and times (a frame emptied, overwritten, deleted
+    or joined by a stray file redoes the video; a count alone would not see it)."""
     if not record or record.get("status") != "ok":
         return False
-    try:
-        return len(os.listdir(folder)) == record.get("frames")
-    except OSError:
+    digest = folder_digest(folder)
+    if digest is None:
         return False
+    if "folder_digest" in record:
+        return digest == record["folder_digest"]
+    return len(os.listdir(folder)) == record.get("frames")  # a manifest from before digests
+
+
+def folder_digest(folder: Path) -> str | None:
+    """A short digest of every file's name, size and mtime in `folder`; None if it is gone.
+    Costs one stat per frame, no reading: cheap next to decoding."""
+    try:
+        with os.scandir(folder) as entries:
+            listing = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries)
+    except OSError:
+        return None
+    return hashlib.blake2b(repr(listing).encode(), digest_size=8).hexdigest()
 
 
 def fingerprint(video: Path) -> dict[str, int | None]:
@@ -101,15 +117,29 @@ def journal(
     manifest: dict[str, dict[str, Any]],
     options: dict[str, Any],
 ) -> Iterator[Result]:
-    """Yield each result (a dataclass with `stem` and `source`) after recording it: appended to
-    the manifest at once (a kill loses at most the line being written, and its video is then
-    simply redone), and kept in `manifest`; the whole manifest is rewritten compactly at the
-    end."""
+    """Yield each result (a dataclass with `stem`, `source` and `status`) after recording it,
+    with its folder's digest when it worked: appended to the manifest at once (a kill loses at
+    most the line being written, and its video is then simply redone), and kept in `manifest`;
+    the whole manifest is rewritten compactly at the end."""
     with open(frames_dir / MANIFEST, "ab") as lines:
         for result in results:
             record = {**asdict(result), **fingerprint(Path(result.source)), "options": options}
+            if result.status == "ok":
+                record["folder_digest"] = folder_digest(frames_dir / result.stem)
             lines.write(json_line(record))
             lines.flush()
             manifest[record["stem"]] = record
             yield result
     write_manifest(frames_dir / MANIFEST, manifest)
+
+
+def refuse_reserved_stems(videos: dict[str, Path], stage: str, where: str) -> None:
+    """A video whose frame folder would take the name of one of the stage's own files (the
+    manifest, the failure list, the lock) is an input error, said before any work."""
+    reserved = {MANIFEST, failure_list(stage, "").name, LOCK} & set(videos)
+    if reserved:
+        stem = reserved.pop()
+        raise UserError(
+            f"{videos[stem]}: its frames would go to {where}/{stem}, the name of the stage's own "
+            "file; rename the video"
+        )

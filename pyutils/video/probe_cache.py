@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from pyutils.core.report import log
 from pyutils.core.stage import run_stage
 
 CACHE_VERSION = 1
+INFO_KEYS = frozenset(field.name for field in fields(VideoInfo))
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,13 @@ class ProbeCache:
         if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
             return {}
         entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
+        if not isinstance(entries, dict):
+            return {}
+        usable = {key: entry for key, entry in entries.items() if _usable(entry)}
+        if len(usable) < len(entries):
+            bad = len(entries) - len(usable)
+            log(f"probe cache {path}: {bad} malformed entries; probing those again")
+        return usable
 
     def get(self, path: str) -> Probe | None:
         """The cached probe of `path` if the file is unchanged since it was probed."""
@@ -109,6 +116,17 @@ class ProbeCache:
         payload = {"version": CACHE_VERSION, "entries": self.entries}
         atomic_write_bytes(self.path, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
         self.changed = False
+
+
+def _usable(entry: Any) -> bool:
+    """A cache entry of the shape `put` writes (a file edited by hand or by another version may
+    be of the right version and still not be one)."""
+    return (
+        isinstance(entry, dict)
+        and all(isinstance(entry.get(key), int) for key in ("size", "mtime_ns"))
+        and isinstance(entry.get("info"), dict)
+        and entry["info"].keys() == INFO_KEYS
+    )
 
 
 def probe_videos(
