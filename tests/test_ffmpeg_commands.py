@@ -4,11 +4,21 @@ different frames. The frames tests check that these commands give the bytes they
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from pyutils.core.media import find_ffmpeg
+import ffmpeg
+
+from pyutils.core.media import ffmpeg_command, find_ffmpeg
+from pyutils.llamafactory.remux import copy_command
 from pyutils.video.contact_sheet import sheet_command
-from pyutils.video.frame_extract import FrameOptions, FrameTask, frames_command, selection
+from pyutils.video.frame_extract import (
+    ExactFrames,
+    FrameOptions,
+    FrameTask,
+    frames_command,
+    selection,
+)
 from pyutils.video.transcode import TranscodeTask, transcode_command
 
 SCALE_224 = r"scale=if(lt(iw\,ih)\,min(224\,iw)\,-2):if(lt(iw\,ih)\,-2\,min(224\,ih))"
@@ -114,4 +124,36 @@ def test_contact_sheet_command_splits_a_repeated_frame() -> None:
         "[s6]tile=2x1:color=white:margin=4:padding=4[s7]",
         *("-map", "[s7]", "-f", "image2pipe", "-frames:v", "1", "-vcodec", "png", "-"),
         *QUIET,
+    ]
+
+
+def test_exact_frames_command_resizes_as_pyav_and_pil_and_keeps_full_chroma() -> None:
+    exact = FrameTask("a", "/v/a.mp4", "/f/a", TASK.options, 1, exact=ExactFrames((0, 9), 341, 192))
+    command = compiled(frames_command(exact, ("select", selection([0, 9])), 2))
+    assert command[:5] == ["-noautorotate", "-threads", "1", "-i", "file:/v/a.mp4"]
+    graph = command[command.index("-filter_complex") + 1]
+    assert graph == (
+        r"[0:v:0]select=eq(n\,0)+eq(n\,9)[s0];[s0]scale=flags=bilinear[s1];"
+        r"[s1]format=rgb24[s2];[s2]scale=341:192:flags=bicubic:param0=0:param1=0.5[s3];"
+        "[s3]format=yuvj444p[s4]"
+    )  # PyAV's to_image, then PIL's default resize: not the short-side scale of the options
+
+
+def test_a_selection_of_hundreds_of_frames_parses(tmp_path: Path) -> None:
+    """ffmpeg's expression parser refuses a flat sum of more than 100 terms; LLaMA-Factory
+    samples up to VIDEO_MAXLEN (128 by default) frames."""
+    picks = list(range(0, 600, 2))
+    assert selection(picks[:64]) == "+".join(f"eq(n,{p})" for p in picks[:64])
+    source = ffmpeg.input("testsrc2=size=32x32:rate=25:duration=24", f="lavfi")
+    output = source.filter("select", selection(picks)).output("-", f="null")
+    done = subprocess.run(ffmpeg_command(output), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_remux_copy_command_takes_the_first_video_stream_as_it_is() -> None:
+    assert compiled(copy_command("/v/a:b.mkv", "/o/.a.mp4.tmp")) == [
+        *("-i", "file:/v/a:b.mkv", "-map", "0:v:0"),
+        *("-f", "mp4", "-c:v", "copy", "-movflags", "+faststart", "/o/.a.mp4.tmp"),
+        *QUIET,
+        "-y",
     ]

@@ -56,7 +56,7 @@ from pyutils.video.manifest import (
 
 STAGE = "presample"
 SUFFIX = "_presampled"  # the second JSON: <plain stem>_presampled.json, registered under its stem
-QUALITY = 2  # ffmpeg's -q:v: 41-44 dB against the trainer's own frame (README, "PRESAMPLE")
+QUALITY = 2  # ffmpeg's -q:v: 40-44 dB from the trainer's own frame (README, "Pre-sampled frames")
 PREFIX = "image_%05d.jpg"
 # Recorded with each video: frames made with another resize or JPEG are redone.
 RESIZE = "rgb24 bilinear; bicubic B=0 C=0.5 (PIL's default); yuvj444p"

@@ -136,8 +136,8 @@ def exact_size(video: ffmpeg.nodes.FilterableStream, width: int, height: int) ->
     `frame.to_image()` converts to RGB with swscale's bilinear flags (PyAV's default), then
     `Image.resize((w, h))` resamples with PIL's default for RGB, bicubic with a = -0.5, which is
     swscale's bicubic with B = 0, C = 0.5 (param0, param1). Written as 4:4:4 JPEG: 4:2:0 would
-    halve the colour resolution of a frame already this small. Measured against PyAV + PIL
-    (tests/manual/presample_quality.py): 56-61 dB before the JPEG, 41-44 dB after it at q:v 2."""
+    halve the colour resolution of a frame already this small. Against PyAV + PIL: 56-61 dB
+    written losslessly, 40-44 dB as JPEG at q:v 2 (tests/manual/compare_llamafactory.py)."""
     rgb = video.filter("scale", flags="bilinear").filter("format", "rgb24")
     resized = rgb.filter("scale", width, height, flags="bicubic", param0=0, param1=0.5)
     return resized.filter("format", "yuvj444p")
