@@ -34,6 +34,7 @@ from pyutils.devtools.sample import (
     make_video,
 )
 from pyutils.llamafactory import activitynet_qa, dataset_info, replay
+from pyutils.llamafactory.presample import presampled_name
 from pyutils.llamafactory.qwen_video import Budget, VisionConfig
 from pyutils.video import frames, manifest
 from pyutils.video.contact_sheet import write_contact_sheet
@@ -73,7 +74,7 @@ def activitynet_qa_sample(root: Path, table: Table) -> None:
         [*("-name", "val_q", "-type", "val", "-n", "10", "-seconds", "2.5", "--jobs", "1")]
         + [*("--qa-dir", str(root / "annotations" / "activitynet-qa"), "--out", str(out))]
         + [*("--videos", str(root / "videos"), "--report", str(report), "--register")]
-        + ["--probe-cache", str(root / "probe-cache.json")]
+        + ["--probe-cache", str(root / "probe-cache.json"), "--presample"]
     )
     if status:
         raise UserError(f"activitynet_qa failed on the demo sample (exit {status})")
@@ -84,6 +85,14 @@ def activitynet_qa_sample(root: Path, table: Table) -> None:
     kept = sum(outcome["status"] == "kept" for outcome in outcomes)
     written = activitynet_qa.output_name("val", 10, 2.5)
     table.add_row("activitynet_qa", written, f"{kept} of {len(outcomes)} questions written")
+    presampled = presampled_name(out / written)
+    for record in orjson.loads(presampled.read_bytes()):
+        frames_list = record["videos"][0]
+        table.add_row(
+            "presample",
+            frames_list[0].rpartition("/")[0],
+            f"{len(frames_list)} frames as LLaMA-Factory samples and resizes them",
+        )
     dataset_info.register(out, [], seed=True)
     info = orjson.loads((out / dataset_info.INFO_NAME).read_bytes())
     table.add_row("dataset_info", str(out / dataset_info.INFO_NAME), f"{len(info)} entries")
@@ -187,7 +196,7 @@ STAGES = [
     (extract_frames, "frames land atomically in AdaCLIP's layout, every frame or 8 uniform"),
     (contact_sheet, "a contact sheet shows AdaCLIP's 8 picks per video, rows labelled"),
     (adaclip_splits, "AdaCLIP splits list the videos present and set aside the missing"),
-    (activitynet_qa_sample, "ActivityNet-QA becomes sharegpt JSON LLaMA-Factory reads as meant"),
+    (activitynet_qa_sample, "ActivityNet-QA becomes sharegpt JSON, plus pre-sampled frame lists"),
     (preflight_sample, "preflight replays LLaMA-Factory's sampling and token count per sample"),
     (transcode_didemo, "DiDeMo originals (mov, avi, no extension) become H.264 mp4"),
 ]
