@@ -446,7 +446,8 @@ def test_demo_stage(tmp_path: Path) -> None:
     written = json.loads((root / "data" / "activitynet_qa_val_10_limit_2.5s.json").read_bytes())
     assert [r["videos"][0] for r in written] == ["../videos/v_demoA.mp4", "videos-mp4/v_demoB.mp4"]
     info = json.loads((root / "data" / "dataset_info.json").read_bytes())
-    assert list(info) == ["activitynet_qa_val_10_limit_2.5s", "caltech101", "ActivityNet"]
+    plain = "activitynet_qa_val_10_limit_2.5s"
+    assert list(info) == [plain, f"{plain}_presampled", "caltech101", "ActivityNet"]
 
 
 def test_a_video_folder_that_matches_no_question_is_an_error_naming_videos(
