@@ -325,3 +325,37 @@ def test_a_video_named_like_the_manifest_is_refused(tmp_path: Path) -> None:
     assert "its frames would go to FRAMES/frames_manifest.jsonl" in result.stderr
     again = frames_cli(str(videos), str(tmp_path / "f"))  # and nothing was left to break later
     assert again.returncode == 2 and "IsADirectoryError" not in again.stderr
+
+
+def _variable_rate_video(path: Path) -> Path:
+    """4 s at a declared 30 fps with 40 frames dropped in the middle (timestamps kept): 80
+    frames, a gap of 1.33 s, the stream of a phone or screen recorder that pauses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-f", "lavfi"]
+    args += ["-i", "testsrc2=size=160x120:rate=30", "-t", "4"]
+    args += ["-vf", "select='not(between(n,20,59))'", "-fps_mode", "vfr", "-y", str(path)]
+    subprocess.run(args, check=True)
+    return path
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "webm"])
+def test_variable_frame_rate_videos_are_whole_not_truncated(
+    tmp_path: Path, container: str
+) -> None:
+    video = _variable_rate_video(tmp_path / "v" / f"vfr.{container}")
+    assert probe(video, count_frames=True).frame_count == 80  # < 4 s x 30 fps x 0.9
+    for options in ([], ["--num-frames", "8"]):
+        out = tmp_path / f"f{len(options)}"
+        result = frames_cli(str(video.parent), str(out), *options)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert len(os.listdir(out / "vfr")) == (8 if options else 80)
+
+
+def test_a_webm_cut_in_half_is_still_truncated(tmp_path: Path) -> None:
+    whole = make_video(tmp_path / "whole.webm", 4.0, width=160, height=120)
+    cut = tmp_path / "v" / "cut.webm"
+    cut.parent.mkdir()
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = frames_cli(str(cut.parent), str(tmp_path / "f"))
+    assert result.returncode == 1
+    assert "truncated: its" in result.stdout and "of a declared 4 s" in result.stdout

@@ -239,7 +239,7 @@ def _extract(task: FrameTask) -> tuple[int, float, Method]:
         else:
             method = "native"
             stderr = _run_ffmpeg(tmp, frames_command(task))
-            _check_not_truncated(len(os.listdir(tmp)), info, stderr)
+            _check_not_truncated(frame_times(task.source), info, stderr)
             expected, tolerance = info.frame_count, 0.0
         written = len(os.listdir(tmp))
         if abs(written - expected) > tolerance:
@@ -251,15 +251,17 @@ def _extract(task: FrameTask) -> tuple[int, float, Method]:
     return written, round(info.duration, 3), method
 
 
-def _check_not_truncated(frames: int, info: VideoInfo, stderr: str | None = None) -> None:
+def _check_not_truncated(frames: FrameTimes, info: VideoInfo, stderr: str | None = None) -> None:
     """A file cut short still demuxes and decodes what it has, so a frame count that matches its
-    packets proves nothing: it must also cover the duration the container declares."""
-    declared = info.duration * info.fps
-    if frames < declared * TRUNCATION_TOLERANCE:
+    packets proves nothing: its frames must also cover the duration the container declares.
+    Judged by the frames' timestamps, not by their number against duration x nominal rate,
+    which a variable-rate video (a phone clip, a screen capture) never reaches."""
+    covered = frames.span()
+    if covered < info.duration * TRUNCATION_TOLERANCE:
         said = "" if stderr is None else f"; ffmpeg: {stderr or 'no error reported'}"
         raise ExtractionError(
-            f"truncated: {frames} frames for a declared {info.duration:g} s at {info.fps:g} fps"
-            + said
+            f"truncated: its {len(frames.times)} frames cover {covered:.2f} s of a declared "
+            f"{info.duration:g} s" + said
         )
 
 
@@ -272,6 +274,16 @@ class FrameTimes:
     packets: list[int]
     keyframes: list[int]
     seekable: bool
+    time_base: Fraction = Fraction(1, 1)
+
+    def span(self) -> float:
+        """Seconds from the first frame to the end of the last (its length taken as the mean
+        interval between frames)."""
+        if len(self.times) < 2:
+            return 0.0 if not self.times else float(self.time_base)
+        first, last = self.times[0], self.times[-1]
+        mean_interval = (last - first) / (len(self.times) - 1)
+        return float((last - first + mean_interval) * self.time_base)
 
 
 def frame_times(source: str) -> FrameTimes:
@@ -287,12 +299,13 @@ def frame_times(source: str) -> FrameTimes:
                 if p.size and p.pts is not None
             ]
             seekable = container.format.name.split(",")[0] in SEEKABLE_FORMATS
+            time_base = Fraction(stream.time_base or Fraction(1, 1))
     except (av.FFmpegError, IndexError) as exc:
         raise ExtractionError(f"cannot read the frame times: {exc}") from None
     packets.sort()
     keyframes = [i for i, (_, _, key) in enumerate(packets) if key] or [0]
     times, numbers = [p[0] for p in packets], [p[1] for p in packets]
-    return FrameTimes(times, numbers, keyframes, seekable)
+    return FrameTimes(times, numbers, keyframes, seekable, time_base)
 
 
 def stretches(frames: FrameTimes, picks: list[int]) -> list[tuple[int, int]]:
@@ -323,7 +336,7 @@ def _extract_picks(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method,
     """The picked frames (AdaCLIP's uniform ones, or the task's exact ones), by seeking or in
     one pass; returns the method, ffmpeg's messages and how many files there must be."""
     frames = frame_times(task.source)
-    _check_not_truncated(len(frames.times), info)
+    _check_not_truncated(frames, info)
     if task.exact:
         wanted = list(task.exact.indices)
         if not wanted or wanted[-1] >= len(frames.times):
