@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
