@@ -339,9 +339,7 @@ def _variable_rate_video(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("container", ["mp4", "mkv", "webm"])
-def test_variable_frame_rate_videos_are_whole_not_truncated(
-    tmp_path: Path, container: str
-) -> None:
+def test_variable_frame_rate_videos_are_whole_not_truncated(tmp_path: Path, container: str) -> None:
     video = _variable_rate_video(tmp_path / "v" / f"vfr.{container}")
     assert probe(video, count_frames=True).frame_count == 80  # < 4 s x 30 fps x 0.9
     for options in ([], ["--num-frames", "8"]):
