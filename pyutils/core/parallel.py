@@ -8,19 +8,25 @@ machine, or the tasks of a `dask.distributed` cluster (`backend="dask"`,
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pyutils.core.errors import UserError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 BACKENDS = ("loky", "threading", "dask")
+# A stage's default backend that the stage resolves per batch (threads, or loky processes when
+# the batch is big enough to pay for starting them); run_parallel never sees it.
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ def run_parallel(
         yield from map(func, items)
         return
     if backend == "threading":
-        yield from _run_on_threads(func, iter(items), jobs)
+        total = len(items) if isinstance(items, Sized) else None
+        yield from _run_on_threads(func, iter(items), jobs, total)
         return
     from joblib import Parallel, delayed  # imported here: it costs 0.1 s of start-up
 
@@ -88,13 +95,27 @@ def run_parallel(
 
 
 def _run_on_threads(
-    func: Callable[[Item], Result], items: Iterator[Item], jobs: int
+    func: Callable[[Item], Result], items: Iterator[Item], jobs: int, total: int | None = None
 ) -> Iterator[Result]:
     """Threads for work that happens in child processes (ffmpeg) or on the network. Items are
-    taken lazily, a few ahead of the workers, so a caller that stops early stops the work."""
+    taken lazily, a few ahead of the workers, so a caller that stops early stops the work.
+
+    An item with a `threads` field (a frozen dataclass: its child process's threads, sized on
+    this machine) gets them when it starts, from the cores shared among the items not started
+    yet: with fewer left than jobs, the last ones get the cores the finished ones leave idle
+    (`drain_threads`). Of `total` items, that is."""
+    # Imported here: with logging, which it pulls in, a tenth of a command's start-up.
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    started = itertools.count()
+
+    def start(item: Item) -> Result:
+        left = None if total is None else total - next(started)
+        return func(_with_threads(item, drain_threads(jobs, left)))
+
     with ThreadPoolExecutor(jobs) as pool:
         pending: set[Future[Result]] = {
-            pool.submit(func, item) for item in itertools.islice(items, 2 * jobs)
+            pool.submit(start, item) for item in itertools.islice(items, 2 * jobs)
         }
         try:
             while pending:
@@ -102,10 +123,23 @@ def _run_on_threads(
                 for future in done:
                     yield future.result()
                     for item in itertools.islice(items, 1):
-                        pending.add(pool.submit(func, item))
+                        pending.add(pool.submit(start, item))
         finally:
             for future in pending:
                 future.cancel()
+
+
+def drain_threads(jobs: int, left: int | None) -> int:
+    """Threads for a task that starts with `left` tasks (itself included) not started yet: the
+    cores shared among the jobs while the batch is full, among the tasks left as it drains (3
+    videos on 2 cores: 1, 1, then 2 for the third, which would otherwise run alone on one)."""
+    return threads_per_task(jobs if left is None else min(jobs, left))
+
+
+def _with_threads(item: Item, threads: int) -> Item:
+    if getattr(item, "threads", None) is None or not dataclasses.is_dataclass(item):
+        return item  # nothing to size, or sized elsewhere (None: by the Dask worker)
+    return dataclasses.replace(item, threads=threads)  # type: ignore[type-var]
 
 
 def _run_on_dask(

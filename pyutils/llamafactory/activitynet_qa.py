@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--register", action="store_true", help="also register the output in OUT/dataset_info.json"
     )
-    add_parallel_options(parser, "loky", "videos probed")
+    add_parallel_options(parser, "auto", "videos probed")
     return convert(parser.parse_args(argv))
 
 

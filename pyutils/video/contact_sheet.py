@@ -19,7 +19,7 @@ import ffmpeg
 
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.errors import MediaError, UserError, run_cli
-from pyutils.core.media import ffmpeg_command
+from pyutils.core.media import ffmpeg_command, require
 from pyutils.core.report import log
 
 FRAME_GLOB = "image_*.jpg"
@@ -84,6 +84,7 @@ def sheet_command(grid: list[list[Path]], cell_w: int, cell_h: int) -> list[str]
 def render(grid: list[list[Path]], width: int) -> bytes:
     """The PNG bytes of the grid, made by one ffmpeg run."""
     cell_w, cell_h = cell_size(grid[0][0], width)
+    require("contact sheet")
     result = subprocess.run(sheet_command(grid, cell_w, cell_h), capture_output=True)
     if result.returncode != 0 or not result.stdout:
         reason = result.stderr.decode(errors="replace").strip() or "no output"
