@@ -151,7 +151,13 @@ def bframes_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return video
 
 
-@pytest.mark.parametrize("name", ["long_video", "bframes_video"])
+@pytest.fixture(scope="module")
+def long_webm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VP8 in WebM, Matroska's cues for an index."""
+    return make_video(tmp_path_factory.mktemp("webm") / "long_webm.webm", 12, 96, 64, 25, gop=50)
+
+
+@pytest.mark.parametrize("name", ["long_video", "bframes_video", "long_webm"])
 def test_seeking_and_one_pass_give_the_same_bytes(
     name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -192,6 +198,7 @@ def test_old_ffmpeg_by_choice_seeks_with_one_input_per_stretch(
     old_ffmpeg: Path,
     long_video: Path,
     bframes_video: Path,
+    long_webm: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     fresh_choice: None,
@@ -201,7 +208,7 @@ def test_old_ffmpeg_by_choice_seeks_with_one_input_per_stretch(
     filter command it would refuse is never run."""
     videos = tmp_path / "videos"
     videos.mkdir()
-    for video in (long_video, bframes_video):
+    for video in (long_video, bframes_video, long_webm):
         shutil.copy(video, videos / video.name)
     env = {**os.environ, "FFMPEG": str(old_ffmpeg)}
     args = [str(videos), str(tmp_path / "frames"), "--num-frames", "4", "--jobs", "2"]
@@ -211,10 +218,10 @@ def test_old_ffmpeg_by_choice_seeks_with_one_input_per_stretch(
     assert f"at {old_ffmpeg} (set by FFMPEG), seeking with one input per stretch" in first
     assert {r["method"] for r in manifest(tmp_path / "frames").values()} == {"seek_inputs"}
     work = [line for line in calls(old_ffmpeg) if "-hide_banner" not in line]
-    assert len(work) == 2 and all(line.count("-ss ") > 1 for line in work)
+    assert len(work) == 3 and all(line.count("-ss ") > 1 for line in work)
     assert not any("-bsf" in line for line in work)
     monkeypatch.setenv("FFMPEG", str(old_ffmpeg))
-    for video in (long_video, bframes_video):
+    for video in (long_video, bframes_video, long_webm):
         out = tmp_path / f"one-pass-{video.stem}"
         assert extract_video(task(video, out, num_frames=4, method="sequential")).status == "ok"
         assert md5s(tmp_path / "frames" / video.stem) == md5s(out)

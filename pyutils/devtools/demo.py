@@ -19,7 +19,7 @@ from pyutils.catalog.check import human_size
 from pyutils.catalog.datasets import DATASETS, inspect
 from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.media import find_ffmpeg, probe
+from pyutils.core.media import describe_ffmpeg, probe
 from pyutils.core.parallel import ParallelOptions
 from pyutils.devtools.local_server import LocalServer
 from pyutils.devtools.sample import (
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="demo", help="where the sample and outputs go")
     args = parser.parse_args(argv)
     console = Console()
-    console.print(f"ffmpeg: {find_ffmpeg()} (probing in-process with PyAV: no ffprobe)")
+    console.print(f"{describe_ffmpeg()}; probing in-process with PyAV: no ffprobe")
     root = build_demo_sample(Path(args.dir))
     table = Table(title=f"vlprep demo ({root})")
     for column in ("stage", "item", "result"):
