@@ -38,6 +38,12 @@ class ParallelOptions:
     backend: str = "threading"
     scheduler: str | None = None
 
+    def where(self) -> str:
+        """Where the work runs, for a run's first line: "2 jobs", "on the Dask cluster at ..."."""
+        if self.backend == "dask":
+            return f"on the Dask cluster at {self.scheduler}"
+        return f"{self.jobs} job{'' if self.jobs == 1 else 's'}"
+
     def ffmpeg_threads(self) -> int | None:
         """Threads for each task's ffmpeg: this machine's cores shared among the jobs; None on
         Dask, where the worker that runs the task sizes them (`threads_here`)."""

@@ -112,10 +112,7 @@ def describe_run(options: FrameOptions, parallel: ParallelOptions) -> str:
     else:
         what, method = "every frame", "one pass"
     size = f"shorter side {options.short_side}" if options.short_side else "native size"
-    if parallel.backend == "dask":
-        where = f"on the Dask cluster at {parallel.scheduler}"
-    else:
-        where = f"{parallel.jobs} job{'' if parallel.jobs == 1 else 's'}"
+    where = parallel.where()
     return f"{what}, {size}, JPEG q{options.quality}, {where}; {describe_ffmpeg()}, {method}"
 
 

@@ -136,7 +136,7 @@ def describe_probing(parallel: ParallelOptions) -> str:
     import av  # the probes that follow need it anyway
 
     if parallel.backend == "dask":
-        where = f"the Dask cluster at {parallel.scheduler}"
+        where = parallel.where().removeprefix("on ")
     elif parallel.jobs == 1:
         where = "this process"
     elif parallel.backend == "loky":

@@ -109,15 +109,14 @@ def transcode_all(
     preset: str = "veryfast",
 ) -> int:
     originals = find_originals(source, dest)
+    require("transcode")
+    log(
+        f"transcode: H.264 (libx264, crf {crf}, preset {preset}, yuv420p), {parallel.where()}; "
+        f"{describe_ffmpeg()}, one ffmpeg per video"
+    )
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dest)
     todo = [p for p in originals if not (dest / f"{p.name}.mp4").exists()]
-    require("transcode")
-    where = f"{parallel.jobs} jobs" if parallel.backend != "dask" else "on the Dask cluster"
-    log(
-        f"transcode: H.264 (libx264, crf {crf}, preset {preset}, yuv420p), {where}; "
-        f"{describe_ffmpeg()}, one ffmpeg per video"
-    )
     log(f"transcode: {len(originals)} originals in {source}, {len(originals) - len(todo)} done")
     threads = parallel.ffmpeg_threads()
     tasks = [TranscodeTask(str(p), str(dest / f"{p.name}.mp4"), threads, crf, preset) for p in todo]
