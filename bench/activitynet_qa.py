@@ -124,11 +124,10 @@ def cold_and_warm(videos: int, env: dict[str, str]) -> tuple[float, float]:
     return cold_s, median_time(lambda: run_vlprep(root, cache, env))
 
 
-def probing_at_scale(backend: str) -> None:
+def probing_at_scale(backend: str, jobs: int = os.cpu_count() or 1) -> None:
     """Probing PROBED_AT_SCALE distinct files with nothing cached, in this process."""
     folder = BENCH_OUT / f"qa-probe-{PROBED_AT_SCALE}"
     paths = [str(linked(folder / f"{i:05d}{seed(i).suffix}", i)) for i in range(PROBED_AT_SCALE)]
-    jobs = os.cpu_count() or 1
     with contextlib.redirect_stderr(io.StringIO()):  # its "probing videos: ..." lines
         for _ in probe_videos(paths, ProbeCache(None), ParallelOptions(jobs, backend)):
             pass
@@ -171,8 +170,12 @@ def main() -> None:
     cold4, _ = cold_and_warm(800, env)
     # Linear growth: 4x the input costs at most about 4x the time (the start-up is shared).
     row("vlprep cold, 800 videos / 8,000 questions", cold4, cold4 / cold1, "the 200-video time")
+    one = median_time(lambda: probing_at_scale("threading", jobs=1))
+    row(f"probing {PROBED_AT_SCALE:,} videos in-process, one thread", one)
     threads = median_time(lambda: probing_at_scale("threading"))
-    row(f"probing {PROBED_AT_SCALE:,} videos in-process, threads only", threads)
+    # faster than one thread only as far as PyAV lets go of the GIL while it opens and demuxes
+    label = f"probing {PROBED_AT_SCALE:,} videos in-process, {os.cpu_count()} threads"
+    row(label, threads, threads / one, "one thread")
     loky = median_time(lambda: probing_at_scale("loky"))
     row(f"probing {PROBED_AT_SCALE:,} videos, loky processes only", loky, loky / threads, "threads")
     auto = median_time(lambda: probing_at_scale("auto"))

@@ -20,8 +20,10 @@ from pyutils.devtools.sample import make_video
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 
-# Where a development machine keeps Debian 12's ffmpeg 5.1 off PATH (see README, Tests), besides
-# the places a user's machine has one.
+# Where a system ffmpeg lives, besides PATH: a user's machine has it in /usr/bin, a development
+# machine keeps Debian 12's 5.1 in /opt/debian-ffmpeg, off PATH (so that it changes no one's
+# tests). Tests that need a real old ffmpeg put the one they find first on PATH themselves, and
+# skip that case where there is none.
 SYSTEM_FFMPEGS = ("/usr/bin/ffmpeg", "/usr/local/bin/ffmpeg", "/opt/debian-ffmpeg/bin/ffmpeg")
 
 # name -> (seconds, fps): what the sample videos were generated with.

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pyutils.core.media import describe_ffmpeg, find_ffmpeg, probe
+from pyutils.core.media import describe_ffmpeg, find_ffmpeg, inspect_ffmpeg, probe
 from pyutils.devtools.sample import make_video
 from pyutils.video.frame_extract import (
     FrameOptions,
@@ -238,7 +238,8 @@ def test_old_ffmpeg_on_path_is_left_alone(
     result = frames_cli(str(videos), str(tmp_path / "f"), "--num-frames", "4", env=env)
     assert result.returncode == 0, result.stderr
     first = result.stderr.splitlines()[0]
-    assert "(bundled: PATH's 5.1.9 cannot seek by input bitstream filter)" in first
+    old = inspect_ffmpeg(str(old_ffmpeg))
+    assert f"(bundled: PATH's {old.version} cannot seek by input bitstream filter" in first
     assert first.endswith(
         "seeking by input bitstream filter where it saves decoding, else one pass"
     )
