@@ -49,6 +49,17 @@ def median_time(func: Callable[[], object], runs: int = RUNS) -> float:
     return statistics.median(timed(func) for _ in range(runs))
 
 
+def paired(
+    baseline: Callable[[], object], candidate: Callable[[], object], runs: int = RUNS
+) -> tuple[float, float, float]:
+    """`baseline` and `candidate` timed back to back, `runs` times: the median of each, and the
+    median of their ratios (candidate / baseline), which a background load that comes and goes
+    (others' tests on a shared machine) hits far less than a ratio of separate medians."""
+    pairs = [(timed(baseline), timed(candidate)) for _ in range(runs)]
+    medians = [statistics.median(times) for times in zip(*pairs, strict=True)]
+    return medians[0], medians[1], statistics.median(c / b for b, c in pairs)
+
+
 def bundled_ffmpeg() -> str:
     import imageio_ffmpeg
 

@@ -113,9 +113,9 @@ def table(name: str, env: dict[str, str]) -> None:
     _common.table_head()
 
 
-def against(seconds: float, floor: float, bundled_floor: float | None) -> str:
-    text = f"{seconds / floor:.2f}x decode floor"
-    if bundled_floor is not None and bundled_floor != floor:
+def against(ratio: float, seconds: float, bundled_floor: float | None) -> str:
+    text = f"{ratio:.2f}x decode floor"
+    if bundled_floor is not None:
         text += f" ({seconds / bundled_floor:.2f}x the bundled ffmpeg's)"
     return text
 
@@ -124,24 +124,27 @@ def rows_for(
     name: str, env: dict[str, str], ffmpeg: str, bundled_floors: dict[str, float]
 ) -> dict[str, float]:
     """The rows for one machine: `ffmpeg` is what its reference script and `ffmpeg -f null`
-    run; vlprep runs in `env` and picks its own. Returns this machine's decode floors, by
-    corpus; ratios are against them and, when they differ, `bundled_floors`."""
-    measure = _common.median_time
+    run; vlprep runs in `env` and picks its own. Each vlprep figure is timed in pairs with its
+    baseline (`_common.paired`). Returns this machine's decode floors, by corpus; ratios are
+    against them and, when given, `bundled_floors`."""
     table(name, env)
     clips = _common.BENCH_OUT / "clips-15s"
-    ref = measure(lambda: reference(clips, ffmpeg))
+    pairs = _common.paired(lambda: reference(clips, ffmpeg), lambda: vlprep(clips, env))
+    ref, same, ratio = pairs
     _common.row("reference script (pool of 16, all frames, q:v 2), 16 clips", ref)
-    same = measure(lambda: vlprep(clips, env))
-    _common.row("vlprep, same settings", same, same / ref, "reference")
+    _common.row("vlprep, same settings", same, ratio, "reference")
     floors: dict[str, float] = {}
     for label, folder_name, options in CASES:
         folder = _common.BENCH_OUT / folder_name
+        floor, seconds, ratio = _common.paired(
+            lambda folder=folder: decode_floor(folder, ffmpeg),
+            lambda folder=folder, options=options: vlprep(folder, env, *options),
+        )
         if folder_name not in floors:
-            floors[folder_name] = measure(lambda folder=folder: decode_floor(folder, ffmpeg))
-            _common.row(f"decode floor, {label}", floors[folder_name])
-        seconds = measure(lambda folder=folder, options=options: vlprep(folder, env, *options))
-        ratio = against(seconds, floors[folder_name], bundled_floors.get(folder_name))
-        print(f"| vlprep {' '.join(options)}, {label} | {seconds:.2f} | {ratio} |", flush=True)
+            floors[folder_name] = floor
+            _common.row(f"decode floor, {label}", floor)
+        text = against(ratio, seconds, bundled_floors.get(folder_name))
+        print(f"| vlprep {' '.join(options)}, {label} | {seconds:.2f} | {text} |", flush=True)
     return floors
 
 
@@ -152,7 +155,8 @@ def main() -> None:
     repeated(long, 4)
     _common.header(
         "frames: 16 clips of 15 s (640x360, 30 fps) and 3 videos of 180 s (keyframe every 4 s); "
-        f"each figure the median of {_common.RUNS} runs",
+        f"each figure the median of {_common.RUNS} runs, each ratio the median of as many "
+        "runs of the two back to back",
         table=False,
     )
     bundled = _common.bundled_ffmpeg()
@@ -161,13 +165,16 @@ def main() -> None:
     if system:
         version = _common.ffmpeg_version(system)
         on_path = _common.user_env(system)
-        system_floors = rows_for(f"system ffmpeg {version} on PATH", on_path, system, floors)
+        rows_for(f"system ffmpeg {version} on PATH", on_path, system, floors)
         pinned = _common.user_env(system, FFMPEG=system)
         table(f"FFMPEG= the system ffmpeg {version}, set explicitly", pinned)
         for options in (("--num-frames", "32"), ("--fps", "1")):
-            seconds = _common.median_time(lambda options=options: vlprep(long, pinned, *options))
-            ratio = against(seconds, system_floors["long-180s"], floors["long-180s"])
-            print(f"| vlprep {' '.join(options)}, 3 videos of 180 s | {seconds:.2f} | {ratio} |")
+            _, seconds, ratio = _common.paired(
+                lambda: decode_floor(long, system),
+                lambda options=options: vlprep(long, pinned, *options),
+            )
+            text = against(ratio, seconds, floors["long-180s"])
+            print(f"| vlprep {' '.join(options)}, 3 videos of 180 s | {seconds:.2f} | {text} |")
     for written in ("ref-frames", "vlprep-frames"):  # hundreds of MB of JPEGs: keep the corpora
         shutil.rmtree(_common.BENCH_OUT / written)
 
