@@ -18,7 +18,8 @@ DATASET ?=
 # Empty VIDEOS/FRAMES mean "the stage's default for DATASET" (e.g. $(DATA)/msrvtt/videos).
 VIDEOS ?=
 FRAMES ?=
-# Empty BACKEND: each stage's own default (threads for ffmpeg-bound frames, loky for probing).
+# Empty BACKEND: each stage's own default (threads for ffmpeg-bound frames; threads for probing,
+# loky processes past 2,000 videos).
 BACKEND ?=
 SCHEDULER ?=
 

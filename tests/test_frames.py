@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pyutils.core.media import find_ffmpeg, probe
+from pyutils.core.media import describe_ffmpeg, find_ffmpeg, inspect_ffmpeg, probe
 from pyutils.devtools.sample import make_video
 from pyutils.video.frame_extract import (
     FrameOptions,
@@ -21,18 +22,25 @@ from pyutils.video.frame_extract import (
     choose_method,
     extract_video,
     frame_times,
+    seek_groups,
+    stretches,
     uniform_indices,
 )
 from tests.conftest import (
     SAMPLE_VIDEOS,
+    bundled_ffmpeg,
+    calls,
     decoded_frame_count,
     kill_once_one_is_done,
+    old_ffmpeg_script,
     run_module,
 )
 
 
-def frames_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run_module("pyutils.video.frames", *args, cwd=cwd)
+def frames_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_module("pyutils.video.frames", *args, cwd=cwd, env=env)
 
 
 def md5s(folder: Path) -> dict[str, str]:
@@ -132,37 +140,153 @@ def test_num_frames_are_the_native_frames_adaclip_picks(
                 assert got == (native / stem / all_frames[index]).read_bytes()
 
 
-def test_seeking_and_one_pass_give_the_same_bytes(long_video: Path, tmp_path: Path) -> None:
-    total = len(frame_times(str(long_video)).times)
-    assert choose_method(frame_times(str(long_video)), uniform_indices(total, 4)) == "seek"
-    assert choose_method(frame_times(str(long_video)), uniform_indices(total, 60)) == "sequential"
-    every = extract_video(task(long_video, tmp_path / "all"))
+@pytest.fixture(scope="module")
+def bframes_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Closed GOPs with B-frames: packets in another order than frames, pts != dts."""
+    video = tmp_path_factory.mktemp("bframes") / "bframes.mp4"
+    x264 = ["-c:v", "libx264", "-bf", "3", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"]
+    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, *x264, str(video)], check=True)
+    return video
+
+
+@pytest.fixture(scope="module")
+def long_webm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VP8 in WebM, Matroska's cues for an index."""
+    return make_video(tmp_path_factory.mktemp("webm") / "long_webm.webm", 12, 96, 64, 25, gop=50)
+
+
+@pytest.mark.parametrize("name", ["long_video", "bframes_video", "long_webm"])
+def test_seeking_and_one_pass_give_the_same_bytes(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    video = request.getfixturevalue(name)
+    frames = frame_times(str(video))
+    total = len(frames.times)
+    for seek in ("seek_bsf", "seek_inputs"):
+        assert choose_method(frames, uniform_indices(total, 4), seek) == seek
+        assert choose_method(frames, uniform_indices(total, 60), seek) == "sequential"
+    every = extract_video(task(video, tmp_path / "all"))
     assert every.status == "ok" and every.frames == total == 300
     outputs = {}
-    for method in ("seek", "sequential"):
-        result = extract_video(task(long_video, tmp_path / method, num_frames=7, method=method))
+    for method in ("seek_bsf", "seek_inputs", "sequential"):
+        result = extract_video(task(video, tmp_path / method, num_frames=7, method=method))
         assert (result.status, result.method) == ("ok", method), result.error
         outputs[method] = md5s(tmp_path / method)
-    assert outputs["seek"] == outputs["sequential"]
+    assert outputs["seek_bsf"] == outputs["seek_inputs"] == outputs["sequential"]
     # ...and they are the frames a native extraction has at AdaCLIP's indices (not keyframes).
     native_md5 = md5s(tmp_path / "all")
     for number, index in enumerate(uniform_indices(total, 7), start=1):
         assert (
-            outputs["seek"][f"image_{number:05d}.jpg"] == native_md5[f"image_{index + 1:05d}.jpg"]
+            outputs["seek_bsf"][f"image_{number:05d}.jpg"]
+            == native_md5[f"image_{index + 1:05d}.jpg"]
         )
 
 
-def test_open_gop_falls_back_to_one_pass(tmp_path: Path) -> None:
-    """After a jump to an open-GOP keyframe H.264's decoder drops frames: the seek run comes up
-    short, and the one pass gives the same frames a native extraction has."""
+def test_seek_groups_share_a_decode_when_the_gap_is_small(long_video: Path) -> None:
+    frames = frame_times(str(long_video))  # keyframes every 50 frames
+    assert frames.keyframes == list(range(0, 300, 50))
+    picks = [10, 20, 60, 160, 290]
+    assert seek_groups(frames, picks, gap=15) == [[10, 20], [60], [160], [290]]
+    # keyframe 50 comes 30 frames after pick 20: within a gap of 40, decoding goes on
+    assert seek_groups(frames, picks, gap=40) == [[10, 20, 60], [160], [290]]
+    assert stretches(frames, [[10, 20, 60], [160]]) == [(0, 60), (150, 160)]
+
+
+def test_old_ffmpeg_by_choice_seeks_with_one_input_per_stretch(
+    old_ffmpeg: Path,
+    long_video: Path,
+    bframes_video: Path,
+    long_webm: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_choice: None,
+) -> None:
+    """FFMPEG= an ffmpeg that cannot seek by input bitstream filter: it is used, the picks are
+    reached with one input per stretch, the bytes are its own one pass's, and the bitstream
+    filter command it would refuse is never run."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for video in (long_video, bframes_video, long_webm):
+        shutil.copy(video, videos / video.name)
+    env = {**os.environ, "FFMPEG": str(old_ffmpeg)}
+    args = [str(videos), str(tmp_path / "frames"), "--num-frames", "4", "--jobs", "2"]
+    result = frames_cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert f"at {old_ffmpeg} (set by FFMPEG), seeking with one input per stretch" in first
+    assert {r["method"] for r in manifest(tmp_path / "frames").values()} == {"seek_inputs"}
+    work = [line for line in calls(old_ffmpeg) if "-hide_banner" not in line]
+    assert len(work) == 3 and all(line.count("-ss ") > 1 for line in work)
+    assert not any("-bsf" in line for line in work)
+    monkeypatch.setenv("FFMPEG", str(old_ffmpeg))
+    for video in (long_video, bframes_video, long_webm):
+        out = tmp_path / f"one-pass-{video.stem}"
+        assert extract_video(task(video, out, num_frames=4, method="sequential")).status == "ok"
+        assert md5s(tmp_path / "frames" / video.stem) == md5s(out)
+
+
+def test_old_ffmpeg_on_path_is_left_alone(
+    old_ffmpeg: Path, long_video: Path, tmp_path: Path
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(long_video, videos / "long.mp4")
+    env = {**os.environ, "PATH": f"{old_ffmpeg.parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("FFMPEG", None)
+    result = frames_cli(str(videos), str(tmp_path / "f"), "--num-frames", "4", env=env)
+    assert result.returncode == 0, result.stderr
+    first = result.stderr.splitlines()[0]
+    old = inspect_ffmpeg(str(old_ffmpeg))
+    assert f"(bundled: PATH's {old.version} cannot seek by input bitstream filter" in first
+    assert first.endswith(
+        "seeking by input bitstream filter where it saves decoding, else one pass"
+    )
+    assert manifest(tmp_path / "f")["long"]["method"] == "seek_bsf"
+    assert all("-hide_banner" in line for line in calls(old_ffmpeg))  # asked, never used
+
+
+def test_a_forced_method_the_ffmpeg_cannot_do_is_refused_unrun(
+    long_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_choice: None
+) -> None:
+    old = old_ffmpeg_script(tmp_path / "old", bundled_ffmpeg())
+    monkeypatch.setenv("FFMPEG", str(old))
+    result = extract_video(task(long_video, tmp_path / "x", num_frames=4, method="seek_bsf"))
+    assert result.status == "failed" and not (tmp_path / "x").exists()
+    assert result.error == f"ffmpeg 5.1.9 at {old} cannot seek by bitstream filter"
+    assert all("-hide_banner" in line for line in calls(old))
+
+
+def test_first_line_says_options_ffmpeg_and_method(clips: dict[str, Path], tmp_path: Path) -> None:
+    videos = next(iter(clips.values())).parent
+    picks = frames_cli(str(videos), str(tmp_path / "a"), "--num-frames", "4", "--short-side", "64")
+    assert picks.stderr.splitlines()[0] == (
+        f"frames: 4 uniformly spaced frames (AdaCLIP), shorter side 64, JPEG q2, "
+        f"{os.cpu_count()} job{'s' if os.cpu_count() != 1 else ''}; {describe_ffmpeg()}, "
+        "seeking by input bitstream filter where it saves decoding, else one pass"
+    )
+    options = ("--fps", "1", "--jobs", "1", "--quality", "5")
+    rate = frames_cli(str(videos), str(tmp_path / "b"), *options)
+    assert rate.stderr.splitlines()[0] == (
+        f"frames: 1 frame per second, native size, JPEG q5, 1 job; {describe_ffmpeg()}, "
+        "one pass through the fps filter"
+    )
+
+
+@pytest.mark.parametrize(("seek", "used"), [("seek_bsf", "sequential"), ("seek_inputs", None)])
+def test_open_gop_gives_the_native_frames(tmp_path: Path, seek: Any, used: str | None) -> None:
+    """After a jump over dropped packets to an open-GOP keyframe, H.264's decoder loses frames:
+    the bitstream filter's run comes up short and the one pass is done instead. An input opened
+    at that keyframe (-ss) starts a fresh decoder there, which decodes the frames shown from it
+    on, so it keeps its method. Either way: the frames a native extraction has."""
     video = tmp_path / "open_gop.mp4"
     x264 = ["-c:v", "libx264", "-bf", "3", "-x264-params", "open-gop=1:keyint=50:min-keyint=50"]
     source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
     subprocess.run([find_ffmpeg(), "-v", "error", *source, *x264, str(video)], check=True)
     total = len(frame_times(str(video)).times)
-    assert choose_method(frame_times(str(video)), uniform_indices(total, 4)) == "seek"
-    result = extract_video(task(video, tmp_path / "picked", num_frames=4))
-    assert (result.status, result.method) == ("ok", "sequential"), result.error
+    assert choose_method(frame_times(str(video)), uniform_indices(total, 4), seek) == seek
+    result = extract_video(task(video, tmp_path / "picked", num_frames=4, method=seek))
+    assert (result.status, result.method) == ("ok", used or seek), result.error
     assert extract_video(task(video, tmp_path / "all")).status == "ok"
     native_md5 = md5s(tmp_path / "all")
     picked_md5 = md5s(tmp_path / "picked")
@@ -188,13 +312,33 @@ def test_short_side_landscape_and_portrait(tmp_path: Path) -> None:
     assert sizes == expected
 
 
-def test_same_bytes_for_jobs_1_and_4(clips: dict[str, Path], tmp_path: Path) -> None:
+def test_same_bytes_for_any_jobs(clips: dict[str, Path], tmp_path: Path) -> None:
+    """3 videos: with 2 or 4 jobs the last ones start with more decoder threads than the first
+    (on 2 or more cores); the bytes are the same as one at a time."""
     videos = next(iter(clips.values())).parent
-    for jobs in ("1", "4"):
+    for jobs in ("1", "2", "4"):
         result = frames_cli(str(videos), str(tmp_path / jobs), "--short-side", "64", "--jobs", jobs)
         assert result.returncode == 0, result.stderr
-    assert tree_md5s(tmp_path / "1") == tree_md5s(tmp_path / "4")
+    assert tree_md5s(tmp_path / "1") == tree_md5s(tmp_path / "2") == tree_md5s(tmp_path / "4")
     assert sum(map(len, tree_md5s(tmp_path / "1").values())) > 100
+
+
+@pytest.mark.parametrize(
+    ("fps", "num_frames", "method"),
+    [(None, None, None), ("3", None, None), (None, 7, "seek_bsf"), (None, 7, "seek_inputs")],
+)
+def test_decoder_threads_do_not_change_the_bytes(
+    bframes_video: Path, tmp_path: Path, fps: str | None, num_frames: int | None, method: Any
+) -> None:
+    options = FrameOptions(fps, 48, num_frames, 2, "image_%05d.jpg")
+    outputs = []
+    for threads in (1, 3):
+        dest = tmp_path / str(threads)
+        unit = FrameTask("b", str(bframes_video), str(dest), options, threads, method)
+        result = extract_video(unit)
+        assert result.status == "ok" and result.method == (method or ("fps" if fps else "native"))
+        outputs.append(md5s(dest))
+    assert outputs[0] == outputs[1] and len(outputs[0]) >= 7
 
 
 def test_kill_midway_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
@@ -211,7 +355,9 @@ def test_kill_midway_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None
         assert len(os.listdir(folder)) == len(os.listdir(reference / folder.name))
     rerun = frames_cli(str(videos), str(frames), "--jobs", "2")
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(done)} already done" in rerun.stderr
+    # A video renamed into place whose manifest line the kill cut off is simply done again.
+    already = re.search(r"(\d+) already done", rerun.stderr)
+    assert already and int(already[1]) <= len(done)
     assert tree_md5s(frames) == tree_md5s(reference)
     assert not [p for p in frames.rglob("*") if ".vlprep-tmp" in p.name]
 

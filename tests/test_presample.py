@@ -114,7 +114,7 @@ def test_frame_size_is_the_trainers_resize(
 @pytest.mark.parametrize(
     ("seconds", "gop", "budget", "method"),
     [
-        (12.0, 50, Budget(video_fps=0.5, video_maxlen=128), "seek"),  # 6 of 300 frames
+        (12.0, 50, Budget(video_fps=0.5, video_maxlen=128), "seek_bsf"),  # 6 of 300 frames
         (3.0, 250, Budget(), "sequential"),  # 6 of 75 frames in one GOP
     ],
 )

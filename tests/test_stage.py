@@ -79,8 +79,8 @@ def test_work_units_and_results_survive_pickling() -> None:
     """What loky and Dask do to every unit and result."""
     options = FrameOptions("1/2", 224, None, 2, "image_%05d.jpg")
     values = [
-        FrameTask("a", "/v/a.mp4", "/f/a", options, None, method="seek"),
-        FrameResult("a", "/v/a.mp4", "ok", 8, 1.5, "seek"),
+        FrameTask("a", "/v/a.mp4", "/f/a", options, None, method="seek_inputs"),
+        FrameResult("a", "/v/a.mp4", "ok", 8, 1.5, "seek_bsf"),
         TranscodeTask("/o/x.", "/v/x..mp4", 2, 20, "veryfast"),
         TranscodeResult("/o/x.", "ffmpeg said no"),
         FetchTask("http://h/x", "/d/x", 3, 60.0, 1.0),

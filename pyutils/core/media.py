@@ -1,59 +1,265 @@
-"""Finding ffmpeg, compiling ffmpeg commands, and probing videos, on machines with or without a
-system ffmpeg.
+"""Choosing ffmpeg on purpose, compiling ffmpeg commands, and probing videos, on machines with or
+without a system ffmpeg.
 
-ffmpeg is looked up in $FFMPEG, then PATH, then the static binary that the imageio-ffmpeg wheel
-ships. Command lines are built with ffmpeg-python and compiled here to an argument list for that
-ffmpeg. Probing is done in-process with PyAV, so it needs no ffprobe at all and costs no process
-start per video.
+ffmpeg is `$FFMPEG` when set (the user's word is final), else the one on PATH if it can do
+everything vlprep asks of ffmpeg, else the static binary that the imageio-ffmpeg wheel ships
+(Debian 12's 5.1 and Ubuntu 22.04's 4.4 cannot apply a bitstream filter to an input, which
+seeking by dropped packets needs, and decode 15-30% slower than the bundled 9.0). What each
+candidate can do is found out once per machine, by running it, and remembered by (path, size,
+mtime) in the user's cache folder; `describe_ffmpeg` says in one line which ffmpeg a run uses and
+why. Command lines are built with ffmpeg-python and compiled here to an argument list for that
+ffmpeg. Probing is done in-process with PyAV (imported on first use: a run whose probes are all
+cached never loads it), so it needs no ffprobe and costs no process start per video.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import shutil
+import subprocess
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
+import orjson
 
+from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.errors import MediaError, UserError
+
+if TYPE_CHECKING:
+    import av
+
+# What vlprep asks of ffmpeg, by use: encoders and filters by their ffmpeg names. A use whose
+# needs the chosen ffmpeg lacks is refused before anything runs (`require`).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "frames": ("mjpeg", "select", "scale", "fps"),
+    "transcode": ("libx264", "scale", "format"),
+    "contact sheet": ("png", "scale", "pad", "setsar", "format", "split", "concat", "tile"),
+}
+WANTED = tuple(sorted({name for needs in NEEDS.values() for name in needs}))
+# The input bitstream filter that seeking uses (`-bsf:v noise=drop=...` before `-i`), tried on a
+# generated input: three frames in, the first one out.
+INPUT_BSF_TRIAL = "noise=drop='not(between(n,0,0))'"
+CAPABILITIES_VERSION = 1  # bump when what is recorded about an ffmpeg changes
+TRIAL_TIMEOUT = 60  # seconds; an ffmpeg that does not answer a trial in this time cannot do it
+
+
+@dataclass(frozen=True)
+class Ffmpeg:
+    """One ffmpeg binary and what vlprep found it can do."""
+
+    path: str
+    version: str  # "5.1.9", "9.0.2", a git build's "N-113000-g...", or "" if it never said
+    input_bsf: bool  # takes -bsf:v before -i (9.0 does; Debian 12's 5.1 refuses it)
+    missing: tuple[str, ...] = ()  # encoders and filters of WANTED that it lacks
+
+    @property
+    def capable(self) -> bool:
+        """Can do everything vlprep asks of ffmpeg, in the fastest way."""
+        return self.input_bsf and not self.missing
+
+    def shortcomings(self) -> str:
+        """What it cannot do, as a clause: "cannot seek by input bitstream filter"."""
+        parts = [] if self.input_bsf else ["cannot seek by input bitstream filter"]
+        if self.missing:
+            parts.append(f"lacks {', '.join(self.missing)}")
+        return " and ".join(parts)
+
+    def named(self) -> str:
+        return f"ffmpeg {self.version or '(version unknown)'}"
+
+
+@dataclass(frozen=True)
+class FfmpegChoice:
+    tool: Ffmpeg
+    why: str  # "set by FFMPEG", "on PATH", "bundled: PATH's 5.1.9 cannot seek by ..."
+
+    def describe(self) -> str:
+        return f"{self.tool.named()} at {self.tool.path} ({self.why})"
 
 
 @functools.cache
+def choose_ffmpeg() -> FfmpegChoice:
+    """The ffmpeg this run uses: $FFMPEG, else PATH's if capable, else the bundled one if
+    capable, else whichever exists (PATH's first). Decided once per run."""
+    configured = os.environ.get("FFMPEG")
+    if configured:
+        resolved = shutil.which(configured)
+        if resolved is None:
+            raise UserError(f"$FFMPEG={configured} is not an executable file")
+        tool = inspect_ffmpeg(resolved)
+        if not tool.version:
+            raise UserError(f"$FFMPEG={configured} does not answer `-version` as ffmpeg does")
+        return FfmpegChoice(tool, "set by FFMPEG")
+    on_path = shutil.which("ffmpeg")
+    path_tool = inspect_ffmpeg(on_path) if on_path else None
+    if path_tool and path_tool.capable:
+        return FfmpegChoice(path_tool, "on PATH")
+    bundled = _bundled_ffmpeg()
+    bundled_tool = inspect_ffmpeg(bundled) if bundled else None
+    if path_tool is None and bundled_tool is None:
+        raise UserError(
+            "ffmpeg not found: set FFMPEG=/path/to/ffmpeg, install it, or run `make setup`"
+        )
+    if bundled_tool and (bundled_tool.capable or path_tool is None):
+        if path_tool is None:
+            return FfmpegChoice(bundled_tool, "bundled: no ffmpeg on PATH")
+        why = f"PATH's {path_tool.version or path_tool.path} {path_tool.shortcomings()}"
+        return FfmpegChoice(bundled_tool, f"bundled: {why}")
+    assert path_tool is not None
+    return FfmpegChoice(
+        path_tool, f"on PATH, which {path_tool.shortcomings()}; no better one found"
+    )
+
+
 def find_ffmpeg() -> str:
-    """Path of the ffmpeg to run: $FFMPEG, then PATH, then imageio-ffmpeg's bundled binary."""
-    found = _from_env_or_path("FFMPEG", "ffmpeg")
-    if found:
-        return found
+    """Path of the ffmpeg to run (`choose_ffmpeg`)."""
+    return choose_ffmpeg().tool.path
+
+
+def describe_ffmpeg() -> str:
+    """One line for a run's first line: which ffmpeg, its version, where, and why."""
+    return choose_ffmpeg().describe()
+
+
+def require(use: str) -> Ffmpeg:
+    """The chosen ffmpeg, if it has what `use` (a key of NEEDS) needs; else a UserError that
+    says what is missing and what to do, so that a command known to fail is never run."""
+    choice = choose_ffmpeg()
+    lacking = [name for name in NEEDS[use] if name in choice.tool.missing]
+    if lacking:
+        raise UserError(
+            f"{choice.describe()} has no {', '.join(lacking)}, which {use} needs: set FFMPEG= "
+            "to an ffmpeg that has, or unset it to use the bundled one (`make setup`)"
+        )
+    return choice.tool
+
+
+def _bundled_ffmpeg() -> str | None:
     try:
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
     except (ImportError, RuntimeError):
-        raise UserError(
-            "ffmpeg not found: set FFMPEG=/path/to/ffmpeg, install it, or run `make setup`"
-        ) from None
+        return None
+
+
+def tools_cache_path() -> Path:
+    """Where what each ffmpeg can do is remembered, beside the probe cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vlprep" / "ffmpeg-tools.json"
+
+
+@functools.cache
+def inspect_ffmpeg(path: str) -> Ffmpeg:
+    """What the ffmpeg at `path` can do: from the cache while the binary's size and mtime are
+    unchanged, else by running it (about 0.1 s, once per machine and binary)."""
+    real = os.path.realpath(path)
+    try:
+        status = os.stat(real)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot run ffmpeg ({exc.strerror})") from None
+    stamp = {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
+    cache = tools_cache_path()
+    entries = _read_tools_cache(cache)
+    entry = entries.get(real)
+    if isinstance(entry, dict) and {k: entry.get(k) for k in stamp} == stamp:
+        try:
+            return Ffmpeg(path, entry["version"], entry["input_bsf"], tuple(entry["missing"]))
+        except (KeyError, TypeError):
+            pass  # an entry of another shape: find out again
+    tool = _try_ffmpeg(path)
+    if tool.version:  # something that never answered as ffmpeg is not worth remembering
+        entries[real] = {**stamp, **asdict(tool), "path": real}
+        payload = {"version": CAPABILITIES_VERSION, "tools": entries}
+        with contextlib.suppress(OSError):  # a read-only home: found out again next run
+            atomic_write_bytes(cache, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
+    return tool
+
+
+def _read_tools_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CAPABILITIES_VERSION:
+        return {}
+    tools = data.get("tools")
+    return tools if isinstance(tools, dict) else {}
+
+
+def _try_ffmpeg(path: str) -> Ffmpeg:
+    """Run the ffmpeg at `path` four times at once: its version, its encoders and filters, and a
+    real input bitstream filter on a generated input."""
+    quiet = [path, "-hide_banner", "-nostdin"]
+    trial = ["-v", "error", "-bsf:v", INPUT_BSF_TRIAL, "-f", "lavfi"]
+    trial += ["-i", "nullsrc=s=16x16:r=25:d=0.12", "-f", "framemd5", "-"]
+    commands = {
+        "version": [*quiet, "-version"],
+        "encoders": [*quiet, "-encoders"],
+        "filters": [*quiet, "-filters"],
+        "input_bsf": [*quiet, *trial],
+    }
+    answers = {}
+    running = {}
+    try:
+        for name, command in commands.items():
+            running[name] = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+        for name, process in running.items():
+            try:
+                out, _ = process.communicate(timeout=TRIAL_TIMEOUT)
+                answers[name] = out if process.returncode == 0 else ""
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                answers[name] = ""
+    except OSError as exc:
+        for process in running.values():
+            process.kill()
+            process.communicate()
+        raise UserError(f"{path}: cannot run ffmpeg ({exc.strerror})") from None
+    names = _listed(answers["encoders"]) | _listed(answers["filters"])
+    frames = [line for line in answers["input_bsf"].splitlines() if line[:1].isdigit()]
+    return Ffmpeg(
+        path,
+        parse_version(answers["version"]),
+        input_bsf=len(frames) == 1,
+        missing=tuple(name for name in WANTED if name not in names),
+    )
+
+
+def parse_version(text: str) -> str:
+    """ "ffmpeg version 5.1.9-0+deb12u1 ..." -> "5.1.9"; "n9.0.2-17-g2a5..." -> "9.0.2"; a git
+    build's "N-113000-gabc" as it is; "" when `text` is not ffmpeg's -version."""
+    match = re.match(r"ffmpeg version (\S+)", text)
+    if not match:
+        return ""
+    number = re.match(r"n?(\d+(?:\.\d+)+)", match.group(1))
+    return number.group(1) if number else match.group(1)
+
+
+def _listed(text: str) -> set[str]:
+    """The names in `ffmpeg -encoders` or `-filters` output: the word after the flags column."""
+    names = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and not fields[0].startswith("="):
+            names.add(fields[1])
+    return names
 
 
 def ffmpeg_command(output: Any, *global_args: str, overwrite: bool = False) -> list[str]:
     """The argument list (never a shell string) that runs an ffmpeg-python output with the ffmpeg
-    `find_ffmpeg` chose: reading nothing from stdin, printing only errors, with `global_args`
+    `choose_ffmpeg` chose: reading nothing from stdin, printing only errors, with `global_args`
     (which ffmpeg-python puts after the outputs; ffmpeg reads global options anywhere)."""
     command = output.global_args("-nostdin", "-v", "error", *global_args)
     return command.compile(cmd=find_ffmpeg(), overwrite_output=overwrite)
-
-
-def _from_env_or_path(variable: str, name: str) -> str | None:
-    configured = os.environ.get(variable)
-    if configured:
-        resolved = shutil.which(configured)
-        if resolved is None:
-            raise UserError(f"${variable}={configured} is not an executable file")
-        return resolved
-    return shutil.which(name)
 
 
 @dataclass(frozen=True)
@@ -78,6 +284,8 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
     used, and with `count_frames` the video packets are counted (demuxing only, no decoding).
     Raises MediaError with the demuxer's reason for anything that is not a readable video.
     """
+    import av  # here, not at the top: 0.06 s that a run with every probe cached never pays
+
     source = Path(path)
     if not source.is_file():
         raise MediaError(f"{source}: no such file")
@@ -108,6 +316,8 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
     if stream.duration and stream.time_base:
         return float(stream.duration * Fraction(stream.time_base))
     if container.duration:
+        import av
+
         return container.duration / av.time_base
     return 0.0
 

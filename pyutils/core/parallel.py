@@ -9,15 +9,18 @@ when none is left for WORKERLESS_SECONDS, the run stops with an error naming the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pyutils.core.errors import UserError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -28,6 +31,10 @@ BACKENDS = ("loky", "threading", "dask")
 WORKERLESS_SECONDS = 120.0
 POLL_SECONDS = 0.2
 
+# A stage's default backend that the stage resolves per batch (threads, or loky processes when
+# the batch is big enough to pay for starting them); run_parallel never sees it.
+AUTO = "auto"
+
 
 @dataclass(frozen=True)
 class ParallelOptions:
@@ -37,6 +44,12 @@ class ParallelOptions:
     jobs: int
     backend: str = "threading"
     scheduler: str | None = None
+
+    def where(self) -> str:
+        """Where the work runs, for a run's first line: "2 jobs", "on the Dask cluster at ..."."""
+        if self.backend == "dask":
+            return f"on the Dask cluster at {self.scheduler}"
+        return f"{self.jobs} job{'' if self.jobs == 1 else 's'}"
 
     def ffmpeg_threads(self) -> int | None:
         """Threads for each task's ffmpeg: this machine's cores shared among the jobs; None on
@@ -85,7 +98,8 @@ def run_parallel(
         yield from map(func, items)
         return
     if backend == "threading":
-        yield from _run_on_threads(func, iter(items), jobs)
+        total = len(items) if isinstance(items, Sized) else None
+        yield from _run_on_threads(func, iter(items), jobs, total)
         return
     from joblib import Parallel, delayed  # imported here: it costs 0.1 s of start-up
 
@@ -94,13 +108,27 @@ def run_parallel(
 
 
 def _run_on_threads(
-    func: Callable[[Item], Result], items: Iterator[Item], jobs: int
+    func: Callable[[Item], Result], items: Iterator[Item], jobs: int, total: int | None = None
 ) -> Iterator[Result]:
     """Threads for work that happens in child processes (ffmpeg) or on the network. Items are
-    taken lazily, a few ahead of the workers, so a caller that stops early stops the work."""
+    taken lazily, a few ahead of the workers, so a caller that stops early stops the work.
+
+    An item with a `threads` field (a frozen dataclass: its child process's threads, sized on
+    this machine) gets them when it starts, from the cores shared among the items not started
+    yet: with fewer left than jobs, the last ones get the cores the finished ones leave idle
+    (`drain_threads`). Of `total` items, that is."""
+    # Imported here: with logging, which it pulls in, a tenth of a command's start-up.
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    started = itertools.count()
+
+    def start(item: Item) -> Result:
+        left = None if total is None else total - next(started)
+        return func(_with_threads(item, drain_threads(jobs, left)))
+
     with ThreadPoolExecutor(jobs) as pool:
         pending: set[Future[Result]] = {
-            pool.submit(func, item) for item in itertools.islice(items, 2 * jobs)
+            pool.submit(start, item) for item in itertools.islice(items, 2 * jobs)
         }
         try:
             while pending:
@@ -108,10 +136,23 @@ def _run_on_threads(
                 for future in done:
                     yield future.result()
                     for item in itertools.islice(items, 1):
-                        pending.add(pool.submit(func, item))
+                        pending.add(pool.submit(start, item))
         finally:
             for future in pending:
                 future.cancel()
+
+
+def drain_threads(jobs: int, left: int | None) -> int:
+    """Threads for a task that starts with `left` tasks (itself included) not started yet: the
+    cores shared among the jobs while the batch is full, among the tasks left as it drains (3
+    videos on 2 cores: 1, 1, then 2 for the third, which would otherwise run alone on one)."""
+    return threads_per_task(jobs if left is None else min(jobs, left))
+
+
+def _with_threads(item: Item, threads: int) -> Item:
+    if getattr(item, "threads", None) is None or not dataclasses.is_dataclass(item):
+        return item  # nothing to size, or sized elsewhere (None: by the Dask worker)
+    return dataclasses.replace(item, threads=threads)  # type: ignore[type-var]
 
 
 def _run_on_dask(

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
-from pyutils.core.parallel import BACKENDS, ParallelOptions, run_parallel
+from pyutils.core.parallel import AUTO, BACKENDS, ParallelOptions, run_parallel
 from pyutils.core.report import FailureLog, track
 
 
@@ -85,18 +85,20 @@ def add_parallel_options(
     """--jobs, --backend and --scheduler, taken the same way by every batch stage. `backend` is
     the stage's default: threading where each task's work happens in a child process (ffmpeg) or
     on the network, since worker processes would only add their start-up (about 0.3 s, measured
-    in bench/frames.py); loky where it happens in Python (probing)."""
+    in bench/frames.py); AUTO where it happens in Python (probing), for the stage to choose
+    threads or loky processes by the size of the batch."""
     parser.add_argument(
         "--jobs",
         type=positive_int,
         default=jobs or os.cpu_count() or 1,
         help=f"{what} at once (default: {jobs or 'number of CPUs'})",
     )
+    default = "auto: threads, loky processes when they pay for starting" if backend == AUTO else ""
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=(*BACKENDS, AUTO) if backend == AUTO else BACKENDS,
         default=backend,
-        help=f"threading, loky, or dask with --scheduler (default: {backend})",
+        help=f"threading, loky, or dask with --scheduler (default: {default or backend})",
     )
     parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
 

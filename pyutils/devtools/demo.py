@@ -23,7 +23,7 @@ from pyutils.catalog.check import human_size
 from pyutils.catalog.datasets import DATASETS, inspect
 from pyutils.catalog.prepare import prepare
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.media import find_ffmpeg, probe
+from pyutils.core.media import describe_ffmpeg, probe
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import failure_list, stdout_console
 from pyutils.devtools.local_server import LocalServer
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show the tools' own logs (V=1)")
     args = parser.parse_args(argv)
     console = stdout_console()
-    console.print(f"ffmpeg: {find_ffmpeg()} (probing in-process with PyAV: no ffprobe)")
+    console.print(f"{describe_ffmpeg()}; probing in-process with PyAV: no ffprobe")
     root = build_demo_sample(Path(args.dir))
     (root / "README.md").write_text(README, encoding="utf-8")
     table = Table(title=f"vlprep demo ({root}; what is where: {root / 'README.md'})")

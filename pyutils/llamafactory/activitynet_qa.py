@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         help="where the pre-sampled frames go (default: OUT/presampled_<settings>)",
     )
     add_budget_options(parser, cutoff=False)
-    add_parallel_options(parser, "loky", "videos probed")
+    add_parallel_options(parser, "auto", "videos probed")
     return convert(parser.parse_args(argv))
 
 

@@ -29,8 +29,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
-
 from pyutils.core.errors import MediaError
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
@@ -104,6 +102,8 @@ def counted_stream(path: str) -> tuple[int, float]:
     """The real frame count and stream duration of a container whose header has neither: its
     video packets counted, and their span (first timestamp to the last one's end), which is the
     stream duration an MP4 remux of it reports."""
+    import av  # on first use: a run that needs no video never loads PyAV
+
     with av.open(path, metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         first = end = None
@@ -181,6 +181,8 @@ class PresampleResult:
 
 def presample_video(task: PresampleTask) -> PresampleResult:
     """Worker: plan the video's sampling, then extract those frames at that size; never raises."""
+    import av  # on first use: a run that needs no video never loads PyAV
+
     try:
         sampling = plan(task.source, task.budget)
     except (OSError, ValueError, IndexError, av.FFmpegError, MediaError) as exc:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import ffmpeg
 import orjson
 
@@ -84,6 +83,8 @@ class RemuxResult:
 def needs_remux(path: str) -> str:
     """Why LLaMA-Factory would misread `path` ("" when it reads it as intended, or when PyAV
     cannot open it at all: that is the probe's failure to report, not the remux's)."""
+    import av  # on first use: a run that needs no video never loads PyAV
+
     try:
         return misread_reason(read_stream(path))
     except (OSError, ValueError, av.FFmpegError):
@@ -108,6 +109,8 @@ def _run(args: list[str]) -> str:
 
 def remux_one(task: RemuxTask) -> RemuxResult:
     """Worker: copy (else transcode) `task.source` to `task.target`; never raises."""
+    import av  # on first use: a run that needs no video never loads PyAV
+
     try:
         with atomic_file(task.target) as temporary:
             method, error = "copy", _run(copy_command(task.source, str(temporary)))

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import orjson
 
 from pyutils.core.errors import UserError
@@ -321,6 +320,8 @@ class Header:
 def read_header(path: str) -> Header:
     """Worker: the stream header of `path` (a video, or a frame image: PyAV opens both); never
     raises."""
+    import av  # on first use: a run that needs no video never loads PyAV
+
     try:
         return Header(path, read_stream(path))
     except (OSError, ValueError, av.FFmpegError) as exc:

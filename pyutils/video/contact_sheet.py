@@ -20,7 +20,7 @@ import ffmpeg
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.cli import Parser
 from pyutils.core.errors import MediaError, UserError, run_cli
-from pyutils.core.media import ffmpeg_command
+from pyutils.core.media import ffmpeg_command, require
 from pyutils.core.report import log, say
 
 FRAME_GLOB = "image_*.jpg"
@@ -127,6 +127,7 @@ def render(grid: list[list[Path]], width: int, labelled: bool = True) -> bytes:
     """The PNG bytes of the grid, made by one ffmpeg run; each row labelled with its video's name
     when a font is found."""
     cell_w, cell_h = cell_size(grid[0][0], width)
+    require("contact sheet")
     font = find_font() if labelled else None
     with tempfile.TemporaryDirectory(prefix="vlprep-sheet-") as folder:
         labels: dict[int, Path] = {}

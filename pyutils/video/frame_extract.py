@@ -20,29 +20,38 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import av
 import ffmpeg
 
 from pyutils.core.atomic import atomic_dir
 from pyutils.core.errors import MediaError
-from pyutils.core.media import VideoInfo, ffmpeg_command, probe
+from pyutils.core.media import Ffmpeg, VideoInfo, choose_ffmpeg, ffmpeg_command, probe
 from pyutils.core.parallel import threads_here
 
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
 SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
-# What one more stretch costs beyond its frames, in decoded frames: a margin that keeps the one
-# pass (no fallback risk) when skipping would save little.
-SEEK_OVERHEAD_FRAMES = 15
-# Fewer frames than this share of duration x rate means the file was cut short. Loose, because
-# the average rate of variable-rate videos is itself an estimate.
+# What one more stretch costs beyond its frames, in decoded frames, by seeking method: a margin
+# that keeps the one pass (no fallback risk) when skipping would save little, and the gap under
+# which two stretches are decoded as one. An input of its own (-ss) costs about 7 ms to open and
+# probe (bench/frames.py), some 35 frames of a 640x360 H.264 decode.
+SEEK_OVERHEAD_FRAMES = {"seek_bsf": 15, "seek_inputs": 40}
+# Frames covering less than this share of the declared duration means the file was cut short.
 TRUNCATION_TOLERANCE = 0.9
 # Names of the distinct picked frames before they get their final names (never a valid prefix:
 # prefixes may not start with a dot).
 PICK_PATTERN = ".pick_%05d.jpg"
+# One filter thread for a filterless run's implicit graph and for ffmpeg-python's graphs.
+ONE_FILTER_THREAD = ("-filter_threads", "1", "-filter_complex_threads", "1")
 
-
-Method = Literal["native", "fps", "seek", "sequential"]
+# How the uniform picks are reached: one ffmpeg input whose decoder gets only the needed packets
+# (a bitstream filter before -i drops the rest: ffmpeg 9.0, not Debian 12's 5.1), one input per
+# stretch opened at its keyframe (-ss before -i: any ffmpeg), or one pass through every frame.
+SeekMethod = Literal["seek_bsf", "seek_inputs"]
+Method = Literal["native", "fps", "seek_bsf", "seek_inputs", "sequential"]
+METHOD_TEXT = {
+    "seek_bsf": "seeking by input bitstream filter",
+    "seek_inputs": "seeking with one input per stretch (-ss before -i)",
+}
 
 
 class ExtractionError(Exception):
@@ -84,9 +93,9 @@ class FrameTask:
     dest: str
     options: FrameOptions
     threads: int | None  # decoding threads; None on Dask, where the worker sizes them
-    # With num_frames or exact: force "seek" or "sequential" (to compare their bytes); None
-    # chooses per video (`choose_method`).
-    method: Literal["seek", "sequential"] | None = None
+    # With num_frames or exact: force a seeking method or "sequential" (to compare their bytes);
+    # None chooses per video (`choose_method`) with the seeking method this ffmpeg can do.
+    method: Literal["seek_bsf", "seek_inputs", "sequential"] | None = None
     exact: ExactFrames | None = None
 
 
@@ -181,34 +190,61 @@ def frames_command(
     filter drops every other packet before the decoder, and the container's timestamps are kept
     (-copyts) for a select on pts.
     """
-    options = task.options
+    input_options = {"bsf:v": packet_filter(keep)} if keep else {}
+    video = _input(task, **input_options)
+    output = _jpeg_output(_sampled(video, sample, task), task, picks)
+    return ffmpeg_command(output, *ONE_FILTER_THREAD, *(["-copyts"] if keep else []))
+
+
+def inputs_command(task: FrameTask, frames: FrameTimes, groups: list[list[int]]) -> list[str]:
+    """The ffmpeg command that writes the picks of `groups` (`seek_groups`) as PICK_PATTERN
+    frames: one input per group, opened at the group's keyframe (-ss before -i, no trimming:
+    decoding starts at that keyframe), the group's picks selected by pts (-copyts keeps the
+    container's), each group's output stopping after its picks. The same decoder, filters and
+    encoder as the one pass, so the same bytes."""
+    outputs, first = [], 1
+    for group in groups:
+        keyframe = keyframe_before(frames, group[0])
+        video = _input(task, ss=frames.seek_position(keyframe), noaccurate_seek=None)
+        select = ("select", selection([frames.times[pick] for pick in group], "pts"))
+        sampled = _sampled(video, select, task)
+        outputs.append(_jpeg_output(sampled, task, len(group), start_number=first))
+        first += len(group)
+    return ffmpeg_command(ffmpeg.merge_outputs(*outputs), *ONE_FILTER_THREAD, "-copyts")
+
+
+def _input(task: FrameTask, **options: Any) -> Any:
     # "file:" so that names like "a:b.mp4" or "-x.mp4" are never read as protocols or options.
     source = f"file:{os.path.abspath(task.source)}"
-    input_options: dict[str, object] = {"bsf:v": packet_filter(keep)} if keep else {}
     if task.exact:
-        input_options["noautorotate"] = None  # PyAV gives frames as stored, unrotated
-    video = ffmpeg.input(source, threads=threads_here(task.threads), **input_options)["v:0"]
+        options["noautorotate"] = None  # PyAV gives frames as stored, unrotated
+    return ffmpeg.input(source, threads=threads_here(task.threads), **options)["v:0"]
+
+
+def _sampled(video: Any, sample: tuple[str, str] | None, task: FrameTask) -> Any:
     if sample:
         video = video.filter(*sample)
     if task.exact:
         video = exact_size(video, task.exact.width, task.exact.height)
-    elif options.short_side:
-        video = video.filter("scale", *short_side_scale(options.short_side))
+    elif task.options.short_side:
+        video = video.filter("scale", *short_side_scale(task.options.short_side))
+    return video
+
+
+def _jpeg_output(video: Any, task: FrameTask, picks: int | None, start_number: int = 1) -> Any:
     # One encoder thread: MJPEG with several threads writes slices, which would make the bytes
     # depend on the thread count and so on --jobs. The standard Huffman tables instead of
     # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
     # not decoding, is most of the cost of extracting every frame).
-    output = video.output(
-        PICK_PATTERN if picks else options.prefix,
+    numbering = {"start_number": start_number} if start_number != 1 else {}
+    return video.output(
+        PICK_PATTERN if picks else task.options.prefix,
         f="image2",
         fps_mode="passthrough",
         threads=1,
         huffman="default",
-        **{"q:v": options.quality, **({"frames:v": picks} if picks else {})},
+        **{"q:v": task.options.quality, **({"frames:v": picks} if picks else {}), **numbering},
     )
-    # One filter thread for a filterless run's implicit graph and for ffmpeg-python's graphs.
-    threads = ["-filter_threads", "1", "-filter_complex_threads", "1"]
-    return ffmpeg_command(output, *threads, *(["-copyts"] if keep else []))
 
 
 def extract_video(task: FrameTask) -> FrameResult:
@@ -274,7 +310,8 @@ class FrameTimes:
     packets: list[int]
     keyframes: list[int]
     seekable: bool
-    time_base: Fraction = Fraction(1, 1)
+    time_base: Fraction = Fraction(1)
+    start: Fraction = Fraction(0)  # the container's start time, in seconds (what -ss counts from)
 
     def span(self) -> float:
         """Seconds from the first frame to the end of the last (its length taken as the mean
@@ -285,10 +322,20 @@ class FrameTimes:
         mean_interval = (last - first) / (len(self.times) - 1)
         return float((last - first + mean_interval) * self.time_base)
 
+    def seek_position(self, keyframe: int) -> str:
+        """-ss that opens the input at `keyframe` (a frame number): halfway between its time and
+        the next frame's, so that rounding to microseconds never lands on the keyframe before."""
+        following = self.times[keyframe + 1] if keyframe + 1 < len(self.times) else None
+        time = self.times[keyframe] if following is None else (self.times[keyframe] + following) / 2
+        micros = max(0, round((time * self.time_base - self.start) * 1_000_000))
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
 
 def frame_times(source: str) -> FrameTimes:
     """Demux (no decoding) the first video stream: every frame's time and packet, and where
     keyframes are."""
+    import av  # on first use: a run that needs no video never loads PyAV
+
     try:
         with av.open(source, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
@@ -299,37 +346,61 @@ def frame_times(source: str) -> FrameTimes:
                 if p.size and p.pts is not None
             ]
             seekable = container.format.name.split(",")[0] in SEEKABLE_FORMATS
-            time_base = Fraction(stream.time_base or Fraction(1, 1))
+            time_base = Fraction(stream.time_base or 1)
+            start = Fraction(container.start_time or 0, av.time_base)
     except (av.FFmpegError, IndexError) as exc:
         raise ExtractionError(f"cannot read the frame times: {exc}") from None
     packets.sort()
     keyframes = [i for i, (_, _, key) in enumerate(packets) if key] or [0]
     times, numbers = [p[0] for p in packets], [p[1] for p in packets]
-    return FrameTimes(times, numbers, keyframes, seekable, time_base)
+    return FrameTimes(times, numbers, keyframes, seekable, time_base, start)
 
 
-def stretches(frames: FrameTimes, picks: list[int]) -> list[tuple[int, int]]:
-    """The packets (first, last, in decode order) the decoder needs for the picks: from the
-    keyframe before each pick to the pick's own; picks that share a keyframe share a stretch."""
-    merged: list[tuple[int, int]] = []
+def keyframe_before(frames: FrameTimes, pick: int) -> int:
+    """The last keyframe at or before frame `pick`: where decoding for it has to start."""
+    return frames.keyframes[max(bisect.bisect_right(frames.keyframes, pick) - 1, 0)]
+
+
+def seek_groups(frames: FrameTimes, picks: list[int], gap: int) -> list[list[int]]:
+    """The picks in groups decoded in one go from the keyframe before the group's first pick: a
+    pick joins the group before it when it shares that group's keyframe or its own keyframe
+    comes at most `gap` frames after the group's last pick (decoding on costs less than starting
+    again)."""
+    groups: list[list[int]] = []
     for pick in picks:
-        keyframe = frames.keyframes[max(bisect.bisect_right(frames.keyframes, pick) - 1, 0)]
-        first, last = frames.packets[keyframe], frames.packets[pick]
-        if merged and first <= merged[-1][1] + 1:
-            first = merged.pop()[0]
-        merged.append((first, max(first, last)))
-    return merged
+        keyframe = keyframe_before(frames, pick)
+        if groups and keyframe - groups[-1][-1] <= gap:
+            groups[-1].append(pick)
+        else:
+            groups.append([pick])
+    return groups
 
 
-def choose_method(frames: FrameTimes, picks: list[int]) -> str:
-    """'seek' when decoding only the stretches costs less than one pass up to the last pick
+def stretches(frames: FrameTimes, groups: list[list[int]]) -> list[tuple[int, int]]:
+    """The packets (first, last, in decode order) the decoder needs for each group: from its
+    keyframe's packet to the last packet of its picks (a B-frame comes after a later P-frame)."""
+    return [
+        (frames.packets[keyframe_before(frames, group[0])], max(frames.packets[p] for p in group))
+        for group in groups
+    ]
+
+
+def seek_method(tool: Ffmpeg) -> SeekMethod:
+    """How this ffmpeg reaches the picks without decoding every frame."""
+    return "seek_bsf" if tool.input_bsf else "seek_inputs"
+
+
+def choose_method(frames: FrameTimes, picks: list[int], seek: SeekMethod = "seek_bsf") -> Method:
+    """`seek` when decoding only the stretches costs less than one pass up to the last pick
     (long videos, few frames), else 'sequential' (short clips, dense picks)."""
     if not frames.seekable:
         return "sequential"
+    overhead = SEEK_OVERHEAD_FRAMES[seek]
     seek_cost = sum(
-        last - first + 1 + SEEK_OVERHEAD_FRAMES for first, last in stretches(frames, picks)
+        group[-1] - keyframe_before(frames, group[0]) + 1 + overhead
+        for group in seek_groups(frames, picks, overhead)
     )
-    return "seek" if seek_cost < picks[-1] + 1 else "sequential"
+    return seek if seek_cost < picks[-1] + 1 else "sequential"
 
 
 def _extract_picks(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method, str, int]:
@@ -347,8 +418,11 @@ def _extract_picks(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method,
     else:
         wanted = uniform_indices(len(frames.times), task.options.num_frames or 0)
     picks = sorted(set(wanted))
-    method = task.method or choose_method(frames, picks)
-    if method == "seek" and not _extract_by_seeking(task, tmp, frames, picks):
+    tool = choose_ffmpeg().tool
+    method: Method = task.method or choose_method(frames, picks, seek_method(tool))
+    if method == "seek_bsf" and not tool.input_bsf:  # a forced method this ffmpeg cannot do
+        raise ExtractionError(f"{tool.named()} at {tool.path} cannot seek by bitstream filter")
+    if method in METHOD_TEXT and not _extract_by_seeking(task, tmp, frames, picks, method):
         method = "sequential"
     stderr = ""
     if method == "sequential":
@@ -357,17 +431,24 @@ def _extract_picks(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method,
     return method, stderr, len(wanted)
 
 
-def _extract_by_seeking(task: FrameTask, tmp: Path, frames: FrameTimes, picks: list[int]) -> bool:
-    """The one-pass command with a bitstream filter in front of the decoder that drops every packet
-    outside the stretches: the demuxer still reads them (cheap), the decoder gets only what the
-    picks need, and the picks are selected by timestamp (-copyts keeps the container's). Same
+def _extract_by_seeking(
+    task: FrameTask, tmp: Path, frames: FrameTimes, picks: list[int], method: SeekMethod
+) -> bool:
+    """Decode only the stretches from the keyframe before each group of picks to its last pick,
+    and select the picks by timestamp (-copyts keeps the container's): with "seek_bsf", one input
+    whose bitstream filter drops every packet outside the stretches before the decoder (the
+    demuxer still reads them, which is cheap); with "seek_inputs", one input per stretch. Same
     decoder, filters and encoder as the one pass, so the same bytes.
 
     A jump to a keyframe that is no clean start (open GOP, a non-IDR I-frame: the decoder loses
     frames after the gap) shows as missing or failed picks: then False, with `tmp` emptied, and
     the caller does the one pass."""
-    select = ("select", selection([frames.times[pick] for pick in picks], "pts"))
-    command = frames_command(task, select, len(picks), stretches(frames, picks))
+    groups = seek_groups(frames, picks, SEEK_OVERHEAD_FRAMES[method])
+    if method == "seek_bsf":
+        select = ("select", selection([frames.times[pick] for pick in picks], "pts"))
+        command = frames_command(task, select, len(picks), stretches(frames, groups))
+    else:
+        command = inputs_command(task, frames, groups)
     try:
         _run_ffmpeg(tmp, command)
         if len(os.listdir(tmp)) == len(picks):

@@ -18,11 +18,18 @@ from typing import Any
 
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
+from pyutils.core.media import describe_ffmpeg, require
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
-from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
+from pyutils.video.frame_extract import (
+    METHOD_TEXT,
+    FrameOptions,
+    FrameTask,
+    extract_video,
+    seek_method,
+)
 from pyutils.video.manifest import (
     MANIFEST,
     exclusive,
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         for stem, video in videos.items()
         if args.overwrite or not is_done(manifest.get(stem), video, recorded, frames_dir / stem)
     ]
+    parallel = parallel_options(args)
+    log(f"frames: {describe_run(options, parallel)}")
     log(f"frames: {len(videos)} videos, {len(videos) - len(todo)} already done, {len(todo)} to do")
     if args.dry_run:
         for stem in todo:
@@ -55,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     frames_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(frames_dir):
-        parallel = parallel_options(args)
         threads = parallel.ffmpeg_threads()
+        # Longest first (by size), so that the last to start are short and the cores they leave
+        # idle at the end are few; those last ones get more decoder threads (`run_parallel`).
+        todo.sort(key=lambda stem: -videos[stem].stat().st_size)
         tasks = [
             FrameTask(stem, str(videos[stem]), str(frames_dir / stem), options, threads)
             for stem in todo
@@ -77,6 +88,23 @@ def _run(
     written = sum(result.frames for result in journal(results, frames_dir, manifest, options))
     say(f"frames: {written} frames written into {frames_dir}")
     return failures.finish()
+
+
+def describe_run(options: FrameOptions, parallel: ParallelOptions) -> str:
+    """The run's first line: the options in effect, which ffmpeg and why, and how the frames
+    are reached. Refuses (UserError) an ffmpeg that lacks what extracting frames needs."""
+    tool = require("frames")
+    if options.num_frames:
+        what = f"{options.num_frames} uniformly spaced frames (AdaCLIP)"
+        method = f"{METHOD_TEXT[seek_method(tool)]} where it saves decoding, else one pass"
+    elif options.fps:
+        what = f"{options.fps} frame{'' if Fraction(options.fps) == 1 else 's'} per second"
+        method = "one pass through the fps filter"
+    else:
+        what, method = "every frame", "one pass"
+    size = f"shorter side {options.short_side}" if options.short_side else "native size"
+    where = parallel.where()
+    return f"{what}, {size}, JPEG q{options.quality}, {where}; {describe_ffmpeg()}, {method}"
 
 
 def _select_videos(args: argparse.Namespace) -> dict[str, Path]:

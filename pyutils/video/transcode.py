@@ -21,7 +21,7 @@ import ffmpeg
 from pyutils.core.atomic import atomic_file, is_temporary, remove_stale_temporaries
 from pyutils.core.cli import Parser
 from pyutils.core.errors import MediaError, UserError, run_cli
-from pyutils.core.media import ffmpeg_command, probe
+from pyutils.core.media import describe_ffmpeg, ffmpeg_command, probe, require
 from pyutils.core.parallel import ParallelOptions, threads_here
 from pyutils.core.report import FailureLog, log
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
@@ -128,6 +128,11 @@ def transcode_all(
     preset: str = "veryfast",
 ) -> int:
     originals = find_originals(source, dest)
+    require("transcode")
+    log(
+        f"transcode: H.264 (libx264, crf {crf}, preset {preset}, yuv420p), {parallel.where()}; "
+        f"{describe_ffmpeg()}, one ffmpeg per video"
+    )
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dest)
     todo = [p for p in originals if not (dest / f"{p.name}.mp4").exists()]
