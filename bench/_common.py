@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,21 +51,55 @@ def median_time(func: Callable[[], object], runs: int = RUNS) -> float:
     return statistics.median(timed(func) for _ in range(runs))
 
 
+def child_cpu_seconds() -> float:
+    """CPU time (user + system) of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A candidate timed back to back with its baseline, `runs` times."""
+
+    baseline: float  # median wall seconds
+    candidate: float
+    ratio: float  # median of the runs' wall ratios, candidate / baseline
+    cpu_ratio: float  # the same for the CPU time of their child processes
+
+    def ratio_text(self, against: str) -> str:
+        return f"{self.ratio:.2f}x {against} (CPU time {self.cpu_ratio:.2f}x)"
+
+
 def paired(
     baseline: Callable[[], object], candidate: Callable[[], object], runs: int = RUNS
-) -> tuple[float, float, float]:
-    """`baseline` and `candidate` timed back to back, `runs` times: the median of each, and the
-    median of their ratios (candidate / baseline), which a background load that comes and goes
-    (others' tests on a shared machine) hits far less than a ratio of separate medians."""
-    pairs = [(timed(baseline), timed(candidate)) for _ in range(runs)]
-    medians = [statistics.median(times) for times in zip(*pairs, strict=True)]
-    return medians[0], medians[1], statistics.median(c / b for b, c in pairs)
+) -> Paired:
+    """`baseline` and `candidate` (both running their work in child processes) timed back to
+    back, `runs` times. The median of the runs' ratios is hit far less than a ratio of separate
+    medians by a background load that comes and goes (others' tests on a shared machine); the
+    CPU-time ratio hardly at all, and says what the wall ratio would be on a machine whose
+    cores are all taken anyway."""
+    runs_seen = []
+    for _ in range(runs):
+        times = []
+        for func in (baseline, candidate):
+            cpu = child_cpu_seconds()
+            times.append((timed(func), child_cpu_seconds() - cpu))
+        runs_seen.append(times)
+    wall = [[run[i][0] for run in runs_seen] for i in (0, 1)]
+    return Paired(
+        statistics.median(wall[0]),
+        statistics.median(wall[1]),
+        statistics.median(c[0] / b[0] for b, c in runs_seen),
+        statistics.median(c[1] / b[1] for b, c in runs_seen),
+    )
 
 
 def bundled_ffmpeg() -> str:
-    import imageio_ffmpeg
+    from pyutils.core.media import bundled_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    path = bundled_ffmpeg()
+    assert path, "the imageio-ffmpeg wheel's ffmpeg is missing: run `make setup`"
+    return path
 
 
 def system_ffmpeg() -> str | None:
@@ -109,5 +145,8 @@ def table_head() -> None:
 
 
 def row(name: str, seconds: float, ratio: float | None = None, against: str = "") -> None:
-    ratio_text = f"{ratio:.2f}x {against}".strip() if ratio is not None else ""
+    line(name, seconds, f"{ratio:.2f}x {against}".strip() if ratio is not None else "")
+
+
+def line(name: str, seconds: float, ratio_text: str) -> None:
     print(f"| {name} | {seconds:.2f} | {ratio_text} |", flush=True)

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import _common
-from _common import BENCH_OUT, REPO, median_time, row
+from _common import BENCH_OUT, REPO, line, median_time, row
 
 from pyutils.core.parallel import ParallelOptions
 from pyutils.devtools.sample import make_video
@@ -164,7 +164,7 @@ def main() -> None:
     cold, warm = cold_and_warm(60, env)
     for what, seconds in (("cold", cold), ("warm (probe cache)", warm)):
         ratios = "; ".join(f"{ref / seconds:.0f}x faster than {label}" for label, ref in references)
-        print(f"| vlprep {what}, 60 videos / {questions} questions | {seconds:.2f} | {ratios} |")
+        line(f"vlprep {what}, 60 videos / {questions} questions", seconds, ratios)
     cold1, _ = cold_and_warm(200, env)
     row("vlprep cold, 200 videos / 2,000 questions", cold1)
     cold4, _ = cold_and_warm(800, env)

@@ -113,10 +113,10 @@ def table(name: str, env: dict[str, str]) -> None:
     _common.table_head()
 
 
-def against(ratio: float, seconds: float, bundled_floor: float | None) -> str:
-    text = f"{ratio:.2f}x decode floor"
+def against(result: _common.Paired, bundled_floor: float | None) -> str:
+    text = result.ratio_text("decode floor")
     if bundled_floor is not None:
-        text += f" ({seconds / bundled_floor:.2f}x the bundled ffmpeg's)"
+        text += f"; {result.candidate / bundled_floor:.2f}x the bundled ffmpeg's floor"
     return text
 
 
@@ -129,22 +129,21 @@ def rows_for(
     against them and, when given, `bundled_floors`."""
     table(name, env)
     clips = _common.BENCH_OUT / "clips-15s"
-    pairs = _common.paired(lambda: reference(clips, ffmpeg), lambda: vlprep(clips, env))
-    ref, same, ratio = pairs
-    _common.row("reference script (pool of 16, all frames, q:v 2), 16 clips", ref)
-    _common.row("vlprep, same settings", same, ratio, "reference")
+    same = _common.paired(lambda: reference(clips, ffmpeg), lambda: vlprep(clips, env))
+    _common.row("reference script (pool of 16, all frames, q:v 2), 16 clips", same.baseline)
+    _common.line("vlprep, same settings", same.candidate, same.ratio_text("reference"))
     floors: dict[str, float] = {}
     for label, folder_name, options in CASES:
         folder = _common.BENCH_OUT / folder_name
-        floor, seconds, ratio = _common.paired(
+        result = _common.paired(
             lambda folder=folder: decode_floor(folder, ffmpeg),
             lambda folder=folder, options=options: vlprep(folder, env, *options),
         )
         if folder_name not in floors:
-            floors[folder_name] = floor
-            _common.row(f"decode floor, {label}", floor)
-        text = against(ratio, seconds, bundled_floors.get(folder_name))
-        print(f"| vlprep {' '.join(options)}, {label} | {seconds:.2f} | {text} |", flush=True)
+            floors[folder_name] = result.baseline
+            _common.row(f"decode floor, {label}", result.baseline)
+        text = against(result, bundled_floors.get(folder_name))
+        _common.line(f"vlprep {' '.join(options)}, {label}", result.candidate, text)
     return floors
 
 
@@ -169,12 +168,12 @@ def main() -> None:
         pinned = _common.user_env(system, FFMPEG=system)
         table(f"FFMPEG= the system ffmpeg {version}, set explicitly", pinned)
         for options in (("--num-frames", "32"), ("--fps", "1")):
-            _, seconds, ratio = _common.paired(
+            result = _common.paired(
                 lambda: decode_floor(long, system),
                 lambda options=options: vlprep(long, pinned, *options),
             )
-            text = against(ratio, seconds, floors["long-180s"])
-            print(f"| vlprep {' '.join(options)}, 3 videos of 180 s | {seconds:.2f} | {text} |")
+            text = against(result, floors["long-180s"])
+            _common.line(f"vlprep {' '.join(options)}, 3 videos of 180 s", result.candidate, text)
     for written in ("ref-frames", "vlprep-frames"):  # hundreds of MB of JPEGs: keep the corpora
         shutil.rmtree(_common.BENCH_OUT / written)
 

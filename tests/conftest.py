@@ -107,9 +107,9 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def bundled_ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    path = media.bundled_ffmpeg()
+    assert path, "the imageio-ffmpeg wheel's ffmpeg is missing: run `make setup`"
+    return path
 
 
 LOGGING_FFMPEG = """#!/bin/sh

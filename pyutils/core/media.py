@@ -99,7 +99,7 @@ def choose_ffmpeg() -> FfmpegChoice:
     path_tool = inspect_ffmpeg(on_path) if on_path else None
     if path_tool and path_tool.capable:
         return FfmpegChoice(path_tool, "on PATH")
-    bundled = _bundled_ffmpeg()
+    bundled = bundled_ffmpeg()
     bundled_tool = inspect_ffmpeg(bundled) if bundled else None
     if path_tool is None and bundled_tool is None:
         raise UserError(
@@ -139,13 +139,20 @@ def require(use: str) -> Ffmpeg:
     return choice.tool
 
 
-def _bundled_ffmpeg() -> str | None:
+def bundled_ffmpeg() -> str | None:
+    """The static ffmpeg that the imageio-ffmpeg wheel ships, if installed. Found by name, not
+    by `imageio_ffmpeg.get_ffmpeg_exe()`, which runs it on every call (15 ms of every command's
+    start-up) and falls back to conda's or PATH's ffmpeg, which are not the bundled one."""
     try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
+        import imageio_ffmpeg.binaries
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+    except ImportError:
         return None
+    name = FNAME_PER_PLATFORM.get(get_platform())
+    if not name:
+        return None
+    path = os.path.join(os.path.dirname(imageio_ffmpeg.binaries.__file__), name)
+    return path if os.access(path, os.X_OK) else None
 
 
 def tools_cache_path() -> Path:
