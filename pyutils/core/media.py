@@ -4,7 +4,7 @@ without a system ffmpeg.
 ffmpeg is `$FFMPEG` when set (the user's word is final), else the one on PATH if it can do
 everything vlprep asks of ffmpeg, else the static binary that the imageio-ffmpeg wheel ships
 (Debian 12's 5.1 and Ubuntu 22.04's 4.4 cannot apply a bitstream filter to an input, which
-seeking by dropped packets needs, and decode 15-30% slower than the bundled 9.0). What each
+seeking by dropped packets needs). What each
 candidate can do is found out once per machine, by running it, and remembered by (path, size,
 mtime) in the user's cache folder; `describe_ffmpeg` says in one line which ffmpeg a run uses and
 why. Command lines are built with ffmpeg-python and compiled here to an argument list for that
