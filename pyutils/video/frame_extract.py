@@ -423,11 +423,11 @@ def even_shares(frames: FrameTimes, groups: list[list[int]], count: int) -> list
     """`groups` cut into at most `count` runs of consecutive groups with about as many frames
     to decode each."""
     costs = [group[-1] - keyframe_before(frames, group[0]) + 1 for group in groups]
-    count = max(1, min(count, len(groups)))
+    count, total = max(1, min(count, len(groups))), sum(costs)
     shares: list[list[list[int]]] = [[]]
     done = 0
     for group, cost in zip(groups, costs, strict=True):
-        if shares[-1] and len(shares) < count and done >= sum(costs) * len(shares) / count:
+        if shares[-1] and len(shares) < count and done >= total * len(shares) / count:
             shares.append([])
         shares[-1].append(group)
         done += cost
