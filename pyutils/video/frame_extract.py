@@ -15,7 +15,7 @@ import bisect
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -181,34 +181,37 @@ def frames_command(
     sample: tuple[str, str] | None = None,
     picks: int | None = None,
     keep: list[tuple[int, int]] | None = None,
+    first: int = 1,
 ) -> list[str]:
     """The ffmpeg command that writes `task`'s frames into the folder it runs in.
 
     Every frame, or those that the `sample` filter ("fps" or "select", and its argument) lets
     through, scaled to the task's short side. With `picks`, decoding stops after that many frames,
-    named PICK_PATTERN for `_name_picked_frames`. With `keep` (packet stretches), the bitstream
-    filter drops every other packet before the decoder, and the container's timestamps are kept
-    (-copyts) for a select on pts.
+    named PICK_PATTERN for `_name_picked_frames`, numbered from `first`. With `keep` (packet
+    stretches), the bitstream filter drops every other packet before the decoder, and the
+    container's timestamps are kept (-copyts) for a select on pts.
     """
     input_options = {"bsf:v": packet_filter(keep)} if keep else {}
     video = _input(task, **input_options)
-    output = _jpeg_output(_sampled(video, sample, task), task, picks)
+    output = _jpeg_output(_sampled(video, sample, task), task, picks, first)
     return ffmpeg_command(output, *ONE_FILTER_THREAD, *(["-copyts"] if keep else []))
 
 
-def inputs_command(task: FrameTask, frames: FrameTimes, groups: list[list[int]]) -> list[str]:
+def inputs_command(
+    task: FrameTask, frames: FrameTimes, groups: list[list[int]], first: int = 1
+) -> list[str]:
     """The ffmpeg command that writes the picks of `groups` (`seek_groups`) as PICK_PATTERN
-    frames: one input per group, opened at the group's keyframe (-ss before -i, no trimming:
-    decoding starts at that keyframe), the group's picks selected by pts (-copyts keeps the
-    container's), each group's output stopping after its picks. The same decoder, filters and
-    encoder as the one pass, so the same bytes."""
-    outputs, first = [], 1
+    frames numbered from `first`: one input per group, opened at the group's keyframe (-ss before
+    -i, no trimming: decoding starts at that keyframe), the group's picks selected by pts
+    (-copyts keeps the container's), each group's output stopping after its picks. The same
+    decoder, filters and encoder as the one pass, so the same bytes."""
+    outputs = []
     for group in groups:
         keyframe = keyframe_before(frames, group[0])
         video = _input(task, ss=frames.seek_position(keyframe), noaccurate_seek=None)
         select = ("select", selection([frames.times[pick] for pick in group], "pts"))
         sampled = _sampled(video, select, task)
-        outputs.append(_jpeg_output(sampled, task, len(group), start_number=first))
+        outputs.append(_jpeg_output(sampled, task, len(group), first))
         first += len(group)
     return ffmpeg_command(ffmpeg.merge_outputs(*outputs), *ONE_FILTER_THREAD, "-copyts")
 
@@ -231,12 +234,12 @@ def _sampled(video: Any, sample: tuple[str, str] | None, task: FrameTask) -> Any
     return video
 
 
-def _jpeg_output(video: Any, task: FrameTask, picks: int | None, start_number: int = 1) -> Any:
+def _jpeg_output(video: Any, task: FrameTask, picks: int | None, first: int = 1) -> Any:
     # One encoder thread: MJPEG with several threads writes slices, which would make the bytes
     # depend on the thread count and so on --jobs. The standard Huffman tables instead of
     # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
     # not decoding, is most of the cost of extracting every frame).
-    numbering = {"start_number": start_number} if start_number != 1 else {}
+    numbering = {"start_number": first} if first != 1 else {}
     return video.output(
         PICK_PATTERN if picks else task.options.prefix,
         f="image2",
@@ -434,23 +437,12 @@ def _extract_picks(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method,
 def _extract_by_seeking(
     task: FrameTask, tmp: Path, frames: FrameTimes, picks: list[int], method: SeekMethod
 ) -> bool:
-    """Decode only the stretches from the keyframe before each group of picks to its last pick,
-    and select the picks by timestamp (-copyts keeps the container's): with "seek_bsf", one input
-    whose bitstream filter drops every packet outside the stretches before the decoder (the
-    demuxer still reads them, which is cheap); with "seek_inputs", one input per stretch. Same
-    decoder, filters and encoder as the one pass, so the same bytes.
-
-    A jump to a keyframe that is no clean start (open GOP, a non-IDR I-frame: the decoder loses
-    frames after the gap) shows as missing or failed picks: then False, with `tmp` emptied, and
-    the caller does the one pass."""
-    groups = seek_groups(frames, picks, SEEK_OVERHEAD_FRAMES[method])
-    if method == "seek_bsf":
-        select = ("select", selection([frames.times[pick] for pick in picks], "pts"))
-        command = frames_command(task, select, len(picks), stretches(frames, groups))
-    else:
-        command = inputs_command(task, frames, groups)
+    """Decode only the stretches from the keyframe before each group of picks to its last pick
+    (`seek_commands`). A jump to a keyframe that is no clean start (open GOP, a non-IDR I-frame:
+    the decoder loses frames after the gap) shows as missing or failed picks: then False, with
+    `tmp` emptied, and the caller does the one pass."""
     try:
-        _run_ffmpeg(tmp, command)
+        _run_ffmpeg(tmp, *seek_commands(task, frames, picks, method))
         if len(os.listdir(tmp)) == len(picks):
             return True
     except ExtractionError:
@@ -458,6 +450,51 @@ def _extract_by_seeking(
     for written in tmp.iterdir():
         written.unlink()
     return False
+
+
+def seek_commands(
+    task: FrameTask, frames: FrameTimes, picks: list[int], method: SeekMethod
+) -> list[list[str]]:
+    """The commands that write the picks as PICK_PATTERN frames, selected by timestamp (-copyts
+    keeps the container's), decoding only their stretches: with "seek_bsf", one input whose
+    bitstream filter drops every packet outside the stretches before the decoder (the demuxer
+    still reads them, which is cheap); with "seek_inputs", one input per stretch. Same decoder,
+    filters and encoder as the one pass, so the same bytes.
+
+    A task given several threads (the last videos of a draining batch, or fewer jobs than
+    cores) gets that many commands, run side by side, each decoding its share of the stretches
+    on one thread: a stretch decodes the same from its keyframe in any process, and processes
+    use cores that a decoder's frame threads often cannot."""
+    groups = seek_groups(frames, picks, SEEK_OVERHEAD_FRAMES[method])
+    shares = even_shares(frames, groups, threads_here(task.threads))
+    if len(shares) > 1:
+        task = replace(task, threads=1)
+    commands, first = [], 1
+    for share in shares:
+        share_picks = [pick for group in share for pick in group]
+        if method == "seek_bsf":
+            select = ("select", selection([frames.times[pick] for pick in share_picks], "pts"))
+            keep = stretches(frames, share)
+            commands.append(frames_command(task, select, len(share_picks), keep, first))
+        else:
+            commands.append(inputs_command(task, frames, share, first))
+        first += len(share_picks)
+    return commands
+
+
+def even_shares(frames: FrameTimes, groups: list[list[int]], count: int) -> list[list[list[int]]]:
+    """`groups` cut into at most `count` runs of consecutive groups with about as many frames
+    to decode each."""
+    costs = [group[-1] - keyframe_before(frames, group[0]) + 1 for group in groups]
+    count, total = max(1, min(count, len(groups))), sum(costs)
+    shares: list[list[list[int]]] = [[]]
+    done = 0
+    for group, cost in zip(groups, costs, strict=True):
+        if shares[-1] and len(shares) < count and done >= total * len(shares) / count:
+            shares.append([])
+        shares[-1].append(group)
+        done += cost
+    return shares
 
 
 def _name_picked_frames(tmp: Path, wanted: list[int], picks: list[int], prefix: str) -> None:
@@ -476,11 +513,30 @@ def _name_picked_frames(tmp: Path, wanted: list[int], picks: list[int], prefix: 
             shutil.copyfile(source, target)
 
 
-def _run_ffmpeg(cwd: Path, command: list[str]) -> str:
-    """Run ffmpeg inside the temporary folder (so a '%' in a folder name is never read as an image
-    pattern); return its messages, or raise ExtractionError with them if it failed."""
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, errors="replace")
-    stderr = done.stderr.strip()
-    if done.returncode != 0:
-        raise ExtractionError(stderr or f"ffmpeg exited with status {done.returncode}")
-    return stderr
+def _run_ffmpeg(cwd: Path, *commands: list[str]) -> str:
+    """Run the ffmpeg commands side by side inside the temporary folder (so a '%' in a folder
+    name is never read as an image pattern); return their messages, or raise ExtractionError
+    with those of the first that failed."""
+    running: list[subprocess.Popen[str]] = []
+    try:
+        for command in commands:
+            running.append(
+                subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    errors="replace",
+                )
+            )
+        said = [(process, process.communicate()[1].strip()) for process in running]
+    finally:
+        for process in running:
+            if process.poll() is None:  # interrupted: leave no ffmpeg behind
+                process.kill()
+                process.wait()
+    for process, stderr in said:
+        if process.returncode != 0:
+            raise ExtractionError(stderr or f"ffmpeg exited with status {process.returncode}")
+    return "\n".join(stderr for _, stderr in said if stderr)
