@@ -40,6 +40,11 @@ TRUNCATION_TOLERANCE = 0.9
 # Names of the distinct picked frames before they get their final names (never a valid prefix:
 # prefixes may not start with a dot).
 PICK_PATTERN = ".pick_%05d.jpg"
+# A part of a video that `--fps` splits among one-thread ffmpegs has at least this many frames:
+# starting one more ffmpeg (~20 ms) costs about a hundred 640x360 H.264 frames of decoding.
+PART_MIN_FRAMES = 100
+# The last packet number of the last part: every packet from its keyframe on, as the one pass.
+TO_THE_END = 2**53
 # One filter thread for a filterless run's implicit graph and for ffmpeg-python's graphs.
 ONE_FILTER_THREAD = ("-filter_threads", "1", "-filter_complex_threads", "1")
 
@@ -47,7 +52,7 @@ ONE_FILTER_THREAD = ("-filter_threads", "1", "-filter_complex_threads", "1")
 # (a bitstream filter before -i drops the rest: ffmpeg 9.0, not Debian 12's 5.1), one input per
 # stretch opened at its keyframe (-ss before -i: any ffmpeg), or one pass through every frame.
 SeekMethod = Literal["seek_bsf", "seek_inputs"]
-Method = Literal["native", "fps", "seek_bsf", "seek_inputs", "sequential"]
+Method = Literal["native", "fps", "fps_parts", "seek_bsf", "seek_inputs", "sequential"]
 METHOD_TEXT = {
     "seek_bsf": "seeking by input bitstream filter",
     "seek_inputs": "seeking with one input per stretch (-ss before -i)",
@@ -234,14 +239,22 @@ def _sampled(video: Any, sample: tuple[str, str] | None, task: FrameTask) -> Any
     return video
 
 
-def _jpeg_output(video: Any, task: FrameTask, picks: int | None, first: int = 1) -> Any:
+def _jpeg_output(
+    video: Any, task: FrameTask, picks: int | None, first: int = 1, slots_in: str | None = None
+) -> Any:
     # One encoder thread: MJPEG with several threads writes slices, which would make the bytes
     # depend on the thread count and so on --jobs. The standard Huffman tables instead of
     # per-image optimal ones: the same pixels, ~7% bigger files, ~16% less CPU (JPEG encoding,
     # not decoding, is most of the cost of extracting every frame).
+    # Numbered from `first`, or, `slots_in` a folder, named by their timestamps (image2's
+    # frame_pts): the fps filter's output slots (`_extract_in_parts`).
     numbering = {"start_number": first} if first != 1 else {}
+    if slots_in:
+        pattern, numbering = f"{slots_in}/%d.jpg", {"frame_pts": 1}
+    else:
+        pattern = PICK_PATTERN if picks else task.options.prefix
     return video.output(
-        PICK_PATTERN if picks else task.options.prefix,
+        pattern,
         f="image2",
         fps_mode="passthrough",
         threads=1,
@@ -272,8 +285,7 @@ def _extract(task: FrameTask) -> tuple[int, float, Method]:
             method, stderr, expected = _extract_picks(task, tmp, info)
             tolerance = 0.0
         elif fps:
-            method = "fps"
-            stderr = _run_ffmpeg(tmp, frames_command(task, ("fps", fps)))
+            method, stderr = _extract_fps(task, tmp)
             expected, tolerance = info.duration * float(Fraction(fps)), 1.0
         else:
             method = "native"
@@ -511,6 +523,108 @@ def _name_picked_frames(tmp: Path, wanted: list[int], picks: list[int], prefix: 
             os.replace(source, target)
         else:
             shutil.copyfile(source, target)
+
+
+def _extract_fps(task: FrameTask, tmp: Path) -> tuple[Method, str]:
+    """`--fps`: one pass through ffmpeg's fps filter, or, for a task given several threads (the
+    last videos of a draining batch, fewer jobs than cores) when this ffmpeg can drop packets
+    before its decoder, the same frames from parts of the video run side by side (`fps_parts`).
+    Returns the method and ffmpeg's messages."""
+    threads = threads_here(task.threads)
+    if threads > 1 and choose_ffmpeg().tool.input_bsf:
+        frames = frame_times(task.source)
+        starts = part_starts(frames, threads) if frames.seekable else [0]
+        if len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts):
+            return "fps_parts", ""
+    return "fps", _run_ffmpeg(tmp, frames_command(task, ("fps", task.options.fps or "")))
+
+
+def clean_keyframes(frames: FrameTimes) -> list[int]:
+    """The keyframes where the video can be cut in two by packet number: every frame shown
+    before one is decoded before it, every frame shown from it on is decoded from it on (no
+    B-frame crosses it: an open GOP's leading pictures do)."""
+    shown_before_max, cuts = -1, []
+    decoded_after_min = list(frames.packets)
+    for index in range(len(frames.packets) - 2, -1, -1):
+        decoded_after_min[index] = min(decoded_after_min[index], decoded_after_min[index + 1])
+    keyframes = set(frames.keyframes)
+    for index, packet in enumerate(frames.packets):
+        if index in keyframes and index and shown_before_max < packet == decoded_after_min[index]:
+            cuts.append(index)
+        shown_before_max = max(shown_before_max, packet)
+    return cuts
+
+
+def part_starts(frames: FrameTimes, count: int) -> list[int]:
+    """Where the parts of a video split among `count` ffmpegs begin (frame numbers: 0, then
+    clean keyframes), as even as the keyframes allow, each at least PART_MIN_FRAMES long."""
+    total = len(frames.times)
+    count = max(1, min(count, total // PART_MIN_FRAMES))
+    cuts, starts = clean_keyframes(frames), [0]
+    for part in range(1, count):
+        target = total * part / count
+        nearest = min(cuts, key=lambda cut: abs(cut - target), default=0)
+        if nearest - starts[-1] >= PART_MIN_FRAMES and total - nearest >= PART_MIN_FRAMES:
+            starts.append(nearest)
+    return starts
+
+
+def _extract_in_parts(task: FrameTask, tmp: Path, frames: FrameTimes, starts: list[int]) -> bool:
+    """The fps filter's frames, from one-thread ffmpegs side by side, each decoding one part of
+    the video (its packets from its keyframe to the next part's; the others dropped before the
+    decoder) and naming its frames by their output timestamp: the fps filter's slot numbers.
+
+    The fps filter (FFmpeg libavfilter/vf_fps.c, write_frame) gives output slot n the last frame
+    whose timestamp, rounded to the output rate, is <= n, and numbers slots on from the first
+    frame's. A part beginning at a clean keyframe K has every frame from K on, so from its first
+    slot on it chooses as the one pass does; the part before it has every frame before K, so it
+    does too below that slot, and what it writes past it (its end of stream) is dropped. Same
+    timestamps (the container's, start time subtracted), decoder, filters and encoder as the one
+    pass, so the same bytes. A part that falls short of the next one's first slot (a decoder
+    that lost frames at a cut) leaves a gap: then False, `tmp` emptied, and the one pass runs."""
+    parts = [tmp / f".part{number}" for number in range(len(starts))]
+    ends = [frames.packets[start] - 1 for start in starts[1:]] + [TO_THE_END]
+    commands = []
+    for number, (folder, start, end) in enumerate(zip(parts, starts, ends, strict=True)):
+        folder.mkdir()
+        first_packet = 0 if number == 0 else frames.packets[start]
+        commands.append(part_command(task, (first_packet, end), folder.name))
+    try:
+        _run_ffmpeg(tmp, *commands)
+        chosen = _slots_in_order(parts)
+    except ExtractionError:
+        chosen = None
+    if chosen is not None:
+        for number, frame in enumerate(chosen, start=1):
+            os.replace(frame, tmp / (task.options.prefix % number))
+    for folder in parts:
+        shutil.rmtree(folder)
+    return chosen is not None
+
+
+def _slots_in_order(parts: list[Path]) -> list[Path] | None:
+    """The frames of consecutive slots that each part owns (from its first slot to the next
+    part's first), or None if a part's slots leave a gap."""
+    slots = [sorted(int(name.split(".")[0]) for name in os.listdir(part)) for part in parts]
+    if not all(slots):
+        return None
+    chosen = []
+    for number, (part, owned) in enumerate(zip(parts, slots, strict=True)):
+        end = slots[number + 1][0] if number + 1 < len(slots) else owned[-1] + 1
+        owned = [slot for slot in owned if slot < end]
+        if owned != list(range(owned[0], end)):
+            return None
+        chosen += [part / f"{slot}.jpg" for slot in owned]
+    return chosen
+
+
+def part_command(task: FrameTask, keep: tuple[int, int], folder: str) -> list[str]:
+    """One part of `_extract_in_parts`: the fps filter on the `keep` packets, one thread, the
+    frames named by their slot (the image2 muxer's frame_pts) in `folder`."""
+    video = _input(replace(task, threads=1), **{"bsf:v": packet_filter([keep])})
+    sampled = _sampled(video, ("fps", task.options.fps or ""), task)
+    output = _jpeg_output(sampled, task, None, slots_in=folder)
+    return ffmpeg_command(output, *ONE_FILTER_THREAD)
 
 
 def _run_ffmpeg(cwd: Path, *commands: list[str]) -> str:
