@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,16 @@ import pytest
 
 from pyutils.core.media import describe_ffmpeg, find_ffmpeg, inspect_ffmpeg, probe
 from pyutils.devtools.sample import make_video
+from pyutils.video import frame_extract
 from pyutils.video.frame_extract import (
     FrameOptions,
     FrameTask,
     choose_method,
+    clean_keyframes,
     even_shares,
     extract_video,
     frame_times,
+    part_starts,
     seek_commands,
     seek_groups,
     stretches,
@@ -222,6 +226,66 @@ def test_a_task_with_threads_seeks_in_as_many_processes(
     assert md5s(tmp_path / "wide") == md5s(tmp_path / "one")
 
 
+def test_fps_parts_are_cut_at_clean_keyframes(long_video: Path, open_gop_video: Path) -> None:
+    frames = frame_times(str(long_video))  # 300 frames, keyframes every 50, no B-frames
+    assert clean_keyframes(frames) == [50, 100, 150, 200, 250]
+    assert part_starts(frames, 1) == [0]
+    assert part_starts(frames, 2) == [0, 150]
+    assert part_starts(frames, 3) == [0, 100, 200]
+    assert part_starts(frames, 8) == [0, 100, 200]  # parts of at least PART_MIN_FRAMES (100)
+    frames = frame_times(str(open_gop_video))
+    assert frames.keyframes == [0, 50, 100, 150, 200, 250]
+    # Keyframe 100 is packet 97; frames 98 and 99, shown before it, are packets 98 and 100.
+    assert (frames.packets[100], frames.packets[98], frames.packets[99]) == (97, 98, 100)
+    assert 100 not in clean_keyframes(frames)
+    assert part_starts(frames, 2) == [0, 150]
+    assert part_starts(frames, 3) == [0, 150]  # no clean cut at 100, and 200 leaves 50 before
+
+
+@pytest.mark.parametrize(
+    "name", ["long_video", "bframes_video", "long_webm", "open_gop_video", "vfr_long_video"]
+)
+def test_fps_parts_give_the_one_pass_bytes(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A --fps task given 2 or 3 threads (the last videos of a batch) splits its video among
+    one-thread ffmpegs; at rates below, at and above the video's, the frames are the one
+    pass's, byte for byte."""
+    video = request.getfixturevalue(name)
+    for fps in ("1", "7/3", "25", "60"):
+        options = FrameOptions(fps, 48, None, 2, "image_%05d.jpg")
+        outputs, methods = [], []
+        for threads in (1, 2, 3):
+            dest = tmp_path / f"{fps.replace('/', '_')}-{threads}"
+            result = extract_video(FrameTask(name, str(video), str(dest), options, threads))
+            assert result.status == "ok", result.error
+            methods.append(result.method)
+            outputs.append(md5s(dest))
+        assert methods == ["fps", "fps_parts", "fps_parts"]
+        assert outputs[0] == outputs[1] == outputs[2], fps
+        assert len(outputs[0]) == round(float(Fraction(fps)) * 12)
+
+
+def test_fps_parts_with_a_gap_give_way_to_the_one_pass(
+    long_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part whose decoder starts past its keyframe (here: 20 packets dropped after it) loses
+    its first frames: the slots between the parts leave a gap, and the one pass is done."""
+    original = frame_extract.part_command
+
+    def late_start(task: FrameTask, keep: tuple[int, int], folder: str) -> list[str]:
+        return original(task, (keep[0] + 20, keep[1]) if keep[0] else keep, folder)
+
+    monkeypatch.setattr(frame_extract, "part_command", late_start)
+    options = FrameOptions("25", None, None, 2, "image_%05d.jpg")
+    result = extract_video(FrameTask("l", str(long_video), str(tmp_path / "two"), options, 2))
+    assert (result.status, result.method, result.frames) == ("ok", "fps", 300)
+    assert not [name for name in os.listdir(tmp_path / "two") if name.startswith(".")]
+    monkeypatch.undo()
+    extract_video(FrameTask("l", str(long_video), str(tmp_path / "one"), options, 1))
+    assert md5s(tmp_path / "two") == md5s(tmp_path / "one")
+
+
 def test_old_ffmpeg_by_choice_seeks_with_one_input_per_stretch(
     old_ffmpeg: Path,
     long_video: Path,
@@ -298,20 +362,40 @@ def test_first_line_says_options_ffmpeg_and_method(clips: dict[str, Path], tmp_p
     rate = frames_cli(str(videos), str(tmp_path / "b"), *options)
     assert rate.stderr.splitlines()[0] == (
         f"frames: 1 frame per second, native size, JPEG q5, 1 job; {describe_ffmpeg()}, "
-        "one pass through the fps filter"
+        "the fps filter in one pass, a video given several cores cut at keyframes among one-thread "
+        "ffmpegs"
     )
 
 
+@pytest.fixture(scope="module")
+def open_gop_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Open GOPs: some keyframes have B-frames shown before them but decoded after them."""
+    video = tmp_path_factory.mktemp("open_gop") / "open_gop.mp4"
+    x264 = ["-c:v", "libx264", "-bf", "3", "-x264-params", "open-gop=1:keyint=50:min-keyint=50"]
+    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, *x264, str(video)], check=True)
+    return video
+
+
+@pytest.fixture(scope="module")
+def vfr_long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s declared at 25 fps with 2.4 s of frames missing (timestamps kept): a pause."""
+    video = tmp_path_factory.mktemp("vfr") / "vfr_long.mp4"
+    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
+    drop = ["-vf", "select='not(between(n,120,179))'", "-fps_mode", "vfr", "-g", "50"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, *drop, str(video)], check=True)
+    return video
+
+
 @pytest.mark.parametrize(("seek", "used"), [("seek_bsf", "sequential"), ("seek_inputs", None)])
-def test_open_gop_gives_the_native_frames(tmp_path: Path, seek: Any, used: str | None) -> None:
+def test_open_gop_gives_the_native_frames(
+    open_gop_video: Path, tmp_path: Path, seek: Any, used: str | None
+) -> None:
     """After a jump over dropped packets to an open-GOP keyframe, H.264's decoder loses frames:
     the bitstream filter's run comes up short and the one pass is done instead. An input opened
     at that keyframe (-ss) starts a fresh decoder there, which decodes the frames shown from it
     on, so it keeps its method. Either way: the frames a native extraction has."""
-    video = tmp_path / "open_gop.mp4"
-    x264 = ["-c:v", "libx264", "-bf", "3", "-x264-params", "open-gop=1:keyint=50:min-keyint=50"]
-    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
-    subprocess.run([find_ffmpeg(), "-v", "error", *source, *x264, str(video)], check=True)
+    video = open_gop_video
     total = len(frame_times(str(video)).times)
     assert choose_method(frame_times(str(video)), uniform_indices(total, 4), seek) == seek
     result = extract_video(task(video, tmp_path / "picked", num_frames=4, method=seek))
@@ -365,24 +449,30 @@ def test_decoder_threads_do_not_change_the_bytes(
         dest = tmp_path / str(threads)
         unit = FrameTask("b", str(bframes_video), str(dest), options, threads, method)
         result = extract_video(unit)
-        assert result.status == "ok" and result.method == (method or ("fps" if fps else "native"))
+        rate = "fps" if threads == 1 else "fps_parts"  # 300 frames: 3 parts of 100
+        assert result.status == "ok" and result.method == (method or (rate if fps else "native"))
         outputs.append(md5s(dest))
     assert outputs[0] == outputs[1] and len(outputs[0]) >= 7
 
 
-def test_kill_midway_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("seconds", "options"), [(3, ()), (10, ("--fps", "25"))])
+def test_kill_midway_then_rerun_equals_uninterrupted_run(
+    tmp_path: Path, seconds: int, options: tuple[str, ...]
+) -> None:
+    """Every frame in one pass; and --fps with one job on this machine's cores (parts side by
+    side on 2 or more: 250 frames a video)."""
     videos = tmp_path / "videos"
     for index in range(10):
-        make_video(videos / f"v{index}.mp4", 3, 160, 120)
+        make_video(videos / f"v{index}.mp4", seconds, 160, 120, gop=50)
     reference = tmp_path / "reference"
-    assert frames_cli(str(videos), str(reference), "--jobs", "2").returncode == 0
+    assert frames_cli(str(videos), str(reference), "--jobs", "2", *options).returncode == 0
     frames = tmp_path / "frames"
-    args = ["pyutils.video.frames", str(videos), str(frames), "--jobs", "1"]
+    args = ["pyutils.video.frames", str(videos), str(frames), "--jobs", "1", *options]
     done = kill_once_one_is_done(args, frames, "v")
     assert 1 <= len(done) < 10, "the kill came too late to interrupt anything"
     for folder in done:  # what carries a final name is complete
         assert len(os.listdir(folder)) == len(os.listdir(reference / folder.name))
-    rerun = frames_cli(str(videos), str(frames), "--jobs", "2")
+    rerun = frames_cli(str(videos), str(frames), "--jobs", "2", *options)
     assert rerun.returncode == 0, rerun.stderr
     # A video renamed into place whose manifest line the kill cut off is simply done again.
     already = re.search(r"(\d+) already done", rerun.stderr)
@@ -426,6 +516,16 @@ def test_awkward_names(sample_videos: dict[str, Path], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for name in names:
         assert len(os.listdir(tmp_path / "out" / Path(name).stem)) == 4
+    # --fps with one job: each video cut into parts run side by side on 2 or more cores
+    long = make_video(tmp_path / "long.mp4", 10, 96, 64, gop=50)
+    for name in names:
+        shutil.copy(long, videos / "sub dir" / name)
+    result = frames_cli(str(videos), "out %d", "--fps", "2", "--jobs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in names:
+        assert len(os.listdir(tmp_path / "out %d" / Path(name).stem)) == 20
+    methods = {record["method"] for record in manifest(tmp_path / "out %d").values()}
+    assert methods == {"fps_parts" if (os.cpu_count() or 1) > 1 else "fps"}
     assert not list(tmp_path.rglob("pwned"))
 
 

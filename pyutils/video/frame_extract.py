@@ -563,9 +563,9 @@ def part_starts(frames: FrameTimes, count: int) -> list[int]:
     cuts, starts = clean_keyframes(frames), [0]
     for part in range(1, count):
         target = total * part / count
-        nearest = min(cuts, key=lambda cut: abs(cut - target), default=0)
-        if nearest - starts[-1] >= PART_MIN_FRAMES and total - nearest >= PART_MIN_FRAMES:
-            starts.append(nearest)
+        fits = [c for c in cuts if min(c - starts[-1], total - c) >= PART_MIN_FRAMES]
+        if fits:
+            starts.append(min(fits, key=lambda cut: abs(cut - target)))
     return starts
 
 

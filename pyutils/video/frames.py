@@ -99,7 +99,11 @@ def describe_run(options: FrameOptions, parallel: ParallelOptions) -> str:
         method = f"{METHOD_TEXT[seek_method(tool)]} where it saves decoding, else one pass"
     elif options.fps:
         what = f"{options.fps} frame{'' if Fraction(options.fps) == 1 else 's'} per second"
-        method = "one pass through the fps filter"
+        method = "the fps filter in one pass" + (
+            ", a video given several cores cut at keyframes among one-thread ffmpegs"
+            if tool.input_bsf
+            else ""
+        )
     else:
         what, method = "every frame", "one pass"
     size = f"shorter side {options.short_side}" if options.short_side else "native size"
