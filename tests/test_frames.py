@@ -624,11 +624,47 @@ def test_variable_frame_rate_videos_are_whole_not_truncated(tmp_path: Path, cont
         assert len(os.listdir(out / "vfr")) == (8 if options else 80)
 
 
-def test_a_webm_cut_in_half_is_still_truncated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [(), ("--fps", "25")])
+def test_a_webm_cut_in_half_is_still_truncated(tmp_path: Path, options: tuple[str, ...]) -> None:
     whole = make_video(tmp_path / "whole.webm", 4.0, width=160, height=120)
     cut = tmp_path / "v" / "cut.webm"
     cut.parent.mkdir()
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    result = frames_cli(str(cut.parent), str(tmp_path / "f"))
+    result = frames_cli(str(cut.parent), str(tmp_path / "f"), *options)
     assert result.returncode == 1
     assert "truncated: its" in result.stdout and "of a declared 4 s" in result.stdout
+
+
+def _late_video(path: Path, *, after_audio: float = 0.0, offset: float = 0.0) -> Path:
+    """4 s of audio and 25 fps video to the same end, the video starting `after_audio` seconds
+    after the audio, all timestamps `offset` seconds late (as -output_ts_offset or -copyts
+    leave them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=duration=4"]
+    args += ["-itsoffset", str(after_audio), "-f", "lavfi"]
+    args += ["-i", f"testsrc2=size=96x64:rate=25:duration={4 - after_audio}"]
+    args += ["-map", "1:v", "-map", "0:a"]
+    args += ["-c:v", "libvpx" if path.suffix == ".webm" else "libx264", "-c:a", "libvorbis"]
+    subprocess.run([*args, "-output_ts_offset", str(offset), "-y", str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "after_audio", "offset", "count"),
+    [("late.mkv", 0.6, 0.0, 85), ("late.webm", 0.6, 0.0, 85), ("offset.mkv", 0.0, 1.37, 100)],
+)
+def test_a_matroska_video_that_starts_late_is_whole(
+    tmp_path: Path, name: str, after_audio: float, offset: float, count: int
+) -> None:
+    """Matroska's duration counts from 0, the segment's start: a video 0.6 s after its audio, or
+    with timestamps 1.37 s late, declares 0.6 or 1.37 s more than its frames last. Every method
+    takes it as whole: not 'truncated', and --fps counts from the first frame."""
+    video = _late_video(tmp_path / "v" / name, after_audio=after_audio, offset=offset)
+    frames = frame_times(str(video))
+    assert len(frames.times) == count
+    assert float(frames.lead) == pytest.approx(after_audio + offset, abs=0.002)
+    for options, expected in (((), count), (("--fps", "25"), count), (("--fps", "5"), count / 5)):
+        out = tmp_path / "-".join(options or ("native",))
+        result = frames_cli(str(video.parent), str(out), *options)
+        assert result.returncode == 0, result.stdout
+        assert len(os.listdir(out / video.stem)) == expected

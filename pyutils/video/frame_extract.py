@@ -286,7 +286,7 @@ def _extract(task: FrameTask) -> tuple[int, float, Method]:
             tolerance = 0.0
         elif fps:
             method, stderr = _extract_fps(task, tmp)
-            expected, tolerance = info.duration * float(Fraction(fps)), 1.0
+            expected, tolerance = _fps_frame_count(task.source, info, fps, len(os.listdir(tmp)))
         else:
             method = "native"
             stderr = _run_ffmpeg(tmp, frames_command(task))
@@ -302,17 +302,34 @@ def _extract(task: FrameTask) -> tuple[int, float, Method]:
     return written, round(info.duration, 3), method
 
 
+def _fps_frame_count(source: str, info: VideoInfo, fps: str, written: int) -> tuple[float, float]:
+    """How many frames the fps filter writes, within how many: the declared duration x rate,
+    unless the video's frames say otherwise. The fps filter runs from the first frame to the end
+    of the last; where the video starts after its container (Matroska and WebM keep an offset,
+    or audio that starts first, in the container's duration, and have no duration per stream:
+    `FrameTimes.lead`), that span is shorter than the duration, and the frames' own span counts
+    once they cover enough of the duration not to be a file cut short."""
+    rate = float(Fraction(fps))
+    expected = info.duration * rate
+    if abs(written - expected) <= 1.0:
+        return expected, 1.0
+    frames = frame_times(source)
+    _check_not_truncated(frames, info)
+    return frames.span() * rate, 1.0
+
+
 def _check_not_truncated(frames: FrameTimes, info: VideoInfo, stderr: str | None = None) -> None:
     """A file cut short still demuxes and decodes what it has, so a frame count that matches its
     packets proves nothing: its frames must also cover the duration the container declares.
     Judged by the frames' timestamps, not by their number against duration x nominal rate,
-    which a variable-rate video (a phone clip, a screen capture) never reaches."""
-    covered = frames.span()
-    if covered < info.duration * TRUNCATION_TOLERANCE:
+    which a variable-rate video (a phone clip, a screen capture) never reaches; the duration
+    counted from the first frame (`FrameTimes.lead`)."""
+    covered, declared = frames.span(), info.duration - float(frames.lead)
+    if covered < declared * TRUNCATION_TOLERANCE:
         said = "" if stderr is None else f"; ffmpeg: {stderr or 'no error reported'}"
         raise ExtractionError(
             f"truncated: its {len(frames.times)} frames cover {covered:.2f} s of a declared "
-            f"{info.duration:g} s" + said
+            f"{declared:g} s" + said
         )
 
 
@@ -327,6 +344,10 @@ class FrameTimes:
     seekable: bool
     time_base: Fraction = Fraction(1)
     start: Fraction = Fraction(0)  # the container's start time, in seconds (what -ss counts from)
+    # Seconds of the container's duration before the first frame: Matroska and WebM count their
+    # duration from 0 (the segment's start) and have no duration per stream, so a video that
+    # starts later, or after its audio, is that much shorter than the duration they declare.
+    lead: Fraction = Fraction(0)
 
     def span(self) -> float:
         """Seconds from the first frame to the end of the last (its length taken as the mean
@@ -363,12 +384,16 @@ def frame_times(source: str) -> FrameTimes:
             seekable = container.format.name.split(",")[0] in SEEKABLE_FORMATS
             time_base = Fraction(stream.time_base or 1)
             start = Fraction(container.start_time or 0, av.time_base)
+            counted_from = Fraction(0) if container.format.name.startswith("matroska") else start
+            has_duration = bool(stream.duration)
     except (av.FFmpegError, IndexError) as exc:
         raise ExtractionError(f"cannot read the frame times: {exc}") from None
     packets.sort()
     keyframes = [i for i, (_, _, key) in enumerate(packets) if key] or [0]
     times, numbers = [p[0] for p in packets], [p[1] for p in packets]
-    return FrameTimes(times, numbers, keyframes, seekable, time_base, start)
+    first = times[0] * time_base if times else counted_from
+    lead = Fraction(0) if has_duration else max(Fraction(0), first - counted_from)
+    return FrameTimes(times, numbers, keyframes, seekable, time_base, start, lead)
 
 
 def keyframe_before(frames: FrameTimes, pick: int) -> int:
