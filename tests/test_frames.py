@@ -286,6 +286,21 @@ def test_fps_parts_with_a_gap_give_way_to_the_one_pass(
     assert md5s(tmp_path / "two") == md5s(tmp_path / "one")
 
 
+def test_fps_parts_need_the_frame_times_else_the_one_pass(
+    long_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A video PyAV cannot demux but ffmpeg can read gets the one pass with several threads too:
+    the outcome never depends on --jobs."""
+
+    def unreadable(source: str) -> None:
+        raise frame_extract.ExtractionError("cannot read the frame times: (a codec PyAV lacks)")
+
+    monkeypatch.setattr(frame_extract, "frame_times", unreadable)
+    options = FrameOptions("5", None, None, 2, "image_%05d.jpg")
+    result = extract_video(FrameTask("l", str(long_video), str(tmp_path / "f"), options, 2))
+    assert (result.status, result.method, result.frames) == ("ok", "fps", 60)
+
+
 def test_old_ffmpeg_by_choice_seeks_with_one_input_per_stretch(
     old_ffmpeg: Path,
     long_video: Path,

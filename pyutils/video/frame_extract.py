@@ -554,12 +554,16 @@ def _extract_fps(task: FrameTask, tmp: Path) -> tuple[Method, str]:
     """`--fps`: one pass through ffmpeg's fps filter, or, for a task given several threads (the
     last videos of a draining batch, fewer jobs than cores) when this ffmpeg can drop packets
     before its decoder, the same frames from parts of the video run side by side (`fps_parts`).
-    Returns the method and ffmpeg's messages."""
+    Returns the method and ffmpeg's messages. A video whose frame times cannot be read (PyAV's
+    libraries may lack what the ffmpeg binary has) gets the one pass, as with one thread."""
     threads = threads_here(task.threads)
     if threads > 1 and choose_ffmpeg().tool.input_bsf:
-        frames = frame_times(task.source)
-        starts = part_starts(frames, threads) if frames.seekable else [0]
-        if len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts):
+        try:
+            frames = frame_times(task.source)
+        except ExtractionError:
+            frames = None
+        starts = part_starts(frames, threads) if frames and frames.seekable else [0]
+        if frames and len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts):
             return "fps_parts", ""
     return "fps", _run_ffmpeg(tmp, frames_command(task, ("fps", task.options.fps or "")))
 
