@@ -286,6 +286,24 @@ def test_fps_parts_with_a_gap_give_way_to_the_one_pass(
     assert md5s(tmp_path / "two") == md5s(tmp_path / "one")
 
 
+def test_fps_parts_slots_join_where_the_next_part_begins(tmp_path: Path) -> None:
+    def part(name: str, slots: list[int]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for slot in slots:
+            (folder / f"{slot}.jpg").touch()
+        return folder
+
+    # A part's end of stream repeats its last frame past the next part's first slot: dropped.
+    joined = frame_extract._slots_in_order([part("a", [0, 1, 2, 3, 4]), part("b", [3, 4, 5])])
+    assert [f"{p.parent.name}/{p.name}" for p in joined or []] == [
+        "a/0.jpg", "a/1.jpg", "a/2.jpg", "b/3.jpg", "b/4.jpg", "b/5.jpg",
+    ]  # fmt: skip
+    assert frame_extract._slots_in_order([part("c", [0, 1]), part("d", [3, 4])]) is None  # gap
+    assert frame_extract._slots_in_order([part("e", [5, 6]), part("f", [3, 4, 5])]) is None
+    assert frame_extract._slots_in_order([part("g", [0, 1]), part("h", [])]) is None
+
+
 def test_fps_parts_need_the_frame_times_else_the_one_pass(
     long_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

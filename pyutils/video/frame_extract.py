@@ -641,7 +641,7 @@ def _slots_in_order(parts: list[Path]) -> list[Path] | None:
     for number, (part, owned) in enumerate(zip(parts, slots, strict=True)):
         end = slots[number + 1][0] if number + 1 < len(slots) else owned[-1] + 1
         owned = [slot for slot in owned if slot < end]
-        if owned != list(range(owned[0], end)):
+        if not owned or owned != list(range(owned[0], end)):
             return None
         chosen += [part / f"{slot}.jpg" for slot in owned]
     return chosen
