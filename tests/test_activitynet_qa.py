@@ -10,6 +10,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import orjson
@@ -243,9 +244,21 @@ def test_jobs_and_warm_cache_give_identical_bytes(
             raise AssertionError(f"probed {path} although the cache holds it")
         return probe(path)
 
+    opened: list[str] = []
+    real_open = av.open
+
+    def recording_open(path: Any, *rest: Any, **options: Any) -> Any:
+        opened.append(str(path))
+        return real_open(path, *rest, **options)
+
     monkeypatch.setattr(probe_cache, "probe", no_probe)
+    monkeypatch.setattr(av, "open", recording_open)
     _, warm = convert(corpus / "qa", corpus / "videos", tmp_path / "warm", 100, *args[:2])
     assert serial.read_bytes() == cold.read_bytes() == warm.read_bytes()
+    # Which videos LLaMA-Factory would misread (the mkv, remuxed again into the new OUT) comes
+    # from the cached probes too: no source video but the uncacheable bad one is opened.
+    assert [Path(path).name for path in opened if str(corpus) in path] == ["v_bad.mp4"]
+    assert (tmp_path / "warm" / "videos-mp4" / "v_m.mp4").is_file()
 
 
 def test_cache_entry_is_ignored_when_the_video_changes(corpus: Path, tmp_path: Path) -> None:
@@ -265,7 +278,7 @@ def test_malformed_cache_is_rebuilt(corpus: Path, tmp_path: Path) -> None:
     cache.write_text('{"version": 1, "entries": {')
     status, _ = convert(corpus / "qa", corpus / "videos", tmp_path, 1, "--probe-cache", str(cache))
     assert status == 0
-    assert orjson.loads(cache.read_bytes())["version"] == 1
+    assert orjson.loads(cache.read_bytes())["version"] == probe_cache.CACHE_VERSION
 
 
 def test_question_text_is_tidied_before_the_question_mark() -> None:

@@ -279,9 +279,27 @@ class VideoInfo:
     fps: float  # average frame rate
     frame_count: int  # from the header, else counted packets, else duration x fps
     frame_count_exact: bool  # False when it is only the duration x fps estimate
+    header_gaps: str = ""  # what the stream's own header leaves out (`header_gaps`)
 
-    def as_dict(self) -> dict[str, float | int | bool]:
+    def as_dict(self) -> dict[str, float | int | bool | str]:
         return asdict(self)
+
+
+def header_gaps(frames: int, duration: float | None, average_rate: object) -> str:
+    """What a video stream's header leaves out of what a reader that trusts only the header
+    needs ("" when nothing): its frame count, its own duration, its average frame rate. Matroska,
+    WebM and fragmented MP4 declare no frame count or stream duration; LLaMA-Factory's video
+    reader misreads such files (`pyutils.llamafactory.qwen_video.misread_reason`)."""
+    missing = [
+        text
+        for text, absent in (
+            ("no frame count", frames <= 0),
+            ("no stream duration", duration is None),
+            ("no average frame rate", not average_rate),
+        )
+        if absent
+    ]
+    return " and ".join(missing)
 
 
 def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo:
@@ -302,6 +320,7 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
                 raise MediaError(f"{source}: not a video (no video stream)")
             stream = container.streams.video[0]
             duration = _duration(container, stream)
+            gaps = header_gaps(stream.frames, stream.duration, stream.average_rate)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else 0.0
             frames = stream.frames
@@ -316,7 +335,7 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
         raise MediaError(f"{source}: not a readable video ({_reason(exc)})") from None
     if duration <= 0 or width <= 0 or height <= 0:
         raise MediaError(f"{source}: not a readable video (no duration or frame size)")
-    return VideoInfo(duration, width, height, fps, frames, exact)
+    return VideoInfo(duration, width, height, fps, frames, exact, gaps)
 
 
 def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:

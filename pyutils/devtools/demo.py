@@ -34,7 +34,6 @@ from pyutils.devtools.sample import (
     make_video,
 )
 from pyutils.llamafactory import activitynet_qa, dataset_info, replay
-from pyutils.llamafactory.presample import presampled_name
 from pyutils.llamafactory.qwen_video import Budget, VisionConfig
 from pyutils.video import frames, manifest
 from pyutils.video.contact_sheet import write_contact_sheet
@@ -85,7 +84,7 @@ def activitynet_qa_sample(root: Path, table: Table) -> None:
     kept = sum(outcome["status"] == "kept" for outcome in outcomes)
     written = activitynet_qa.output_name("val", 10, 2.5)
     table.add_row("activitynet_qa", written, f"{kept} of {len(outcomes)} questions written")
-    presampled = presampled_name(out / written)
+    presampled = activitynet_qa.presampled_name(out / written)
     for record in orjson.loads(presampled.read_bytes()):
         frames_list = record["videos"][0]
         table.add_row(

@@ -41,14 +41,6 @@ from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
 from pyutils.llamafactory.dataset_info import media_path, register
-from pyutils.llamafactory.presample import (
-    SUFFIX,
-    frames_folder,
-    presample,
-    presampled_name,
-    relative_lists,
-)
-from pyutils.llamafactory.remux import remux_misread
 from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
 from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
@@ -74,12 +66,21 @@ class Question:
     video: str | None  # path under VIDEOS, None when no video has the question's name
     status: str = ""
     duration: float | None = None
+    header_gaps: str = ""  # why LLaMA-Factory would misread the video ("" if it would not)
     error: str | None = None
     written: str | None = None  # the video path as written to the JSON (kept questions)
 
 
 def output_name(split: str, n: int, seconds: float) -> str:
     return f"activitynet_qa_{split}_{n}_limit_{seconds:g}s.json"
+
+
+# The second JSON of --presample: <plain stem>_presampled.json, registered under its stem.
+SUFFIX = "_presampled"
+
+
+def presampled_name(plain: Path) -> Path:
+    return plain.with_name(f"{plain.stem}{SUFFIX}.json")
 
 
 def user_content(question: str) -> str:
@@ -188,6 +189,7 @@ def select(
                 question.status, question.error = UNREADABLE, found.error
             else:
                 question.duration = found.info.duration
+                question.header_gaps = found.info.header_gaps
                 question.status = TOO_SHORT if question.duration <= seconds else KEPT
         if question.status == KEPT:
             kept.append(question)
@@ -273,6 +275,9 @@ def write_presampled(
     """The second JSON: the plain one's records in its order, each video given as the list of
     frames LLaMA-Factory would sample from it (`pyutils.llamafactory.presample`); registered
     under its own name. A record whose video could not be pre-sampled is left out, and said."""
+    # Imported here: frame extraction's modules are a fifth of a plain run's start-up.
+    from pyutils.llamafactory.presample import frames_folder, presample, relative_lists
+
     budget = budget_from(args)
     folder = args.presample_dir or frames_folder(args.out, budget)
     # Threads unless on Dask: the work is in ffmpeg child processes.
@@ -323,12 +328,15 @@ def convert(args: argparse.Namespace) -> int:
     failures = FailureLog(STAGE)
     remuxed: dict[str, str] = {}
     remux_status = 0
-    if args.remux:
-        kept_videos = [q.video for q in kept if q.video]
+    misread = {q.video: q.header_gaps for q in kept if q.video and q.header_gaps}
+    if args.remux and misread:
+        # Imported here: ffmpeg-python and the transcoder, a quarter of a plain run's start-up.
+        from pyutils.llamafactory.remux import remux_misread
+
         remux_dir = args.remux_dir or args.out / REMUX_FOLDER
         # Threads whatever BACKEND says: the work is in ffmpeg child processes.
         on_threads = ParallelOptions(args.jobs, "threading")
-        remuxed, _, remux_status = remux_misread(kept_videos, remux_dir, on_threads)
+        remuxed, _, remux_status = remux_misread(misread, remux_dir, on_threads)
     for q in kept:
         q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
     summarise(questions, args.seconds, failures)

@@ -53,7 +53,6 @@ from pyutils.video.manifest import (
 )
 
 STAGE = "presample"
-SUFFIX = "_presampled"  # the second JSON: <plain stem>_presampled.json, registered under its stem
 QUALITY = 2  # ffmpeg's -q:v: 40-44 dB from the trainer's own frame (README, "Pre-sampled frames")
 PREFIX = "image_%05d.jpg"
 # Recorded with each video: frames made with another resize or JPEG are redone.
@@ -285,7 +284,3 @@ def relative_lists(
         if video in frames
     }
     return [named.get(video) for video in videos]
-
-
-def presampled_name(plain: Path) -> Path:
-    return plain.with_name(f"{plain.stem}{SUFFIX}.json")

@@ -23,6 +23,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from pyutils.core.media import header_gaps
+
 # LLaMA-Factory's defaults (hparams/model_args.py, hparams/data_args.py), under its own names.
 VIDEO_FPS = 2.0
 VIDEO_MAXLEN = 128
@@ -120,16 +122,11 @@ def misread_reason(info: StreamInfo) -> str:
     With no frame count `_get_video_sample_indices` takes the video as infinite and keeps its
     *first* VIDEO_MAXLEN decoded frames; with no stream duration the token metadata path gives
     up and the decode path times the frames as 1/VIDEO_FPS apart (or, with a frame count,
-    multiplies None and fails); with no average rate `float(average_rate)` fails.
+    multiplies None and fails); with no average rate `float(average_rate)` fails. The probe
+    records the same for each video (`VideoInfo.header_gaps`), so a cached probe answers this
+    without opening the file.
     """
-    missing = []
-    if info.frames <= 0:
-        missing.append("no frame count")
-    if info.duration is None:
-        missing.append("no stream duration")
-    if not info.average_fps:
-        missing.append("no average frame rate")
-    return " and ".join(missing)
+    return header_gaps(info.frames, info.duration, info.average_fps)
 
 
 def linspace_int(stop: float, num: int) -> list[int]:

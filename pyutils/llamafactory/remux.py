@@ -80,17 +80,6 @@ class RemuxResult:
         return self.source
 
 
-def needs_remux(path: str) -> str:
-    """Why LLaMA-Factory would misread `path` ("" when it reads it as intended, or when PyAV
-    cannot open it at all: that is the probe's failure to report, not the remux's)."""
-    import av  # on first use: a run that needs no video never loads PyAV
-
-    try:
-        return misread_reason(read_stream(path))
-    except (OSError, ValueError, av.FFmpegError):
-        return ""
-
-
 def copy_command(source: str, target: str) -> list[str]:
     """The first video stream of `source` copied as it is (no re-encoding) into MP4 `target`;
     "file:" so that a name like "a:b.mkv" is never read as a protocol."""
@@ -149,9 +138,11 @@ def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def remux_misread(
-    videos: list[str], folder: Path, parallel: ParallelOptions
+    videos: dict[str, str], folder: Path, parallel: ParallelOptions
 ) -> tuple[dict[str, str], RemuxSummary, int]:
-    """Remux every video of `videos` that LLaMA-Factory would misread into `folder`.
+    """Remux every video of `videos` (path -> why LLaMA-Factory would misread it: the probe's
+    `VideoInfo.header_gaps`, "" when it reads it as intended) that it would misread into
+    `folder`. Judged from the probes, cached ones included: no file is opened to decide.
 
     Returns (source path -> MP4 path for each one now readable, summary, exit status: 1 when a
     video could be neither copied nor transcoded). Videos are named `<stem>.mp4`; stems are
@@ -159,7 +150,7 @@ def remux_misread(
     """
     start = time.monotonic()
     summary = RemuxSummary()
-    todo = [v for v in dict.fromkeys(videos) if needs_remux(v)]
+    todo = [video for video, misread in videos.items() if misread]
     if not todo:
         return {}, summary, 0
     folder.mkdir(parents=True, exist_ok=True)
