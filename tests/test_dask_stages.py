@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pyutils.core.atomic import is_temporary
@@ -46,11 +47,13 @@ def frame_tree(folder: Path) -> dict[str, str]:
     }
 
 
-def run_here_and_on_dask(module: str, source: Path, out: Path, cluster: LocalCluster) -> None:
+def run_here_and_on_dask(
+    module: str, source: Path, out: Path, cluster: LocalCluster, *extra: str
+) -> None:
     """Run a stage into out/local (two jobs here) and into out/dask (on the cluster)."""
     on_dask = ("--backend", "dask", "--scheduler", cluster.address)
     for label, options in (("local", ("--jobs", "2")), ("dask", on_dask)):
-        result = run_module(module, str(source), str(out / label), *options)
+        result = run_module(module, str(source), str(out / label), *options, *extra)
         assert result.returncode == 0, result.stderr
 
 
@@ -60,6 +63,21 @@ def test_frames_on_dask_equal_a_local_run(videos: Path, cluster: LocalCluster, t
     assert len({path.split("/")[0] for path in expected}) == len(VIDEOS)
     assert frame_tree(tmp_path / "dask") == expected
     assert not (tmp_path / "pwned").exists() and not (REPO / "pwned").exists()
+
+
+def test_fps_frames_on_dask_equal_a_local_run(cluster: LocalCluster, tmp_path: Path) -> None:
+    """--fps on the cluster's workers, which size a task's threads from their machine: a video
+    given several is cut into parts (`fps_parts`); the frames are a local run's."""
+    videos = tmp_path / "videos"
+    for index in range(3):
+        make_video(videos / f"long {index}.mp4", 8 + index, width=96, height=64, gop=50)
+    run_here_and_on_dask("pyutils.video.frames", videos, tmp_path, cluster, "--fps", "5")
+    expected = frame_tree(tmp_path / "local")
+    assert len(expected) == 5 * (8 + 9 + 10)
+    assert frame_tree(tmp_path / "dask") == expected
+    manifest = (tmp_path / "dask" / "frames_manifest.jsonl").read_bytes().splitlines()
+    methods = {orjson.loads(line)["method"] for line in manifest}
+    assert methods == {"fps_parts" if (os.cpu_count() or 1) > 1 else "fps"}
 
 
 def test_transcode_on_dask_equals_a_local_run(
