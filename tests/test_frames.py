@@ -668,7 +668,7 @@ def test_a_webm_cut_in_half_is_still_truncated(tmp_path: Path, options: tuple[st
     assert "truncated: its" in result.stdout and "of a declared 4 s" in result.stdout
 
 
-def _late_video(path: Path, *, after_audio: float = 0.0, offset: float = 0.0) -> Path:
+def late_video(path: Path, *, after_audio: float = 0.0, offset: float = 0.0) -> Path:
     """4 s of audio and 25 fps video to the same end, the video starting `after_audio` seconds
     after the audio, all timestamps `offset` seconds late (as -output_ts_offset or -copyts
     leave them)."""
@@ -692,7 +692,7 @@ def test_a_matroska_video_that_starts_late_is_whole(
     """Matroska's duration counts from 0, the segment's start: a video 0.6 s after its audio, or
     with timestamps 1.37 s late, declares 0.6 or 1.37 s more than its frames last. Every method
     takes it as whole: not 'truncated', and --fps counts from the first frame."""
-    video = _late_video(tmp_path / "v" / name, after_audio=after_audio, offset=offset)
+    video = late_video(tmp_path / "v" / name, after_audio=after_audio, offset=offset)
     frames = frame_times(str(video))
     assert len(frames.times) == count
     assert float(frames.lead) == pytest.approx(after_audio + offset, abs=0.002)

@@ -19,6 +19,7 @@ from pyutils.core.media import probe
 from pyutils.devtools.sample import make_video
 from pyutils.video.transcode import is_original
 from tests.conftest import REPO, run_module
+from tests.test_frames import late_video
 
 # original name -> (seconds, container forced for names that carry no usable extension)
 ORIGINALS = {
@@ -149,6 +150,16 @@ def test_same_folder_for_originals_and_outputs_is_refused(originals: Path) -> No
 )
 def test_which_files_are_originals(name: str, expected: bool) -> None:
     assert is_original(name) is expected
+
+
+def test_a_matroska_original_whose_video_starts_late_is_whole(tmp_path: Path) -> None:
+    """Its container declares 4 s from 0, its video runs from 0.6 s: 3.4 s transcoded is all of it
+    (85% of the declaration, below the 90% that passes for whole without a look at the frames)."""
+    late_video(tmp_path / "src" / "late.mkv", after_audio=0.6)
+    dest = tmp_path / "videos"
+    result = run_module("pyutils.video.transcode", str(tmp_path / "src"), str(dest), "--jobs", "1")
+    assert result.returncode == 0, result.stdout
+    assert probe(dest / "late.mkv.mp4").duration == pytest.approx(3.4, abs=0.05)
 
 
 def test_an_original_cut_short_does_not_become_a_short_healthy_mp4(tmp_path: Path) -> None:

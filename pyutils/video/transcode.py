@@ -26,6 +26,7 @@ from pyutils.core.parallel import ParallelOptions, threads_here
 from pyutils.core.report import FailureLog, log
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.core.video_index import ORIGINAL_EXTENSIONS
+from pyutils.video.frame_extract import ExtractionError, frame_times
 
 
 def is_original(name: str) -> bool:
@@ -95,7 +96,11 @@ WHOLE_SHARE = 0.9
 def _check_whole(source: str, decoded: float) -> None:
     try:
         declared = probe(source).duration
-    except MediaError:
+        if decoded < declared * WHOLE_SHARE:
+            # Matroska counts its duration from 0: a video that starts late (after its audio, or
+            # with timestamps kept late) is that much shorter than what the container declares.
+            declared -= float(frame_times(source).lead)
+    except (MediaError, ExtractionError):
         return  # read by content only (ffmpeg opened it, PyAV cannot): nothing declared to trust
     if decoded < declared * WHOLE_SHARE:
         raise MediaError(
