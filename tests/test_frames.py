@@ -189,6 +189,51 @@ def test_seeking_and_one_pass_give_the_same_bytes(
         )
 
 
+def _x264_video(path: Path, *options: str) -> Path:
+    """10 s at 30 fps, a keyframe every 2 s, with the given x264 and muxer options."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = [find_ffmpeg(), "-nostdin", "-v", "error", "-f", "lavfi"]
+    args += ["-i", "testsrc2=size=96x64:rate=30:duration=10", "-c:v", "libx264", "-g", "60"]
+    subprocess.run([*args, *options, "-y", str(path)], check=True)
+    return path
+
+
+def test_frame_times_from_the_mp4_index_equal_a_demux(
+    long_video: Path, bframes_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No B-frames in MP4/MOV: the frame list comes from the sample index (7 ms for 5,400 samples
+    against 46 ms of demuxing), exactly as a demux gives it, timestamps kept late included.
+    Reordered frames, and a fragmented MP4 whose index is built as it is read, are demuxed."""
+    indexed = [
+        long_video,
+        _x264_video(tmp_path / "offset.mp4", "-bf", "0", "-output_ts_offset", "1.37"),
+        _x264_video(tmp_path / "vfr.mp4", "-bf", "0", "-vf", "select='not(between(n,100,160))'"),
+        _x264_video(tmp_path / "plain.mov", "-bf", "0"),
+    ]
+    demuxed = [
+        bframes_video,
+        _x264_video(tmp_path / "frag.mp4", "-bf", "0", "-movflags", "frag_keyframe+empty_moov"),
+    ]
+    from_index = {str(video): frame_times(str(video)) for video in [*indexed, *demuxed]}
+    used: list[str] = []
+    original = frame_extract._from_index
+
+    def recording(container: Any, stream: Any) -> Any:
+        found = original(container, stream)
+        if found:
+            used.append(container.name)
+        return found
+
+    monkeypatch.setattr(frame_extract, "_from_index", recording)
+    for video in [*indexed, *demuxed]:
+        frame_times(str(video))
+    assert sorted(used) == sorted(str(video) for video in indexed)
+    monkeypatch.setattr(frame_extract, "_from_index", lambda container, stream: None)
+    for video, listed in from_index.items():
+        assert frame_times(video) == listed, video
+    assert len(from_index[str(indexed[2])].times) == 300 - 61
+
+
 def test_seek_groups_share_a_decode_when_the_gap_is_small(long_video: Path) -> None:
     frames = frame_times(str(long_video))  # keyframes every 50 frames
     assert frames.keyframes == list(range(0, 300, 50))

@@ -376,7 +376,7 @@ def frame_times(source: str) -> FrameTimes:
         with av.open(source, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
-            packets = [
+            packets = _from_index(container, stream) or [
                 (p.pts, number, p.is_keyframe)
                 for number, p in enumerate(container.demux(stream))
                 if p.size and p.pts is not None
@@ -394,6 +394,28 @@ def frame_times(source: str) -> FrameTimes:
     first = times[0] * time_base if times else counted_from
     lead = Fraction(0) if has_duration else max(Fraction(0), first - counted_from)
     return FrameTimes(times, numbers, keyframes, seekable, time_base, start, lead)
+
+
+def _from_index(container: Any, stream: Any) -> list[tuple[int, int, bool]] | None:
+    """The packets of an MP4/MOV stream whose frames are shown in decoding order, from the
+    container's sample index instead of a demux: about 7 ms for 5,400 samples against 46 ms,
+    spent holding Python's lock. Its timestamps are decoding times; with no frame reordering
+    (the decoder holds no frame back: no B-frames) each frame is shown at its decoding time plus
+    the offset its first packet shows. None (demux instead) for any other stream, and for an
+    index with samples the demuxer would drop or skip (edit-list discards, empty samples) or
+    that is not the whole stream (a fragmented MP4's grows as its fragments are read)."""
+    if not container.format.name.startswith("mov") or stream.codec_context.has_b_frames:
+        return None
+    entries = stream.index_entries
+    if not entries or len(entries) != stream.frames:
+        return None
+    if any(entry.is_discard or not entry.size for entry in entries):
+        return None
+    first = next(container.demux(stream), None)
+    if first is None or first.pts is None or first.dts != entries[0].timestamp:
+        return None
+    offset = first.pts - first.dts
+    return [(e.timestamp + offset, n, e.is_keyframe) for n, e in enumerate(entries)]
 
 
 def keyframe_before(frames: FrameTimes, pick: int) -> int:
