@@ -749,4 +749,5 @@ def test_a_matroska_video_that_starts_late_is_whole(
         out = tmp_path / "-".join(options or ("native",))
         result = frames_cli(str(video.parent), str(out), *options)
         assert result.returncode == 0, result.stdout
+        assert "frames: 1 video, 0 already done, 1 to do" in result.stderr
         assert len(os.listdir(out / video.stem)) == expected

@@ -20,7 +20,7 @@ from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.media import describe_ffmpeg, require
 from pyutils.core.parallel import ParallelOptions
-from pyutils.core.report import FailureLog, log, say
+from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
 from pyutils.video.frame_extract import (
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     parallel = parallel_options(args)
     log(f"frames: {describe_run(options, parallel)}")
-    log(f"frames: {len(videos)} videos, {len(videos) - len(todo)} already done, {len(todo)} to do")
+    done = len(videos) - len(todo)
+    log(f"frames: {plural(len(videos), 'video')}, {done} already done, {len(todo)} to do")
     if args.dry_run:
         for stem in todo:
             print(f"{videos[stem]} -> {frames_dir / stem}")
