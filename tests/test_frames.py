@@ -218,17 +218,17 @@ def test_frame_times_from_the_mp4_index_equal_a_demux(
     used: list[str] = []
     original = frame_extract._from_index
 
-    def recording(container: Any, stream: Any) -> Any:
-        found = original(container, stream)
+    def recording(format_name: str, stream: Any, head: list[Any]) -> Any:
+        found = original(format_name, stream, head)
         if found:
-            used.append(container.name)
+            used.append(stream.container.name)
         return found
 
     monkeypatch.setattr(frame_extract, "_from_index", recording)
     for video in [*indexed, *demuxed]:
         frame_times(str(video))
     assert sorted(used) == sorted(str(video) for video in indexed)
-    monkeypatch.setattr(frame_extract, "_from_index", lambda container, stream: None)
+    monkeypatch.setattr(frame_extract, "_from_index", lambda format_name, stream, head: None)
     for video, listed in from_index.items():
         assert frame_times(video) == listed, video
     assert len(from_index[str(indexed[2])].times) == 300 - 61
