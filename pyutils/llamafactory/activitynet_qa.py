@@ -328,7 +328,7 @@ def convert(args: argparse.Namespace) -> int:
     failures = FailureLog(STAGE)
     remuxed: dict[str, str] = {}
     remux_status = 0
-    misread = {q.video: q.header_gaps for q in kept if q.video and q.header_gaps}
+    misread = [q.video for q in kept if q.video and q.header_gaps]
     if args.remux and misread:
         # Imported here: ffmpeg-python and the transcoder, a quarter of a plain run's start-up.
         from pyutils.llamafactory.remux import remux_misread

@@ -138,11 +138,10 @@ def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def remux_misread(
-    videos: dict[str, str], folder: Path, parallel: ParallelOptions
+    videos: list[str], folder: Path, parallel: ParallelOptions
 ) -> tuple[dict[str, str], RemuxSummary, int]:
-    """Remux every video of `videos` (path -> why LLaMA-Factory would misread it: the probe's
-    `VideoInfo.header_gaps`, "" when it reads it as intended) that it would misread into
-    `folder`. Judged from the probes, cached ones included: no file is opened to decide.
+    """Remux `videos`, which LLaMA-Factory would misread (the caller knows which from the probes'
+    `VideoInfo.header_gaps`, cached ones included: no file is opened to decide), into `folder`.
 
     Returns (source path -> MP4 path for each one now readable, summary, exit status: 1 when a
     video could be neither copied nor transcoded). Videos are named `<stem>.mp4`; stems are
@@ -150,7 +149,7 @@ def remux_misread(
     """
     start = time.monotonic()
     summary = RemuxSummary()
-    todo = [video for video, misread in videos.items() if misread]
+    todo = list(dict.fromkeys(videos))
     if not todo:
         return {}, summary, 0
     folder.mkdir(parents=True, exist_ok=True)
