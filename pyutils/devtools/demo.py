@@ -37,6 +37,7 @@ from pyutils.llamafactory import activitynet_qa, dataset_info, replay
 from pyutils.llamafactory.qwen_video import Budget, VisionConfig
 from pyutils.video import frames, manifest
 from pyutils.video.contact_sheet import write_contact_sheet
+from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
 from pyutils.video.transcode import transcode_all
 
 
@@ -188,11 +189,34 @@ def extract_frames(root: Path, table: Table) -> None:
             )
 
 
+def fps_in_parts(root: Path, table: Table) -> None:
+    """`--fps` on a 12 s video with one job: given the machine's cores, the video is cut at
+    keyframes into parts decoded side by side (`fps_parts`; one pass on one core), and its frames
+    are byte for byte those of one single-threaded pass."""
+    video = make_video(root / "long" / "long_demo.mp4", 12, 160, 120, gop=50)
+    out = root / "frames" / "fps-5"
+    if frames.main([str(video.parent), str(out), "--fps", "5", "--jobs", "1"]) != 0:
+        raise UserError(f"frames (5 fps) failed: see {failure_list('frames', out)}")
+    record = manifest.read_manifest(out / manifest.MANIFEST)[video.stem]
+    options = FrameOptions("5", None, None, 2, "image_%05d.jpg")
+    one_pass = root / "frames" / "fps-5-one-pass"
+    extract_video(FrameTask(video.stem, str(video), str(one_pass), options, threads=1))
+    if _digests(out / video.stem) != _digests(one_pass):
+        raise UserError(f"{out / video.stem}: frames differ from one pass's ({one_pass})")
+    said = f"{record['frames']} frames ({record['method']}), the bytes of one pass"
+    table.add_row("frames (5 fps)", video.name, said)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
 # Each stage and, in one line, what it shows.
 STAGES = [
     (probe_sample, "PyAV reads mp4, mkv and webm durations in-process, no ffprobe"),
     (download_caltech101, "a download cut half-way resumes, verifies, extracts and checks"),
     (extract_frames, "frames land atomically in AdaCLIP's layout, every frame or 8 uniform"),
+    (fps_in_parts, "--fps with cores to spare: parts at keyframes side by side, one pass's bytes"),
     (contact_sheet, "a contact sheet shows AdaCLIP's 8 picks per video, rows labelled"),
     (adaclip_splits, "AdaCLIP splits list the videos present and set aside the missing"),
     (activitynet_qa_sample, "ActivityNet-QA becomes sharegpt JSON, plus pre-sampled frame lists"),
@@ -210,7 +234,8 @@ Made by `make demo` from generated videos (no download); safe to delete (`make c
   shell), so no file `pwned` may appear anywhere.
 - `datasets/`: a `DATA` root, as `make caltech101 DATA=...` leaves it (downloads/, caltech-101/).
 - `data/`: an `OUT` folder for LLaMA-Factory: the QA JSON, `dataset_info.json`, MP4 remuxes.
-- `frames/`: `make frames` outputs (every frame; 8 uniform frames) and `contact_sheet.png`.
+- `frames/`: `make frames` outputs (every frame; 8 uniform frames; 5 per second of `long/`,
+  beside one single-threaded pass of it) and `contact_sheet.png`.
 - `annots/`: AdaCLIP splits; `annotations/`: the tiny annotation files they are made from.
 - `didemo-mp4/`: DiDeMo-style originals and their H.264 transcodes.
 """
