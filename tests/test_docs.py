@@ -1,5 +1,5 @@
-"""The README, `make help` and docs/ stay in step: the README is the newcomer's guide (short, the two
-commands first, every target in its table, every page linked), and each page opens with its
+"""The README, `make help` and docs/ stay in step: the README is the newcomer's guide (short, the
+two commands first, every target in its table, every page linked), and each page opens with its
 commands."""
 
 from __future__ import annotations
