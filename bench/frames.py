@@ -1,10 +1,19 @@
-"""Frame extraction against the reference script and against the decode floor, as users run it:
-on a machine with no system ffmpeg (vlprep uses the bundled one), and, when this machine has one,
-with that system ffmpeg first on PATH (vlprep picks what it can do) and set by FFMPEG (vlprep
-uses it, whatever its age). Every figure is the median of _common.RUNS runs.
+"""Frame extraction against the reference script and against what decoding costs, as users run
+it: on a machine with no system ffmpeg (vlprep uses the bundled one), and, when this machine has
+one, with that system ffmpeg first on PATH (vlprep picks what it can do) and set by FFMPEG
+(vlprep uses it, whatever its age). Every figure is the median of _common.RUNS runs.
+
+Two baselines: the limit, every video's single-thread decode time (`ffmpeg -threads 1 -f null`,
+one video at a time), summed, over the cores: what the cores could do if decoding every frame
+were the only work; and the old floor, those decodes run one per core (a pool of CPUS), whose
+last videos leave cores idle. Each vlprep figure is timed back to back with the limit.
 
 Corpora (generated once into bench/out): 16 clips of 15 s, 640x360, 30 fps, H.264 ~500 kb/s, as
-in MSRVTT; 3 videos of 180 s with a keyframe every 4 s, as in ActivityNet.
+in MSRVTT; 3 videos of 180 s with a keyframe every 4 s, as in ActivityNet (x264 ultrafast: no
+B-frames); and 3 videos of 120 s, 640x360, 30 fps, a keyframe every 5 s, in each codec real
+downloads hold: H.264 High from x264 medium (B-frames), VP9 in WebM (libvpx good, alt-ref
+frames), AV1 from SVT-AV1 (preset 8). Each codec's 3 are one encode under three names (hard
+links): encoding VP9 takes minutes, and decoding costs the same for a copy.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import _common
@@ -22,6 +32,19 @@ import _common
 from pyutils.devtools.sample import make_video
 
 CPUS = os.cpu_count() or 1
+# Codec corpora: folder -> (extension, encoder options for `make_video`).
+CODECS = {
+    "h264-high-120s": (
+        "mp4",
+        {"c:v": "libx264", "preset": "medium", "profile:v": "high", "pix_fmt": "yuv420p"},
+    ),
+    "vp9-120s": (
+        "webm",
+        {"c:v": "libvpx-vp9", "deadline": "good", "cpu-used": "5", "row-mt": "1", "b:v": "800k"},
+    ),
+    "av1-120s": ("mp4", {"c:v": "libsvtav1", "preset": "8", "pix_fmt": "yuv420p"}),
+}
+VIDEO_SUFFIXES = (".mp4", ".webm")
 
 
 def corpus(name: str, count: int, seconds: float, gop: int | None = None) -> Path:
@@ -33,13 +56,33 @@ def corpus(name: str, count: int, seconds: float, gop: int | None = None) -> Pat
     return folder
 
 
+def codec_corpus(name: str) -> Path:
+    """3 videos of 120 s in the codec of CODECS[name]: one encode, three names."""
+    extension, encoder = CODECS[name]
+    folder = _common.BENCH_OUT / name
+    first = folder / f"video00.{extension}"
+    if not first.exists():
+        partial = folder / f".partial.{extension}"  # a killed encode is never taken as done
+        make_video(partial, 120, 640, 360, 30, gop=150, encoder=encoder)
+        partial.rename(first)
+    for index in (1, 2):
+        link = folder / f"video{index:02d}.{extension}"
+        if not link.exists():
+            os.link(first, link)
+    return folder
+
+
+def videos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in VIDEO_SUFFIXES)
+
+
 def repeated(folder: Path, times: int) -> Path:
     """`folder`'s videos `times` over (hard links under new names): the same work at a scale
     where a command's fixed start-up (about 0.2 s of interpreter and imports) stops mattering."""
     out = folder.with_name(f"{folder.name}-x{times}")
     out.mkdir(exist_ok=True)
     for copy in range(times):
-        for video in sorted(folder.glob("*.mp4")):
+        for video in videos_in(folder):
             link = out / f"{video.stem}-{copy}.mp4"
             if not link.exists():
                 os.link(video, link)
@@ -70,17 +113,22 @@ def reference(folder: Path, ffmpeg: str) -> None:
         target = out / video.stem / "image_%05d.jpg"
         return [ffmpeg, "-nostdin", "-v", "error", "-i", str(video), "-q:v", "2", str(target)]
 
-    run_each(sorted(folder.glob("*.mp4")), 16, command)
+    run_each(videos_in(folder), 16, command)
+
+
+def decode_command(ffmpeg: str, video: Path) -> list[str]:
+    """Decoding every frame on one thread, and nothing else."""
+    return [ffmpeg, "-nostdin", "-v", "error", "-threads", "1", "-i", str(video), "-f", "null", "-"]
 
 
 def decode_floor(folder: Path, ffmpeg: str) -> None:
-    """Decoding every frame and nothing else, one single-threaded ffmpeg per core."""
+    """The old floor: every video decoded on one thread, one ffmpeg per core."""
+    run_each(videos_in(folder), CPUS, lambda video: decode_command(ffmpeg, video))
 
-    def command(video: Path) -> list[str]:
-        decode = ["-threads", "1", "-i", str(video), "-f", "null", "-"]
-        return [ffmpeg, "-nostdin", "-v", "error", *decode]
 
-    run_each(sorted(folder.glob("*.mp4")), CPUS, command)
+def decode_one_by_one(folder: Path, ffmpeg: str) -> None:
+    """Every video decoded on one thread, one at a time: its wall time over CPUS is the limit."""
+    run_each(videos_in(folder), 1, lambda video: decode_command(ffmpeg, video))
 
 
 def vlprep(folder: Path, env: dict[str, str], *options: str) -> None:
@@ -104,6 +152,15 @@ CASES = [
     ("3 videos of 180 s", "long-180s", ("--fps", "1")),
     ("3 videos of 180 s", "long-180s", ("--num-frames", "32")),
     ("12 videos of 180 s (the 3, 4 times)", "long-180s-x4", ("--num-frames", "32")),
+    *(
+        (f"3 videos of 120 s, {codec}", folder, options)
+        for codec, folder in (
+            ("H.264 High", "h264-high-120s"),
+            ("VP9", "vp9-120s"),
+            ("AV1", "av1-120s"),
+        )
+        for options in (("--num-frames", "32"), ("--fps", "1"))
+    ),
 ]
 
 
@@ -113,38 +170,61 @@ def table(name: str, env: dict[str, str]) -> None:
     _common.table_head()
 
 
-def against(result: _common.Paired, bundled_floor: float | None) -> str:
-    text = result.ratio_text("decode floor")
-    if bundled_floor is not None:
-        text += f"; {result.candidate / bundled_floor:.2f}x the bundled ffmpeg's floor"
+@dataclass(frozen=True)
+class Baselines:
+    """What decoding a corpus costs on one machine, in seconds: the limit and the old floor."""
+
+    limit: float
+    floor: float
+
+
+def measured(
+    folder: Path, env: dict[str, str], options: tuple[str, ...], ffmpeg: str
+) -> tuple[_common.Paired, float]:
+    """vlprep timed back to back with the one-by-one decodes, and the limit they give."""
+    result = _common.paired(
+        lambda: decode_one_by_one(folder, ffmpeg), lambda: vlprep(folder, env, *options)
+    )
+    return result, result.baseline / CPUS
+
+
+def against(
+    result: _common.Paired, ours: Baselines, bundled: Baselines | None, limit: float
+) -> str:
+    """The ratios of one vlprep figure: to the limit measured with it (and the CPU time of the
+    decodes it sums), to the old floor, and to the bundled ffmpeg's limit when given."""
+    text = (
+        f"{result.candidate / limit:.2f}x the limit (CPU time {result.cpu_ratio:.2f}x); "
+        f"{result.candidate / ours.floor:.2f}x the old floor"
+    )
+    if bundled is not None:
+        text += f"; {result.candidate / bundled.limit:.2f}x the bundled ffmpeg's limit"
     return text
 
 
 def rows_for(
-    name: str, env: dict[str, str], ffmpeg: str, bundled_floors: dict[str, float]
-) -> dict[str, float]:
-    """The rows for one machine: `ffmpeg` is what its reference script and `ffmpeg -f null`
-    run; vlprep runs in `env` and picks its own. Each vlprep figure is timed in pairs with its
-    baseline (`_common.paired`). Returns this machine's decode floors, by corpus; ratios are
-    against them and, when given, `bundled_floors`."""
+    name: str, env: dict[str, str], ffmpeg: str, bundled: dict[str, Baselines]
+) -> dict[str, Baselines]:
+    """The rows for one machine: `ffmpeg` is what its reference script and the decodes run;
+    vlprep runs in `env` and picks its own. Returns this machine's baselines, by corpus; the
+    ratios are against them and, when given, the `bundled` ones."""
     table(name, env)
     clips = _common.BENCH_OUT / "clips-15s"
     same = _common.paired(lambda: reference(clips, ffmpeg), lambda: vlprep(clips, env))
     _common.row("reference script (pool of 16, all frames, q:v 2), 16 clips", same.baseline)
     _common.line("vlprep, same settings", same.candidate, same.ratio_text("reference"))
-    floors: dict[str, float] = {}
+    baselines: dict[str, Baselines] = {}
     for label, folder_name, options in CASES:
         folder = _common.BENCH_OUT / folder_name
-        result = _common.paired(
-            lambda folder=folder: decode_floor(folder, ffmpeg),
-            lambda folder=folder, options=options: vlprep(folder, env, *options),
-        )
-        if folder_name not in floors:
-            floors[folder_name] = result.baseline
-            _common.row(f"decode floor, {label}", result.baseline)
-        text = against(result, bundled_floors.get(folder_name))
+        result, limit = measured(folder, env, options, ffmpeg)
+        if folder_name not in baselines:
+            floor = _common.median_time(lambda folder=folder: decode_floor(folder, ffmpeg))
+            baselines[folder_name] = Baselines(limit, floor)
+            _common.row(f"limit (single-thread decodes summed / {CPUS} cores), {label}", limit)
+            _common.row(f"old floor (one decode per core), {label}", floor, floor / limit, "limit")
+        text = against(result, baselines[folder_name], bundled.get(folder_name), limit)
         _common.line(f"vlprep {' '.join(options)}, {label}", result.candidate, text)
-    return floors
+    return baselines
 
 
 def main() -> None:
@@ -152,10 +232,13 @@ def main() -> None:
     long = corpus("long-180s", 3, 180, gop=120)
     repeated(clips, 4)
     repeated(long, 4)
+    for name in CODECS:
+        codec_corpus(name)
     _common.header(
-        "frames: 16 clips of 15 s (640x360, 30 fps) and 3 videos of 180 s (keyframe every 4 s); "
-        f"each figure the median of {_common.RUNS} runs, each ratio the median of as many "
-        "runs of the two back to back",
+        "frames: 16 clips of 15 s (640x360, 30 fps), 3 videos of 180 s (keyframe every 4 s), "
+        "3 videos of 120 s in H.264 High, VP9 and AV1 (keyframe every 5 s); each figure the "
+        f"median of {_common.RUNS} runs; the limit is each video's single-thread decode, "
+        f"summed, over {CPUS} cores, timed back to back with each vlprep run",
         table=False,
     )
     bundled = _common.bundled_ffmpeg()
@@ -164,15 +247,12 @@ def main() -> None:
     if system:
         version = _common.ffmpeg_version(system)
         on_path = _common.user_env(system)
-        rows_for(f"system ffmpeg {version} on PATH", on_path, system, floors)
+        own = rows_for(f"system ffmpeg {version} on PATH", on_path, system, floors)
         pinned = _common.user_env(system, FFMPEG=system)
         table(f"FFMPEG= the system ffmpeg {version}, set explicitly", pinned)
         for options in (("--num-frames", "32"), ("--fps", "1")):
-            result = _common.paired(
-                lambda: decode_floor(long, system),
-                lambda options=options: vlprep(long, pinned, *options),
-            )
-            text = against(result, floors["long-180s"])
+            result, limit = measured(long, pinned, options, system)
+            text = against(result, own["long-180s"], floors["long-180s"], limit)
             _common.line(f"vlprep {' '.join(options)}, 3 videos of 180 s", result.candidate, text)
     for written in ("ref-frames", "vlprep-frames"):  # hundreds of MB of JPEGs: keep the corpora
         shutil.rmtree(_common.BENCH_OUT / written)

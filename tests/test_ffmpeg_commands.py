@@ -79,9 +79,9 @@ def test_one_pass_select_command() -> None:
 
 def test_seeking_command_drops_packets_before_the_decoder() -> None:
     select = ("select", selection([0, 400, 800], "pts"))
-    command = frames_command(TASK, select, picks=3, keep=[(0, 0), (10, 20)])
+    command = frames_command(TASK, select, picks=3, keep=[(0, 0), (10, 20)], copyts=True)
     assert compiled(command) == [
-        *("-bsf:v", "noise=drop='not(between(n,0,0)+between(n,10,20))'"),
+        *("-bsf:v", "noise=drop='not(if(lt(n,0),0,if(lt(n,10),lte(n,0),lte(n,20))))'"),
         *("-threads", "2", "-i", "file:/v/a b.mp4"),
         "-filter_complex",
         rf"[0:v:0]select=eq(pts\,0)+eq(pts\,400)+eq(pts\,800)[s0];[s0]{SCALE_224}[s1]",

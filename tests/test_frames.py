@@ -318,8 +318,8 @@ def test_fps_parts_with_a_gap_give_way_to_the_one_pass(
     its first frames: the slots between the parts leave a gap, and the one pass is done."""
     original = frame_extract.part_command
 
-    def late_start(task: FrameTask, keep: tuple[int, int], folder: str) -> list[str]:
-        return original(task, (keep[0] + 20, keep[1]) if keep[0] else keep, folder)
+    def late_start(task: FrameTask, keep: list[tuple[int, int]], folder: str) -> list[str]:
+        return original(task, [(keep[0][0] + 20, keep[-1][1])] if keep[0][0] else keep, folder)
 
     monkeypatch.setattr(frame_extract, "part_command", late_start)
     options = FrameOptions("25", None, None, 2, "image_%05d.jpg")

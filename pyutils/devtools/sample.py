@@ -44,14 +44,17 @@ def make_video(
     container: str | None = None,
     gop: int | None = None,
     bitrate: str | None = None,
+    encoder: dict[str, str] | None = None,
 ) -> Path:
-    """Write a test-pattern video; the container comes from the extension unless given."""
+    """Write a test-pattern video; the container comes from the extension unless given, and the
+    encoder and its options from the container unless `encoder` gives them (ffmpeg's names:
+    {"c:v": "libx264", "preset": "medium"})."""
     target = Path(path)
     kind = container or target.suffix.lstrip(".").lower()
     if kind not in _FORMATS:
         raise ValueError(f"no sample format for {kind!r}; known: {', '.join(_FORMATS)}")
     muxer, codec = _FORMATS[kind]
-    options = {**codec, **({"g": gop, "keyint_min": gop} if gop else {})}
+    options = {**(encoder or codec), **({"g": gop, "keyint_min": gop} if gop else {})}
     if bitrate:
         options["b:v"] = bitrate
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,9 @@ from pyutils.video.frame_plan import (
     even_shares,
     keyframe_before,
     seek_groups,
+    spared,
     stretches,
+    without,
 )
 
 # Names of the distinct picked frames before they get their final names (never a valid prefix:
@@ -78,10 +80,18 @@ def selection(values: list[int], variable: str = "n") -> str:
 
 def packet_filter(keep: list[tuple[int, int]]) -> str:
     """The bitstream filter that drops every packet outside the `keep` stretches (first, last
-    packet numbers, in decode order). The expression is quoted: a list of bitstream filters is
-    split at commas."""
-    stretches = any_of([f"between(n,{first},{last})" for first, last in keep])
-    return f"noise=drop='not({stretches})'"
+    packet numbers, in decode order, ascending). The stretch that may hold packet n is found by
+    a binary search of nested if()s, which evaluate only the branch taken: a few comparisons per
+    packet for thousands of stretches (a sum of one term per stretch would cost them all, for
+    every packet). The expression is quoted: a list of bitstream filters is split at commas."""
+
+    def within(part: list[tuple[int, int]]) -> str:  # n is at or after part[0]'s first packet
+        if len(part) == 1:
+            return f"lte(n,{part[0][1]})"
+        middle = len(part) // 2
+        return f"if(lt(n,{part[middle][0]}),{within(part[:middle])},{within(part[middle:])})"
+
+    return f"noise=drop='not(if(lt(n,{keep[0][0]}),0,{within(keep)}))'"
 
 
 def frames_command(
@@ -90,19 +100,20 @@ def frames_command(
     picks: int | None = None,
     keep: list[tuple[int, int]] | None = None,
     first: int = 1,
+    copyts: bool = False,
 ) -> list[str]:
     """The ffmpeg command that writes `task`'s frames into the folder it runs in.
 
     Every frame, or those that the `sample` filter ("fps" or "select", and its argument) lets
     through, scaled to the task's short side. With `picks`, decoding stops after that many frames,
     named PICK_PATTERN for `_name_picked_frames`, numbered from `first`. With `keep` (packet
-    stretches), the bitstream filter drops every other packet before the decoder, and the
-    container's timestamps are kept (-copyts) for a select on pts.
+    stretches), the bitstream filter drops every other packet before the decoder. With `copyts`,
+    the container's timestamps are kept, for a select on pts.
     """
     input_options = {"bsf:v": packet_filter(keep)} if keep else {}
     video = _input(task, **input_options)
     output = _jpeg_output(_sampled(video, sample, task), task, picks, first)
-    return ffmpeg_command(output, *ONE_FILTER_THREAD, *(["-copyts"] if keep else []))
+    return ffmpeg_command(output, *ONE_FILTER_THREAD, *(["-copyts"] if copyts else []))
 
 
 def inputs_command(
@@ -130,8 +141,9 @@ def seek_commands(
     """The commands that write the picks as PICK_PATTERN frames, selected by timestamp (-copyts
     keeps the container's), decoding only their stretches: with "seek_bsf", one input whose
     bitstream filter drops every packet outside the stretches before the decoder (the demuxer
-    still reads them, which is cheap); with "seek_inputs", one input per stretch. Same decoder,
-    filters and encoder as the one pass, so the same bytes.
+    still reads them, which is cheap), and inside them the disposable frames that are not
+    picked (`spared`); with "seek_inputs", one input per stretch. Same decoder, filters and
+    encoder as the one pass, so the same bytes.
 
     A task given several threads (the last videos of a draining batch, or fewer jobs than
     cores) gets that many commands, run side by side, each decoding its share of the stretches
@@ -142,22 +154,24 @@ def seek_commands(
     if len(shares) > 1:
         task = replace(task, threads=1)
     commands, first = [], 1
+    drops = spared(frames, set(picks))
     for share in shares:
         share_picks = [pick for group in share for pick in group]
         if method == "seek_bsf":
             select = ("select", selection([frames.times[pick] for pick in share_picks], "pts"))
-            keep = stretches(frames, share)
-            commands.append(frames_command(task, select, len(share_picks), keep, first))
+            keep = without(stretches(frames, share), drops)
+            command = frames_command(task, select, len(share_picks), keep, first, copyts=True)
+            commands.append(command)
         else:
             commands.append(inputs_command(task, frames, share, first))
         first += len(share_picks)
     return commands
 
 
-def part_command(task: FrameTask, keep: tuple[int, int], folder: str) -> list[str]:
+def part_command(task: FrameTask, keep: list[tuple[int, int]], folder: str) -> list[str]:
     """One part of `_extract_in_parts`: the fps filter on the `keep` packets, one thread, the
     frames named by their slot (the image2 muxer's frame_pts) in `folder`."""
-    video = _input(replace(task, threads=1), **{"bsf:v": packet_filter([keep])})
+    video = _input(replace(task, threads=1), **{"bsf:v": packet_filter(keep)})
     sampled = _sampled(video, ("fps", task.options.fps or ""), task)
     output = _jpeg_output(sampled, task, None, slots_in=folder)
     return ffmpeg_command(output, *ONE_FILTER_THREAD)

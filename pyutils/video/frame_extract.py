@@ -31,22 +31,23 @@ from pyutils.video.frame_commands import (
     selection,
 )
 from pyutils.video.frame_plan import (
+    TO_THE_END,
     ExtractionError,
     FrameTask,
     FrameTimes,
     Method,
     SeekMethod,
     choose_method,
+    fps_kept,
     frame_times,
     part_starts,
+    spared,
     uniform_indices,
+    without,
 )
 
 # Frames covering less than this share of the declared duration means the file was cut short.
 TRUNCATION_TOLERANCE = 0.9
-
-# The last packet number of the last part: every packet from its keyframe on, as the one pass.
-TO_THE_END = 2**53
 
 # How a run's first line names each seeking method.
 METHOD_TEXT = {
@@ -170,9 +171,23 @@ def _extract_picks(task: FrameTask, tmp: Path, info: VideoInfo) -> tuple[Method,
         method = "sequential"
     stderr = ""
     if method == "sequential":
-        stderr = run_ffmpeg(tmp, frames_command(task, ("select", selection(picks)), len(picks)))
+        stderr = run_ffmpeg(tmp, _one_pass_command(task, frames, picks, tool))
     _name_picked_frames(tmp, wanted, picks, task.options.prefix)
     return method, stderr, len(wanted)
+
+
+def _one_pass_command(
+    task: FrameTask, frames: FrameTimes, picks: list[int], tool: Ffmpeg
+) -> list[str]:
+    """The picks in one pass from the first packet, selected by frame number; or, where this
+    ffmpeg can drop packets before its decoder and the video has disposable frames besides the
+    picks, selected by timestamp with those dropped (and nothing read past the last pick)."""
+    drops = spared(frames, set(picks)) if tool.input_bsf and frames.seekable else []
+    if not drops:
+        return frames_command(task, ("select", selection(picks)), len(picks))
+    select = ("select", selection([frames.times[pick] for pick in picks], "pts"))
+    keep = without([(0, max(frames.packets[pick] for pick in picks))], drops)
+    return frames_command(task, select, len(picks), keep, copyts=True)
 
 
 def _extract_by_seeking(
@@ -213,24 +228,42 @@ def _extract_fps(task: FrameTask, tmp: Path) -> tuple[Method, str]:
     """`--fps`: one pass through ffmpeg's fps filter, or, for a task given several threads (the
     last videos of a draining batch, fewer jobs than cores) when this ffmpeg can drop packets
     before its decoder, the same frames from parts of the video run side by side (`fps_parts`).
-    Returns the method and ffmpeg's messages. A video whose frame times cannot be read (PyAV's
-    libraries may lack what the ffmpeg binary has) gets the one pass, as with one thread."""
+    Either way, where it can drop packets, the disposable frames that the fps filter does not
+    write never reach the decoder (`fps_kept`). Returns the method and ffmpeg's messages."""
+    fps = task.options.fps or ""
+    frames = _frames_to_spare(task.source, choose_ffmpeg().tool)
+    if frames is None:
+        return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", fps)))
     threads = threads_here(task.threads)
-    if threads > 1 and choose_ffmpeg().tool.input_bsf:
-        try:
-            frames = frame_times(task.source)
-        except ExtractionError:
-            frames = None
-        starts = part_starts(frames, threads) if frames and frames.seekable else [0]
-        if frames and len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts):
-            return "fps_parts", ""
-    return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", task.options.fps or "")))
+    starts = part_starts(frames, threads) if threads > 1 else [0]
+    drops = spared(frames, fps_kept(frames, Fraction(fps), starts))
+    if len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts, drops):
+        return "fps_parts", ""
+    keep = without([(0, TO_THE_END)], drops) if drops else None
+    return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", fps), keep=keep))
 
 
-def _extract_in_parts(task: FrameTask, tmp: Path, frames: FrameTimes, starts: list[int]) -> bool:
+def _frames_to_spare(source: str, tool: Ffmpeg) -> FrameTimes | None:
+    """The frame list that lets this ffmpeg drop packets before its decoder (disposable frames
+    not written, parts), or None where it cannot: no input bitstream filter, a container whose
+    packets PyAV may number otherwise (`SEEKABLE_FORMATS`), or frame times PyAV cannot read
+    (its libraries may lack what the ffmpeg binary has)."""
+    if not tool.input_bsf:
+        return None
+    try:
+        frames = frame_times(source)
+    except ExtractionError:
+        return None
+    return frames if frames.seekable else None
+
+
+def _extract_in_parts(
+    task: FrameTask, tmp: Path, frames: FrameTimes, starts: list[int], drops: list[int]
+) -> bool:
     """The fps filter's frames, from one-thread ffmpegs side by side, each decoding one part of
-    the video (its packets from its keyframe to the next part's; the others dropped before the
-    decoder) and naming its frames by their output timestamp: the fps filter's slot numbers.
+    the video (its packets from its keyframe to the next part's, less `drops`; the others
+    dropped before the decoder) and naming its frames by their output timestamp: the fps
+    filter's slot numbers.
 
     The fps filter (FFmpeg libavfilter/vf_fps.c, write_frame) gives output slot n the last frame
     whose timestamp, rounded to the output rate, is <= n, and numbers slots on from the first
@@ -246,7 +279,7 @@ def _extract_in_parts(task: FrameTask, tmp: Path, frames: FrameTimes, starts: li
     for number, (folder, start, end) in enumerate(zip(parts, starts, ends, strict=True)):
         folder.mkdir()
         first_packet = 0 if number == 0 else frames.packets[start]
-        commands.append(part_command(task, (first_packet, end), folder.name))
+        commands.append(part_command(task, without([(first_packet, end)], drops), folder.name))
     try:
         run_ffmpeg(tmp, *commands)
         chosen = _slots_in_order(parts)

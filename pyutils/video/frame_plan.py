@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -27,6 +28,12 @@ SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
 # probe (bench/frames.py), some 35 frames of a 640x360 H.264 decode.
 SEEK_OVERHEAD_FRAMES = {"seek_bsf": 15, "seek_inputs": 40}
 
+# How far (seconds) a frame's time may be from where ffmpeg puts it (its start time is subtracted
+# in microseconds, then rescaled to the stream's time base) before its fps slot is in doubt: a
+# frame that close to a slot boundary is decoded, whichever slot it falls in.
+SLOT_DOUBT = Fraction(1, 500)
+# The last packet number of a stretch that runs to the end of the stream.
+TO_THE_END = 2**53
 # A part of a video that `--fps` splits among one-thread ffmpegs has at least this many frames:
 # starting one more ffmpeg (~20 ms) costs about a hundred 640x360 H.264 frames of decoding.
 PART_MIN_FRAMES = 100
@@ -111,6 +118,9 @@ class FrameTimes:
     # duration from 0 (the segment's start) and have no duration per stream, so a video that
     # starts later, or after its audio, is that much shorter than the duration they declare.
     lead: Fraction = Fraction(0)
+    # Frames (presentation order) whose packets no other frame refers to (`_disposable_test`):
+    # the decoder can be spared them when they are not kept themselves.
+    disposable: frozenset[int] = frozenset()
 
     def span(self) -> float:
         """Seconds from the first frame to the end of the last (its length taken as the mean
@@ -141,8 +151,9 @@ def frame_times(source: str) -> FrameTimes:
             demuxed = container.demux(stream)
             head = list(itertools.islice(demuxed, 1))  # the first packet, for `_from_index`
             # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
+            disposable = _disposable_test(stream)
             packets = _from_index(container.format.name, stream, head) or [
-                (p.pts, number, p.is_keyframe)
+                (p.pts, number, p.is_keyframe, bool(disposable and disposable(bytes(p))))
                 for number, p in enumerate(itertools.chain(head, demuxed))
                 if p.size and p.pts is not None
             ]
@@ -154,16 +165,17 @@ def frame_times(source: str) -> FrameTimes:
     except (av.FFmpegError, IndexError) as exc:
         raise ExtractionError(f"cannot read the frame times: {exc}") from None
     packets.sort()
-    keyframes = [i for i, (_, _, key) in enumerate(packets) if key] or [0]
+    keyframes = [i for i, (_, _, key, _) in enumerate(packets) if key] or [0]
     times, numbers = [p[0] for p in packets], [p[1] for p in packets]
     first = times[0] * time_base if times else counted_from
     lead = Fraction(0) if has_duration else max(Fraction(0), first - counted_from)
-    return FrameTimes(times, numbers, keyframes, seekable, time_base, start, lead)
+    disposable = frozenset(i for i, (_, _, _, spare) in enumerate(packets) if spare)
+    return FrameTimes(times, numbers, keyframes, seekable, time_base, start, lead, disposable)
 
 
 def _from_index(
     format_name: str, stream: Any, head: list[Any]
-) -> list[tuple[int, int, bool]] | None:
+) -> list[tuple[int, int, bool, bool]] | None:
     """The packets of an MP4/MOV stream whose frames are shown in decoding order, from the
     container's sample index instead of a demux: about 7 ms for 5,400 samples against 46 ms,
     spent holding Python's lock. Its timestamps are decoding times; with no frame reordering
@@ -182,7 +194,55 @@ def _from_index(
     if first.pts is None or first.dts != entries[0].timestamp:
         return None
     offset = first.pts - first.dts
-    return [(e.timestamp + offset, n, e.is_keyframe) for n, e in enumerate(entries)]
+    # Its packets are never read, so none is known to be disposable.
+    return [(e.timestamp + offset, n, e.is_keyframe, False) for n, e in enumerate(entries)]
+
+
+def _disposable_test(stream: Any) -> Callable[[bytes], bool] | None:
+    """How to tell from a packet's bytes that no other frame refers to its frame, for the codecs
+    whose NAL unit headers say so; None for the others (VP9, AV1, ...: every frame may be
+    referred to), and for NAL units not stored length-prefixed (avcC/hvcC extradata, as in MP4
+    and Matroska).
+
+    H.264 (ITU-T H.264, 7.4.1): nal_ref_idc 0 in a slice's NAL header means the picture is not
+    used for reference, and then every slice of it says 0. HEVC (ITU-T H.265, 7.4.2.2): an even
+    VCL type up to 14 (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, RSV_VCL_N10/12/14) is a sub-layer
+    non-reference picture, which only pictures of higher temporal sub-layers may refer to: none
+    when it is in the highest sub-layer (hvcC's numTemporalLayers; 0, unknown, spares nothing).
+    """
+    codec = stream.codec_context.name
+    extra = bytes(stream.codec_context.extradata or b"")
+    vcl: Callable[[bytes], bool | None]  # None for a NAL unit that is no slice
+    if codec == "h264" and len(extra) > 4 and extra[0] == 1:
+        length_size = (extra[4] & 3) + 1
+
+        def vcl(header: bytes) -> bool | None:
+            return header[0] >> 5 == 0 if 1 <= header[0] & 31 <= 5 else None
+
+    elif codec == "hevc" and len(extra) > 22 and extra[0] == 1 and (extra[21] >> 3) & 7:
+        length_size, top_layer = (extra[21] & 3) + 1, ((extra[21] >> 3) & 7) - 1
+
+        def vcl(header: bytes) -> bool | None:
+            kind = header[0] >> 1 & 63
+            if kind > 31 or len(header) < 2:
+                return None
+            return kind <= 14 and kind % 2 == 0 and (header[1] & 7) - 1 == top_layer
+
+    else:
+        return None
+
+    def disposable(data: bytes) -> bool:
+        offset, slices = 0, False
+        while offset + length_size < len(data):
+            start = offset + length_size
+            verdict = vcl(data[start : start + 2])
+            if verdict is False:
+                return False
+            slices = slices or verdict is True
+            offset = start + int.from_bytes(data[offset:start], "big")
+        return slices
+
+    return disposable
 
 
 def keyframe_before(frames: FrameTimes, pick: int) -> int:
@@ -240,6 +300,54 @@ def even_shares(frames: FrameTimes, groups: list[list[int]], count: int) -> list
         shares[-1].append(group)
         done += cost
     return shares
+
+
+def spared(frames: FrameTimes, kept: set[int]) -> list[int]:
+    """The packets of the disposable frames outside `kept`, in decode order: what the decoder
+    need not see."""
+    return sorted(frames.packets[i] for i in frames.disposable - kept)
+
+
+def without(keep: list[tuple[int, int]], drops: list[int]) -> list[tuple[int, int]]:
+    """The packet stretches `keep` (first, last; in order) less the packets `drops` (sorted)."""
+    result = []
+    drops_at = 0
+    for first, last in keep:
+        while drops_at < len(drops) and drops[drops_at] < first:
+            drops_at += 1
+        while drops_at < len(drops) and drops[drops_at] <= last:
+            if drops[drops_at] > first:
+                result.append((first, drops[drops_at] - 1))
+            first = drops[drops_at] + 1
+            drops_at += 1
+        if first <= last:
+            result.append((first, last))
+    return result
+
+
+def fps_kept(frames: FrameTimes, fps: Fraction, cuts: list[int]) -> set[int]:
+    """The frames that ffmpeg's fps filter may write at `fps`, and those that must stay for it to
+    write the others: the last frame, and the last before each of `cuts` (part starts), whose end
+    is where a part's slots end.
+
+    The fps filter (FFmpeg libavfilter/vf_fps.c, write_frame) rounds each frame's timestamp to
+    the output rate (`round=near`) and drops its oldest frame while the next one's rounded
+    timestamp is at most the slot to fill, so a frame is written only when the next frame rounds
+    to a later slot. Timestamps are the container's less its start time (ffmpeg without
+    -copyts); a frame within SLOT_DOUBT of a boundary counts both ways."""
+    slots = []
+    for time in frames.times:
+        seconds = time * frames.time_base - frames.start
+        low, high = ((seconds + doubt) * fps for doubt in (-SLOT_DOUBT, SLOT_DOUBT))
+        slots.append((_round_near(low), _round_near(high)))
+    kept = {index for index in range(len(slots) - 1) if slots[index + 1][1] > slots[index][0]}
+    return kept | {len(slots) - 1} | {cut - 1 for cut in cuts if cut > 0}
+
+
+def _round_near(value: Fraction) -> int:
+    """av_rescale_q_rnd's AV_ROUND_NEAR_INF: to the nearest, halves away from zero."""
+    whole = int(abs(value) + Fraction(1, 2))
+    return whole if value >= 0 else -whole
 
 
 def clean_keyframes(frames: FrameTimes) -> list[int]:

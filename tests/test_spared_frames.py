@@ -1,0 +1,150 @@
+"""Disposable frames (H.264 nal_ref_idc 0, HEVC sub-layer non-reference pictures) that nothing
+keeps never reach the decoder, and the frames written are byte for byte the one pass's: for each
+codec real downloads hold, at --fps (one ffmpeg, and parts side by side) and --num-frames."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from pyutils.core.media import find_ffmpeg
+from pyutils.video.frame_commands import frames_command, packet_filter, selection
+from pyutils.video.frame_extract import extract_video
+from pyutils.video.frame_plan import (
+    FrameOptions,
+    FrameTask,
+    fps_kept,
+    frame_times,
+    uniform_indices,
+    without,
+)
+
+# codec -> (file name, encoder options): 12 s at 25 fps, a keyframe every 2 s, 96x64.
+CODECS = {
+    "h264": ("h264.mp4", ["-c:v", "libx264", "-preset", "medium", "-bf", "3"]),
+    "hevc": ("hevc.mp4", ["-c:v", "libx265", "-x265-params", "log-level=error:open-gop=0"]),
+    "vp9": ("vp9.webm", ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "8"]),
+    "av1": ("av1.mp4", ["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "lp=1"]),
+}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("codecs")
+    made = {}
+    for codec, (name, encoder) in CODECS.items():
+        source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=12"]
+        gop = ["-g", "50", "-keyint_min", "50"]
+        command = [find_ffmpeg(), "-v", "error", *source, *encoder, *gop, str(folder / name)]
+        subprocess.run(command, check=True, capture_output=True)
+        made[codec] = folder / name
+    return made
+
+
+def md5_list(folder: Path) -> list[str]:
+    return [hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())]
+
+
+def one_pass(task: FrameTask, sample: tuple[str, str], picks: int | None = None) -> list[str]:
+    """What the one pass, dropping nothing, writes."""
+    Path(task.dest).mkdir(parents=True)
+    subprocess.run(frames_command(task, sample, picks), cwd=task.dest, check=True)
+    return md5_list(Path(task.dest))
+
+
+def decoded(video: Path, skip: set[int] = frozenset()) -> dict[int, str]:
+    """pts -> md5 of the decoded picture, decoding every packet but those numbered in `skip`."""
+    pictures = {}
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        for number, packet in enumerate(container.demux(stream)):
+            if number in skip:
+                continue
+            for frame in packet.decode():
+                planes = b"".join(bytes(plane) for plane in frame.planes)
+                pictures[frame.pts] = hashlib.md5(planes).hexdigest()
+    return pictures
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_disposable_frames_are_found_and_no_other_frame_needs_them(
+    videos: dict[str, Path], codec: str
+) -> None:
+    frames = frame_times(str(videos[codec]))
+    # x264 medium (B-pyramid) and x265 leave about half of the frames unreferenced
+    assert 0.3 < len(frames.disposable) / len(frames.times) < 0.7
+    assert not frames.disposable & set(frames.keyframes)
+    skipped = {frames.packets[i] for i in frames.disposable}
+    whole, without_them = decoded(videos[codec]), decoded(videos[codec], skipped)
+    kept = {frames.times[i] for i in range(len(frames.times))} - {
+        frames.times[i] for i in frames.disposable
+    }
+    assert {pts: whole[pts] for pts in kept} == without_them
+
+
+@pytest.mark.parametrize("codec", ["vp9", "av1"])
+def test_codecs_without_nal_headers_spare_nothing(videos: dict[str, Path], codec: str) -> None:
+    assert frame_times(str(videos[codec])).disposable == frozenset()
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+@pytest.mark.parametrize("fps", ["1", "5"])
+def test_fps_frames_are_the_one_pass_bytes(
+    videos: dict[str, Path], codec: str, fps: str, tmp_path: Path
+) -> None:
+    options = FrameOptions(fps, None, None, 2, "image_%05d.jpg")
+    reference = one_pass(
+        FrameTask("v", str(videos[codec]), str(tmp_path / "one"), options, 1), ("fps", fps)
+    )
+    assert len(reference) == 12 * int(fps)
+    for threads, method in ((1, "fps"), (2, "fps_parts")):
+        task = FrameTask("v", str(videos[codec]), str(tmp_path / f"t{threads}"), options, threads)
+        result = extract_video(task)
+        assert (result.status, result.method, result.error) == ("ok", method, "")
+        assert md5_list(Path(task.dest)) == reference, (codec, threads)
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_num_frames_are_the_one_pass_bytes(
+    videos: dict[str, Path], codec: str, tmp_path: Path
+) -> None:
+    options = FrameOptions(None, None, 8, 2, "image_%05d.jpg")
+    picks = uniform_indices(300, 8)
+    task = FrameTask("v", str(videos[codec]), str(tmp_path / "one"), options, 1)
+    reference = one_pass(task, ("select", selection(picks)), len(picks))
+    for threads, method in ((1, None), (2, None), (1, "sequential")):
+        dest = tmp_path / f"{threads}{method}"
+        task = FrameTask("v", str(videos[codec]), str(dest), options, threads, method)
+        result = extract_video(task)
+        assert (result.status, result.frames, result.error) == ("ok", 8, "")
+        assert md5_list(dest) == reference, (codec, threads, method)
+
+
+def test_fps_kept_is_every_frame_the_fps_filter_writes(videos: dict[str, Path]) -> None:
+    """Worked by hand: 25 fps from 0 s, 1 fps with round=near: slot n takes the last frame
+    before n + 0.5 s, frame 25n + 12; and the last frame, whose end is where the slots end."""
+    frames = frame_times(str(videos["h264"]))
+    assert fps_kept(frames, Fraction(1), [0]) == {25 * n + 12 for n in range(12)} | {299}
+    # a part starting at frame 100 keeps frame 99, where the part before it ends
+    assert 99 in fps_kept(frames, Fraction(1), [0, 100])
+
+
+def test_without_cuts_packets_out_of_stretches() -> None:
+    assert without([(0, 10)], [0, 3, 4, 10]) == [(1, 2), (5, 9)]
+    assert without([(0, 2), (5, 9)], [1, 5, 12]) == [(0, 0), (2, 2), (6, 9)]
+    assert without([(3, 3)], [3]) == []
+
+
+def test_packet_filter_keeps_exactly_its_stretches(tmp_path: Path) -> None:
+    """The binary search of if()s, run by ffmpeg's noise filter on 40 generated packets."""
+    keep = [(2, 4), (7, 7), (9, 15), (20, 21), (30, 39)]
+    command = [find_ffmpeg(), "-v", "error", "-bsf:v", packet_filter(keep)]
+    command += ["-f", "lavfi", "-i", "testsrc2=size=16x16:rate=25:d=1.6", "-c:v", "rawvideo"]
+    out = subprocess.run([*command, "-f", "framemd5", "-"], capture_output=True, text=True)
+    shown = [int(line.split(",")[2]) for line in out.stdout.splitlines() if line[:1].isdigit()]
+    assert shown == [n for first, last in keep for n in range(first, last + 1)]
