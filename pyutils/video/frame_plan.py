@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
+
+from pyutils.video.bitstream import disposable_test
 
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
@@ -118,7 +119,7 @@ class FrameTimes:
     # duration from 0 (the segment's start) and have no duration per stream, so a video that
     # starts later, or after its audio, is that much shorter than the duration they declare.
     lead: Fraction = Fraction(0)
-    # Frames (presentation order) whose packets no other frame refers to (`_disposable_test`):
+    # Frames (presentation order) whose packets no other frame refers to (`disposable_test`):
     # the decoder can be spared them when they are not kept themselves.
     disposable: frozenset[int] = frozenset()
 
@@ -151,9 +152,16 @@ def frame_times(source: str) -> FrameTimes:
             demuxed = container.demux(stream)
             head = list(itertools.islice(demuxed, 1))  # the first packet, for `_from_index`
             # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
-            disposable = _disposable_test(stream)
-            packets = _from_index(container.format.name, stream, head) or [
-                (p.pts, number, p.is_keyframe, bool(disposable and disposable(bytes(p))))
+            disposable = disposable_test(stream)
+            # The index says nothing of the packets' contents: a codec whose frames may be
+            # disposable without being reordered (AV1's hidden frames) is demuxed.
+            indexed = (
+                None
+                if disposable and stream.codec_context.codec.canonical_name == "av1"
+                else _from_index(container.format.name, stream, head)
+            )
+            packets = indexed or [
+                (p.pts, number, p.is_keyframe, bool(disposable and disposable(memoryview(p))))
                 for number, p in enumerate(itertools.chain(head, demuxed))
                 if p.size and p.pts is not None
             ]
@@ -196,53 +204,6 @@ def _from_index(
     offset = first.pts - first.dts
     # Its packets are never read, so none is known to be disposable.
     return [(e.timestamp + offset, n, e.is_keyframe, False) for n, e in enumerate(entries)]
-
-
-def _disposable_test(stream: Any) -> Callable[[bytes], bool] | None:
-    """How to tell from a packet's bytes that no other frame refers to its frame, for the codecs
-    whose NAL unit headers say so; None for the others (VP9, AV1, ...: every frame may be
-    referred to), and for NAL units not stored length-prefixed (avcC/hvcC extradata, as in MP4
-    and Matroska).
-
-    H.264 (ITU-T H.264, 7.4.1): nal_ref_idc 0 in a slice's NAL header means the picture is not
-    used for reference, and then every slice of it says 0. HEVC (ITU-T H.265, 7.4.2.2): an even
-    VCL type up to 14 (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, RSV_VCL_N10/12/14) is a sub-layer
-    non-reference picture, which only pictures of higher temporal sub-layers may refer to: none
-    when it is in the highest sub-layer (hvcC's numTemporalLayers; 0, unknown, spares nothing).
-    """
-    codec = stream.codec_context.name
-    extra = bytes(stream.codec_context.extradata or b"")
-    vcl: Callable[[bytes], bool | None]  # None for a NAL unit that is no slice
-    if codec == "h264" and len(extra) > 4 and extra[0] == 1:
-        length_size = (extra[4] & 3) + 1
-
-        def vcl(header: bytes) -> bool | None:
-            return header[0] >> 5 == 0 if 1 <= header[0] & 31 <= 5 else None
-
-    elif codec == "hevc" and len(extra) > 22 and extra[0] == 1 and (extra[21] >> 3) & 7:
-        length_size, top_layer = (extra[21] & 3) + 1, ((extra[21] >> 3) & 7) - 1
-
-        def vcl(header: bytes) -> bool | None:
-            kind = header[0] >> 1 & 63
-            if kind > 31 or len(header) < 2:
-                return None
-            return kind <= 14 and kind % 2 == 0 and (header[1] & 7) - 1 == top_layer
-
-    else:
-        return None
-
-    def disposable(data: bytes) -> bool:
-        offset, slices = 0, False
-        while offset + length_size < len(data):
-            start = offset + length_size
-            verdict = vcl(data[start : start + 2])
-            if verdict is False:
-                return False
-            slices = slices or verdict is True
-            offset = start + int.from_bytes(data[offset:start], "big")
-        return slices
-
-    return disposable
 
 
 def keyframe_before(frames: FrameTimes, pick: int) -> int:

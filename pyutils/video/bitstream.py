@@ -1,0 +1,238 @@
+"""Which frames no other frame refers to, read from their packets' bytes: what the decoder can be
+spared when they are not kept (`pyutils.video.frame_plan`).
+
+Only headers are read (a few bytes per packet; no pixel is decoded), for the codecs that say it
+there: H.264 and HEVC in their NAL unit headers, AV1 in each frame header's refresh_frame_flags.
+VP9 says it too (refresh_frame_flags), but libvpx leaves no frame unreferenced, so it is not
+read. Anything unexpected reads as "may be referred to": a wrong "disposable" would change the
+frames written, a wrong "referred to" only costs decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# AV1 OBU types (AV1 spec 6.2.2) and frame types (6.8.2).
+OBU_SEQUENCE_HEADER, OBU_FRAME_HEADER, OBU_FRAME = 1, 3, 6
+KEY_FRAME, INTRA_ONLY_FRAME, SWITCH_FRAME = 0, 2, 3
+SELECT = 2  # seq_force_screen_content_tools / seq_force_integer_mv: chosen per frame
+# A packet's bytes: a memoryview of PyAV's packet (no copy), or extradata.
+Buffer = bytes | memoryview
+# More than a frame header holds up to refresh_frame_flags (a few dozen bits).
+HEADER_BYTES = 64
+
+
+def disposable_test(stream: Any) -> Callable[[Buffer], bool] | None:
+    """A test of one packet's bytes (decode order, every packet of the stream in turn): True
+    when no other frame refers to its frame. None for a codec whose headers are not read, or
+    whose extradata is not the MP4/Matroska form (avcC, hvcC, av1C) the packets are read by."""
+    codec = stream.codec_context.codec.canonical_name
+    extra = bytes(stream.codec_context.extradata or b"")
+    if codec == "av1" and len(extra) > 4 and extra[0] == 0x81:
+        return _av1_test(extra[4:])
+    if codec == "h264" and len(extra) > 4 and extra[0] == 1:
+        return _nal_test((extra[4] & 3) + 1, _h264_disposable)
+    if codec == "hevc" and len(extra) > 22 and extra[0] == 1 and (extra[21] >> 3) & 7:
+        top_layer = ((extra[21] >> 3) & 7) - 1
+        return _nal_test((extra[21] & 3) + 1, lambda header: _hevc_disposable(header, top_layer))
+    return None
+
+
+def _h264_disposable(header: Buffer) -> bool | None:
+    """ITU-T H.264, 7.4.1: a slice (types 1-5) whose nal_ref_idc is 0 is of a picture not used
+    for reference, and then every slice of it says 0. None: not a slice."""
+    return header[0] >> 5 == 0 if 1 <= header[0] & 31 <= 5 else None
+
+
+def _hevc_disposable(header: Buffer, top_layer: int) -> bool | None:
+    """ITU-T H.265, 7.4.2.2: an even VCL type up to 14 (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N,
+    RSV_VCL_N10/12/14) is a sub-layer non-reference picture, which only pictures of higher
+    temporal sub-layers may refer to: none when it is in the highest (hvcC's
+    numTemporalLayers). None: not a slice."""
+    kind = header[0] >> 1 & 63
+    if kind > 31 or len(header) < 2:
+        return None
+    return kind <= 14 and kind % 2 == 0 and (header[1] & 7) - 1 == top_layer
+
+
+def _nal_test(
+    length_size: int, slice_disposable: Callable[[Buffer], bool | None]
+) -> Callable[[Buffer], bool]:
+    """Disposable when the packet (length-prefixed NAL units) has slices and all say so."""
+
+    def disposable(data: Buffer) -> bool:
+        offset, slices = 0, False
+        while offset + length_size < len(data):
+            start = offset + length_size
+            verdict = slice_disposable(data[start : start + 2])
+            if verdict is False:
+                return False
+            slices = slices or verdict is True
+            offset = start + int.from_bytes(data[offset:start], "big")
+        return slices
+
+    return disposable
+
+
+class _Bits:
+    """An MSB-first bit reader: the AV1 spec's f(n), leb128() and uvlc()."""
+
+    def __init__(self, data: Buffer) -> None:
+        self.value, self.left = int.from_bytes(data, "big"), len(data) * 8
+
+    def f(self, count: int) -> int:
+        if count > self.left:
+            raise ValueError("header ends early")
+        self.left -= count
+        return (self.value >> self.left) & ((1 << count) - 1)
+
+    def uvlc(self) -> int:
+        zeros = 0
+        while not self.f(1):
+            zeros += 1
+            if zeros >= 32:
+                return (1 << 32) - 1
+        return self.f(zeros) + (1 << zeros) - 1
+
+
+def _obus(data: Buffer) -> list[tuple[int, int, int, Buffer]]:
+    """(type, temporal_id, spatial_id, payload) of each OBU in a packet (AV1 spec 5.3)."""
+    found, offset = [], 0
+    while offset < len(data):
+        header = data[offset]
+        kind, extension, has_size = header >> 3 & 15, header >> 2 & 1, header >> 1 & 1
+        temporal = spatial = 0
+        offset += 1
+        if extension:
+            temporal, spatial = data[offset] >> 5, data[offset] >> 3 & 3
+            offset += 1
+        size = len(data) - offset
+        if has_size:
+            size = shift = 0
+            while True:
+                byte = data[offset]
+                offset += 1
+                size |= (byte & 127) << shift
+                shift += 7
+                if not byte & 128:
+                    break
+        found.append((kind, temporal, spatial, data[offset : offset + size]))
+        offset += size
+    return found
+
+
+def _av1_sequence(payload: Buffer) -> dict[str, Any]:
+    """What frame headers need of a sequence header OBU (AV1 spec 5.5)."""
+    bits, seq = _Bits(payload), {}
+    bits.f(3)  # seq_profile
+    bits.f(1)  # still_picture
+    seq["reduced"] = reduced = bits.f(1)
+    seq["decoder_model"] = seq["equal_interval"] = 0
+    seq["ops"] = [(0, False)]  # (operating_point_idc, decoder_model_present_for_this_op)
+    if reduced:
+        bits.f(5)  # seq_level_idx[0]
+    else:
+        if bits.f(1):  # timing_info_present_flag
+            bits.f(32), bits.f(32)  # num_units_in_display_tick, time_scale
+            seq["equal_interval"] = bits.f(1)
+            if seq["equal_interval"]:
+                bits.uvlc()  # num_ticks_per_picture_minus_1
+            seq["decoder_model"] = bits.f(1)
+            if seq["decoder_model"]:
+                seq["buffer_delay_bits"] = bits.f(5) + 1
+                bits.f(32)  # num_units_in_decoding_tick
+                seq["removal_time_bits"] = bits.f(5) + 1
+                seq["presentation_time_bits"] = bits.f(5) + 1
+        display_delay = bits.f(1)
+        seq["ops"] = []
+        for _ in range(bits.f(5) + 1):
+            idc = bits.f(12)
+            if bits.f(5) > 7:  # seq_level_idx
+                bits.f(1)  # seq_tier
+            model = False
+            if seq["decoder_model"]:
+                model = bool(bits.f(1))
+                if model:
+                    bits.f(seq["buffer_delay_bits"]), bits.f(seq["buffer_delay_bits"]), bits.f(1)
+            if display_delay and bits.f(1):
+                bits.f(4)  # initial_display_delay_minus_1
+            seq["ops"].append((idc, model))
+    width_bits, height_bits = bits.f(4) + 1, bits.f(4) + 1
+    bits.f(width_bits), bits.f(height_bits)
+    seq["frame_id_bits"] = 0
+    if not reduced and bits.f(1):  # frame_id_numbers_present_flag
+        delta, additional = bits.f(4) + 2, bits.f(3) + 1
+        seq["frame_id_bits"] = delta + additional
+    bits.f(3)  # use_128x128_superblock, enable_filter_intra, enable_intra_edge_filter
+    seq["screen_content"], seq["integer_mv"], seq["order_hint_bits"] = SELECT, SELECT, 0
+    if not reduced:
+        bits.f(4)  # interintra, masked compound, warped motion, dual filter
+        order_hint = bits.f(1)
+        if order_hint:
+            bits.f(2)  # enable_jnt_comp, enable_ref_frame_mvs
+        seq["screen_content"] = SELECT if bits.f(1) else bits.f(1)
+        if seq["screen_content"] > 0:
+            seq["integer_mv"] = SELECT if bits.f(1) else bits.f(1)
+        if order_hint:
+            seq["order_hint_bits"] = bits.f(3) + 1
+    return seq
+
+
+def _av1_refreshes(payload: Buffer, seq: dict[str, Any], temporal: int, spatial: int) -> bool:
+    """Whether a frame header (AV1 spec 5.9.2, read up to refresh_frame_flags) stores its frame
+    for others to refer to. A frame shown again (show_existing_frame) decodes nothing new but
+    may reset the references (a key frame): counted as referred to."""
+    bits = _Bits(payload)
+    if seq["reduced"]:
+        return True  # every frame a key frame
+    if bits.f(1):  # show_existing_frame
+        return True
+    frame_type, show_frame = bits.f(2), bits.f(1)
+    if show_frame and seq["decoder_model"] and not seq["equal_interval"]:
+        bits.f(seq["presentation_time_bits"])  # temporal_point_info
+    if not show_frame:
+        bits.f(1)  # showable_frame
+    if frame_type == SWITCH_FRAME or (frame_type == KEY_FRAME and show_frame):
+        return True  # refresh_frame_flags = allFrames
+    error_resilient = bits.f(1)
+    bits.f(1)  # disable_cdf_update
+    screen_content = bits.f(1) if seq["screen_content"] == SELECT else seq["screen_content"]
+    if screen_content and seq["integer_mv"] == SELECT:
+        bits.f(1)  # force_integer_mv
+    bits.f(seq["frame_id_bits"])  # current_frame_id
+    bits.f(1)  # frame_size_override_flag (not a switch frame, not reduced)
+    bits.f(seq["order_hint_bits"])  # order_hint
+    if frame_type not in (KEY_FRAME, INTRA_ONLY_FRAME) and not error_resilient:
+        bits.f(3)  # primary_ref_frame
+    if seq["decoder_model"] and bits.f(1):  # buffer_removal_time_present_flag
+        for idc, model in seq["ops"]:
+            in_layers = idc >> temporal & 1 and idc >> (spatial + 8) & 1
+            if model and (idc == 0 or in_layers):
+                bits.f(seq["removal_time_bits"])
+    return bits.f(8) != 0  # refresh_frame_flags
+
+
+def _av1_test(config_obus: Buffer) -> Callable[[Buffer], bool]:
+    """Disposable when every frame the packet (a temporal unit) codes refreshes no reference
+    slot; the sequence header from av1C's configOBUs, or the latest one in the packets."""
+    state: dict[str, Any] = {}
+
+    def disposable(data: Buffer) -> bool:
+        try:
+            frames = 0
+            for kind, temporal, spatial, payload in _obus(data):
+                if kind == OBU_SEQUENCE_HEADER:
+                    state["seq"] = _av1_sequence(payload)
+                elif kind in (OBU_FRAME_HEADER, OBU_FRAME):
+                    # the header is the payload's first bytes: tile data follows in an OBU_FRAME
+                    header, seq = payload[:HEADER_BYTES], state.get("seq")
+                    if seq is None or _av1_refreshes(header, seq, temporal, spatial):
+                        return False
+                    frames += 1
+            return frames > 0
+        except (ValueError, IndexError):
+            return False
+
+    disposable(config_obus)  # reads the sequence header
+    return disposable
