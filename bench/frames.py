@@ -191,8 +191,9 @@ def measured(
 def against(
     result: _common.Paired, ours: Baselines, bundled: Baselines | None, limit: float
 ) -> str:
-    """The ratios of one vlprep figure: to the limit measured with it (and the CPU time of the
-    decodes it sums), to the old floor, and to the bundled ffmpeg's limit when given."""
+    """The ratios of one vlprep figure: to the limit measured with it (and its CPU time to that
+    of the decodes the limit sums), to the old floor, and to the bundled ffmpeg's limit when
+    given."""
     text = (
         f"{result.candidate / limit:.2f}x the limit (CPU time {result.cpu_ratio:.2f}x); "
         f"{result.candidate / ours.floor:.2f}x the old floor"
@@ -242,17 +243,17 @@ def main() -> None:
         table=False,
     )
     bundled = _common.bundled_ffmpeg()
-    floors = rows_for("no system ffmpeg: the bundled one", _common.user_env(None), bundled, {})
+    ours = rows_for("no system ffmpeg: the bundled one", _common.user_env(None), bundled, {})
     system = _common.system_ffmpeg()
     if system:
         version = _common.ffmpeg_version(system)
         on_path = _common.user_env(system)
-        own = rows_for(f"system ffmpeg {version} on PATH", on_path, system, floors)
+        own = rows_for(f"system ffmpeg {version} on PATH", on_path, system, ours)
         pinned = _common.user_env(system, FFMPEG=system)
         table(f"FFMPEG= the system ffmpeg {version}, set explicitly", pinned)
         for options in (("--num-frames", "32"), ("--fps", "1")):
             result, limit = measured(long, pinned, options, system)
-            text = against(result, own["long-180s"], floors["long-180s"], limit)
+            text = against(result, own["long-180s"], ours["long-180s"], limit)
             _common.line(f"vlprep {' '.join(options)}, 3 videos of 180 s", result.candidate, text)
     for written in ("ref-frames", "vlprep-frames"):  # hundreds of MB of JPEGs: keep the corpora
         shutil.rmtree(_common.BENCH_OUT / written)
