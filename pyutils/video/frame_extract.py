@@ -40,6 +40,7 @@ from pyutils.video.frame_plan import (
     choose_method,
     fps_kept,
     frame_times,
+    may_have_disposable,
     part_starts,
     spared,
     uniform_indices,
@@ -231,10 +232,10 @@ def _extract_fps(task: FrameTask, tmp: Path) -> tuple[Method, str]:
     Either way, where it can drop packets, the disposable frames that the fps filter does not
     write never reach the decoder (`fps_kept`). Returns the method and ffmpeg's messages."""
     fps = task.options.fps or ""
-    frames = _frames_to_spare(task.source, choose_ffmpeg().tool)
+    threads = threads_here(task.threads)
+    frames = _frames_to_spare(task.source, choose_ffmpeg().tool, parts=threads > 1)
     if frames is None:
         return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", fps)))
-    threads = threads_here(task.threads)
     starts = part_starts(frames, threads) if threads > 1 else [0]
     drops = spared(frames, fps_kept(frames, Fraction(fps), starts))
     if len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts, drops):
@@ -243,12 +244,13 @@ def _extract_fps(task: FrameTask, tmp: Path) -> tuple[Method, str]:
     return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", fps), keep=keep))
 
 
-def _frames_to_spare(source: str, tool: Ffmpeg) -> FrameTimes | None:
+def _frames_to_spare(source: str, tool: Ffmpeg, parts: bool) -> FrameTimes | None:
     """The frame list that lets this ffmpeg drop packets before its decoder (disposable frames
-    not written, parts), or None where it cannot: no input bitstream filter, a container whose
-    packets PyAV may number otherwise (`SEEKABLE_FORMATS`), or frame times PyAV cannot read
-    (its libraries may lack what the ffmpeg binary has)."""
-    if not tool.input_bsf:
+    not written, and `parts`), or None where it cannot: no input bitstream filter, a container
+    whose packets PyAV may number otherwise (`SEEKABLE_FORMATS`), or frame times PyAV cannot
+    read (its libraries may lack what the ffmpeg binary has); and None, without the demux it
+    costs, for one pass of a codec with no disposable frames to find (VP9)."""
+    if not tool.input_bsf or not (parts or may_have_disposable(source)):
         return None
     try:
         frames = frame_times(source)
