@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -308,19 +309,21 @@ def fps_kept(frames: FrameTimes, fps: Fraction, cuts: list[int]) -> set[int]:
     the output rate (`round=near`) and drops its oldest frame while the next one's rounded
     timestamp is at most the slot to fill, so a frame is written only when the next frame rounds
     to a later slot. Timestamps are the container's less its start time (ffmpeg without
-    -copyts); a frame within SLOT_DOUBT of a boundary counts both ways."""
+    -copyts); a frame within SLOT_DOUBT of a boundary counts both ways. In floats, whose error
+    (under a nanosecond) is far inside that doubt, and which cost a fraction of Fractions."""
+    rate, base, start = float(fps), float(frames.time_base), float(frames.start)
+    doubt = float(SLOT_DOUBT) * rate
     slots = []
     for time in frames.times:
-        seconds = time * frames.time_base - frames.start
-        low, high = ((seconds + doubt) * fps for doubt in (-SLOT_DOUBT, SLOT_DOUBT))
-        slots.append((_round_near(low), _round_near(high)))
+        slot = (time * base - start) * rate
+        slots.append((_round_near(slot - doubt), _round_near(slot + doubt)))
     kept = {index for index in range(len(slots) - 1) if slots[index + 1][1] > slots[index][0]}
     return kept | {len(slots) - 1} | {cut - 1 for cut in cuts if cut > 0}
 
 
-def _round_near(value: Fraction) -> int:
+def _round_near(value: float) -> int:
     """av_rescale_q_rnd's AV_ROUND_NEAR_INF: to the nearest, halves away from zero."""
-    whole = int(abs(value) + Fraction(1, 2))
+    whole = math.floor(abs(value) + 0.5)
     return whole if value >= 0 else -whole
 
 
