@@ -7,6 +7,11 @@ Each such video's first video stream is copied (`-c copy`: no re-encoding, same 
 `<remux dir>/<stem>.mp4`; a stream that MP4 cannot hold (VP8, Theora, ...) is transcoded to H.264
 instead, with `make didemo-mp4`'s settings. Audio is left out: the trainer reads frames only.
 
+An MP4 with an edit list (`ffmpeg -ss ... -c copy`, yt-dlp's --download-sections) counts frames
+it never shows, so LLaMA-Factory spreads its picks past the last frame it decodes and loses them
+(`replay._edit_list_cost`). A copy would keep the edit list; such a video is transcoded, which
+writes exactly the frames shown, and checked to have as many.
+
 A stage (`core.stage`): one `RemuxTask` per video, the worker `remux_one`, failures listed in
 `<remux dir>/remux_failures.jsonl`. Outputs are written under a temporary name and renamed once
 PyAV reads them back with a frame count and a stream duration. `<remux dir>/remux_manifest.json`
@@ -101,17 +106,27 @@ def remux_one(task: RemuxTask) -> RemuxResult:
     import av  # on first use: a run that needs no video never loads PyAV
 
     try:
+        source = read_stream(task.source)
         with atomic_file(task.target) as temporary:
-            method, error = "copy", _run(copy_command(task.source, str(temporary)))
-            if error:
+            # A copy keeps an edit list and the packets it hides (they are the references of
+            # the first frames shown), so such a video is transcoded from its shown frames.
+            method = "transcode" if source.hidden else "copy"
+            if method == "copy" and _run(copy_command(task.source, str(temporary))):
                 method = "transcode"
+            error = ""
+            if method == "transcode":
                 transcode = TranscodeTask(task.source, task.target, task.threads, 20, "veryfast")
                 error = _run(transcode_command(transcode, str(temporary)))
             if error:
                 raise MediaError(error)
-            still = misread_reason(read_stream(temporary))
+            written = read_stream(temporary)
+            still = misread_reason(written)
             if still:
                 raise MediaError(f"the MP4 still reads with {still}")
+            if source.frames and written.frames != source.decodable:
+                raise MediaError(
+                    f"the MP4 has {written.frames} frames, the original shows {source.decodable}"
+                )
         return RemuxResult(task.source, task.target, method, os.path.getsize(task.target))
     except (OSError, ValueError, av.FFmpegError, MediaError) as exc:
         return RemuxResult(task.source, task.target, error=f"remux to mp4 failed: {exc}")
