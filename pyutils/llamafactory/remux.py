@@ -9,8 +9,8 @@ instead, with `make didemo-mp4`'s settings. Audio is left out: the trainer reads
 
 An MP4 with an edit list (`ffmpeg -ss ... -c copy`, yt-dlp's --download-sections) counts frames
 it never shows, so LLaMA-Factory spreads its picks past the last frame it decodes and loses them
-(`replay._edit_list_cost`). A copy would keep the edit list; such a video is transcoded, which
-writes exactly the frames shown, and checked to have as many.
+(`replay._edit_list_cost`). Its copy keeps the edit list, so such a video is transcoded instead,
+which writes exactly the frames shown, and checked to have as many.
 
 A stage (`core.stage`): one `RemuxTask` per video, the worker `remux_one`, failures listed in
 `<remux dir>/remux_failures.jsonl`. Outputs are written under a temporary name and renamed once
@@ -106,15 +106,13 @@ def remux_one(task: RemuxTask) -> RemuxResult:
     import av  # on first use: a run that needs no video never loads PyAV
 
     try:
-        source = read_stream(task.source)
         with atomic_file(task.target) as temporary:
-            # A copy keeps an edit list and the packets it hides (they are the references of
-            # the first frames shown), so such a video is transcoded from its shown frames.
-            method = "transcode" if source.hidden else "copy"
-            if method == "copy" and _run(copy_command(task.source, str(temporary))):
+            method, error = "copy", _run(copy_command(task.source, str(temporary)))
+            # A copy keeps an edit list and the packets it hides (the references of the first
+            # frames shown): such a video is transcoded, which writes only the frames shown.
+            copied = None if error else read_stream(temporary)
+            if error or (copied and copied.hidden):
                 method = "transcode"
-            error = ""
-            if method == "transcode":
                 transcode = TranscodeTask(task.source, task.target, task.threads, 20, "veryfast")
                 error = _run(transcode_command(transcode, str(temporary)))
             if error:
@@ -123,9 +121,9 @@ def remux_one(task: RemuxTask) -> RemuxResult:
             still = misread_reason(written)
             if still:
                 raise MediaError(f"the MP4 still reads with {still}")
-            if source.frames and written.frames != source.decodable:
+            if copied and copied.hidden and written.frames != copied.decodable:
                 raise MediaError(
-                    f"the MP4 has {written.frames} frames, the original shows {source.decodable}"
+                    f"the MP4 has {written.frames} frames, the original shows {copied.decodable}"
                 )
         return RemuxResult(task.source, task.target, method, os.path.getsize(task.target))
     except (OSError, ValueError, av.FFmpegError, MediaError) as exc:
