@@ -115,12 +115,16 @@ def test_an_edit_list_is_replayed_as_llamafactory_decodes_it(tmp_path: Path) -> 
     edit_list, mismatch = sample["problems"]
     assert edit_list.startswith(
         "misread: cut.mp4: PyAV reports 8 of its 75 frames hidden by an edit list; LLaMA-Factory "
-        "spreads its 5 picks over 75 frames, decodes 67, and so loses 1 picks"
+        "spreads its 5 picks over 75 frames, decodes 67, and so loses 1 pick and crowds the rest "
+        "into the start"
     )
     assert mismatch == (
         f"misread: cut.mp4: {CLIP_TOKENS} video tokens are counted for 6 frames but 4 are "
         "decoded: video features and video tokens will not match"
     )
+    one_pick = run(out, "--video-fps", "0.3")  # floor(2.7 x 0.3) = 0: frame 0 alone, decoded
+    assert one_pick.returncode == 0, one_pick.stdout
+    assert lines(out)[0]["problems"] == [] and lines(out)[0]["video_frames"] == 2
 
 
 @pytest.mark.parametrize(

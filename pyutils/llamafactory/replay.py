@@ -30,6 +30,7 @@ import orjson
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import read_json
 from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import plural
 from pyutils.core.stage import run_stage
 from pyutils.llamafactory.dataset_info import (
     INFO_NAME,
@@ -415,11 +416,13 @@ def _edit_list_cost(
     indices = sample_indices(info.frames, info.duration, budget.video_fps, budget.video_maxlen)
     fed = frames_fed(indices, info.decodable)
     lost = sum(1 for index in indices if index >= info.decodable)
+    if not lost:  # a single pick, frame 0: what the whole video gives too
+        return _costed(len(indices), info, budget, vision, [])
     problem = (
         f"{MISREAD}: {written}: PyAV reports {reason}; LLaMA-Factory spreads its "
         f"{len(indices)} picks over {info.frames} frames, decodes {info.decodable}, and so "
-        f"loses {lost} picks and crowds the rest into the start; remux it into MP4 (make "
-        "activitynet_qa does)"
+        f"loses {plural(lost, 'pick')} and crowds the rest into the start; remux it into MP4 "
+        "(make activitynet_qa does)"
     )
     return _decoded(written, _costed(len(indices), info, budget, vision, [problem]), fed)
 
