@@ -191,7 +191,9 @@ didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS
 N ?= 250
 SECONDS ?= 20
 TYPE ?= train
-NAME ?= train_q_3000
+# The questions file of TYPE as ActivityNet-QA publishes it (train_q.json); the reference
+# script's train_q_3000 was a local subset of it: N= keeps the first N usable pairs.
+NAME ?= $(TYPE)_q
 QA_DIR ?= $(DATA)/activitynet-qa/dataset
 QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 # Non-empty: also the frames LLaMA-Factory would sample of each video, at the size it resizes them

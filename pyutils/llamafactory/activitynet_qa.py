@@ -314,7 +314,8 @@ def convert(args: argparse.Namespace) -> int:
             "rate is chosen at training time (LLaMA-Factory's video_fps)"
         )
     videos = index_by_stem(find_videos(args.videos, QA_EXTENSIONS))
-    questions = load_questions(args.qa_dir, args.name, args.type, videos)
+    name = args.name or f"{args.type}_q"
+    questions = load_questions(args.qa_dir, name, args.type, videos)
     log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
     needed = [q.video for q in questions if q.answer is not None and q.video]
     cache = ProbeCache(args.probe_cache or None)
@@ -384,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
         "video JSON, keeping pairs whose video lasts more than SECONDS, up to N pairs.",
     )
-    parser.add_argument("-name", "--name", default="train_q_3000", help="questions file stem")
+    parser.add_argument(
+        "-name", "--name", help="questions file stem (default: {type}_q, the published file)"
+    )
     parser.add_argument("-type", "--type", default="train", help="split: answers {type}_a.json")
     parser.add_argument("-n", "--n", type=positive_int, default=250, help="pairs to keep")
     parser.add_argument(
