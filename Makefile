@@ -261,7 +261,9 @@ preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loa
 
 # ---- what the user typed ----------------------------------------------------------------------
 # A command-line variable that no target reads is a typo that would silently change the result
-# (NUM_FRAME=8 extracts every frame): say so with the closest known name, and stop with STRICT=1.
+# (NUM_FRAME=8 extracts every frame instead of 8 per video, hours on a large dataset). One that
+# is a near miss of a known name stops here, before any work, naming the name meant; STRICT=0
+# makes that a warning. Any other unknown name is a warning (STRICT=1 stops on those too).
 # Known: every `NAME ?=` of the makefiles, the download overrides, and the tuning the wrappers
 # read from their environment.
 STRICT ?=
@@ -275,7 +277,11 @@ ifneq ($(UNKNOWN_VARIABLES),)
 # name=closest pairs from the machine's python3 (standard library only: no venv needed)
 unknown_hint = $(if $(word 2,$(1)),; did you mean $(word 2,$(1))?)
 unknown_line = $(word 1,$(1)) is not a vlprep variable$(call unknown_hint,$(1))
+# $(call stops,name closest): whether that unknown name ends the run
+stops = $(if $(filter 0,$(STRICT)),,$(or $(STRICT),$(word 2,$(1))))
+stop_hint = nothing done; STRICT=0 runs without it
+warn_hint = ignored: no target reads it; STRICT=1 stops here
 $(foreach pair,$(shell $(PYTHON3) -m pyutils.core.names $(UNKNOWN_VARIABLES) -- $(KNOWN_VARIABLES) | tr ' ' '='),\
-  $(if $(STRICT),$(error $(call unknown_line,$(subst =, ,$(pair)))),\
-  $(shell printf 'vlprep: warning: %s\n' $(call q,$(call unknown_line,$(subst =, ,$(pair))) (ignored: no target reads it; STRICT=1 stops here)) >&2)))
+  $(if $(call stops,$(subst =, ,$(pair))),$(error $(call unknown_line,$(subst =, ,$(pair))) ($(stop_hint))),\
+  $(shell printf 'vlprep: warning: %s\n' $(call q,$(call unknown_line,$(subst =, ,$(pair))) ($(warn_hint))) >&2)))
 endif

@@ -14,28 +14,37 @@ from rich.console import Console
 
 from pyutils.catalog.check import check, table
 from pyutils.core.names import closest
-from tests.conftest import REPO
+from tests.conftest import REPO, run_make
+
+make = run_make
 
 
-def make(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
-    return subprocess.run(
-        ["make", "--no-print-directory", *args], capture_output=True, text=True, cwd=REPO, env=env
-    )
-
-
-def test_a_mistyped_variable_is_named_with_the_closest_known_one() -> None:
-    result = make("-n", "frames", "VIDEOS=v", "FRAMES=f", "NUM_FRAME=8", "fps=1")
-    assert result.returncode == 0
+def test_a_near_miss_variable_stops_before_any_work_naming_the_one_meant(tmp_path: Path) -> None:
+    # Not -n: the stop comes before any recipe runs, so nothing is written.
+    frames = tmp_path / "frames"
+    result = make("frames", f"VIDEOS={tmp_path}", f"FRAMES={frames}", "NUM_FRAME=8")
+    assert result.returncode == 2
     assert "NUM_FRAME is not a vlprep variable; did you mean NUM_FRAMES?" in result.stderr
-    assert "fps is not a vlprep variable; did you mean FPS?" in result.stderr
+    assert "STRICT=0 runs without it" in result.stderr
+    assert result.stdout == "" and not frames.exists()
+    assert make("-n", "check", "fps=1").returncode == 2  # a case slip is a near miss too
+
+
+def test_strict_0_makes_a_near_miss_a_warning() -> None:
+    result = make("-n", "frames", "VIDEOS=v", "FRAMES=f", "NUM_FRAME=8", "fps=1", "STRICT=0")
+    assert result.returncode == 0
+    assert "warning: NUM_FRAME is not a vlprep variable; did you mean NUM_FRAMES?" in result.stderr
+    assert "warning: fps is not a vlprep variable; did you mean FPS?" in result.stderr
     assert "--num-frames" not in result.stdout  # the typo changed nothing, and said so
 
 
-def test_strict_refuses_a_variable_no_target_reads() -> None:
-    result = make("-n", "frames", "VIDEOS=v", "FRAMES=f", "NUM_FRAME=8", "STRICT=1")
+def test_a_name_like_no_known_one_warns_and_strict_1_stops_on_it() -> None:
+    result = make("-n", "frames", "VIDEOS=v", "FRAMES=f", "XYZZY=8")
+    assert result.returncode == 0
+    assert "warning: XYZZY is not a vlprep variable (ignored" in result.stderr
+    result = make("-n", "frames", "VIDEOS=v", "FRAMES=f", "XYZZY=8", "STRICT=1")
     assert result.returncode == 2
-    assert "NUM_FRAME is not a vlprep variable; did you mean NUM_FRAMES?" in result.stderr
+    assert "XYZZY is not a vlprep variable (nothing done" in result.stderr
     assert result.stdout == ""
 
 
