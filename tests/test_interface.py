@@ -14,7 +14,7 @@ from rich.console import Console
 
 from pyutils.catalog.check import check, table
 from pyutils.core.names import closest
-from tests.conftest import REPO, run_make
+from tests.conftest import REPO, run_make, run_module
 
 make = run_make
 
@@ -79,12 +79,24 @@ def test_check_in_a_pipe_prints_what_a_wide_terminal_shows(tmp_path: Path) -> No
     assert max(map(len, piped.stdout.splitlines())) > 80
 
 
-def test_check_json_tells_incomplete_from_absent(tmp_path: Path) -> None:
+def test_check_json_counts_missing_as_incomplete(tmp_path: Path) -> None:
     (tmp_path / "caltech-101").mkdir()
     (tmp_path / "caltech-101" / "split_zhou_Caltech101.json").write_text('{"train": [["a/x.jpg"]]}')
     result = make("-s", "check", f"DATA={tmp_path}", "JSON=1", "DATASETS=caltech101 flickr")
     assert result.returncode == 2  # make's own status for any failed recipe
     summary = json.loads(result.stdout)
-    assert summary["incomplete"] == 1
+    assert summary["incomplete"] == 2
     statuses = {row["dataset"]: row["status"] for row in summary["datasets"]}
     assert statuses == {"caltech101": "partial", "flickr": "missing"}
+
+
+def test_check_on_an_empty_data_folder(tmp_path: Path) -> None:
+    """Bare, a report: exit 0, saying so, every dataset counted as not complete; a dataset named
+    in DATASETS= that is missing fails (the module's status 1, make's 2)."""
+    bare = make("-s", "check", f"DATA={tmp_path}", "JSON=1")
+    assert bare.returncode == 0, bare.stderr
+    assert json.loads(bare.stdout)["incomplete"] == 9
+    assert "check: 9 of 9 datasets not complete; a report, exit status 0" in bare.stderr
+    assert make("-s", "check", f"DATA={tmp_path}", "DATASETS=msrvtt").returncode == 2
+    named = run_module("pyutils.catalog.check", "--data", str(tmp_path), "msrvtt")
+    assert named.returncode == 1 and "missing" in named.stdout
