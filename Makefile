@@ -273,9 +273,10 @@ KNOWN_VARIABLES := $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\) ?=.*/\1/p' $(MAKEFILE_
   KAGGLE_USERNAME KAGGLE_KEY KAGGLE_API_TOKEN KAGGLE_CONFIG_DIR
 TYPED_VARIABLES := $(foreach var,$(.VARIABLES),$(if $(filter command line,$(origin $(var))),$(var)))
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(TYPED_VARIABLES))
+# $(call unknown_hint,name closest): "; did you mean closest?", or nothing without a closest
+unknown_hint = $(if $(word 2,$(1)),; did you mean $(word 2,$(1))?)
 ifneq ($(UNKNOWN_VARIABLES),)
 # name=closest pairs from the machine's python3 (standard library only: no venv needed)
-unknown_hint = $(if $(word 2,$(1)),; did you mean $(word 2,$(1))?)
 unknown_line = $(word 1,$(1)) is not a vlprep variable$(call unknown_hint,$(1))
 # $(call stops,name closest): whether that unknown name ends the run
 stops = $(if $(filter 0,$(STRICT)),,$(or $(STRICT),$(word 2,$(1))))
@@ -285,3 +286,13 @@ $(foreach pair,$(shell $(PYTHON3) -m pyutils.core.names $(UNKNOWN_VARIABLES) -- 
   $(if $(call stops,$(subst =, ,$(pair))),$(error $(call unknown_line,$(subst =, ,$(pair))) ($(stop_hint))),\
   $(shell printf 'vlprep: warning: %s\n' $(call q,$(call unknown_line,$(subst =, ,$(pair))) ($(warn_hint))) >&2)))
 endif
+
+# ---- a goal that no rule makes -------------------------------------------------------------------
+# Make's own answer to `make frmaes` ("No rule to make target") names nothing to type instead:
+# this last-resort rule looks the goal up among the targets `make help` lists (exit 2). A missing
+# file that another target needs (URLS= naming no file) is said in one line too.
+HELP_TARGETS = $(shell sed -n 's/^\([a-zA-Z0-9_.-]*\):.*## .*/\1/p' $(MAKEFILE_LIST))
+unknown_target = no target '$(1)'$(call unknown_hint,$(shell $(PYTHON3) -m pyutils.core.names $(1) -- \
+  $(HELP_TARGETS))) (make help lists them all)
+.DEFAULT:
+	$(if $(filter $@,$(MAKECMDGOALS)),$(error $(call unknown_target,$@)),$(error $@: no such file, and no rule makes it))

@@ -563,3 +563,17 @@ def convert_raw(qa: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedPr
     args = [*("-name", "val_q", "-type", "val", "--qa-dir", str(qa), "--videos", str(tmp_path))]
     args += ["--out", str(tmp_path / "out"), *extra]
     return run_module("pyutils.llamafactory.activitynet_qa", *args)
+
+
+def test_a_run_that_finds_few_of_the_videos_warns(corpus: Path, tmp_path: Path) -> None:
+    write_qa(tmp_path / "qa", ["v_a", "v_gone1", "v_gone2", "v_gone3"])
+    result = run_make(
+        "activitynet_qa", f"QA_DIR={tmp_path / 'qa'}", f"VIDEOS={corpus / 'videos'}",
+        f"OUT={tmp_path / 'out'}", "TYPE=val", "N=5", "SECONDS=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warning = (
+        f"warning: only 1 of the 4 videos the answered questions reference are in "
+        f"VIDEOS={corpus / 'videos'} (3 missing, e.g. v_gone1); their questions are left out"
+    )
+    assert warning in result.stderr.splitlines()

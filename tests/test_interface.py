@@ -100,3 +100,21 @@ def test_check_on_an_empty_data_folder(tmp_path: Path) -> None:
     assert make("-s", "check", f"DATA={tmp_path}", "DATASETS=msrvtt").returncode == 2
     named = run_module("pyutils.catalog.check", "--data", str(tmp_path), "msrvtt")
     assert named.returncode == 1 and "missing" in named.stdout
+
+
+def test_a_mistyped_target_is_answered_with_the_one_meant() -> None:
+    result = make("frmaes")
+    assert result.returncode == 2
+    assert "no target 'frmaes'; did you mean frames? (make help lists them all)" in result.stderr
+    assert "No rule to make target" not in result.stderr
+    assert make("-n", "xyzzy").returncode == 2  # even as a dry run
+
+
+def test_a_failed_line_names_the_path_once(tmp_path: Path) -> None:
+    bad = tmp_path / "videos" / "bad.mp4"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a video" * 100)
+    result = make("frames", f"VIDEOS={bad.parent}", f"FRAMES={tmp_path / 'frames'}")
+    assert result.returncode == 2  # make's status for the stage's 1
+    (failed,) = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert failed.count(str(bad)) == 1 and "not a readable video" in failed

@@ -220,7 +220,13 @@ def test_second_json_has_the_same_records_as_frame_lists_and_is_registered(
     entry = info["activitynet_qa_val_100_limit_2s_presampled"]
     assert entry["file_name"] == "activitynet_qa_val_100_limit_2s_presampled.json"
     assert entry["columns"] == {"messages": "messages", "videos": "videos"}
-    assert "1 capped by VIDEO_MAXLEN=128" in result.stdout
+    said = result.stdout
+    assert "presample: 1 of 8 videos capped at VIDEO_MAXLEN=128 frames: the trainer" in said
+    # What differs, for which model, and what to do about it.
+    assert "presample: Qwen2-VL: every frame list is seen exactly as its video" in said
+    qwen3 = re.search(r"Qwen3-VL: (\d+) of 8 videos get other <t seconds> time stamps", said)
+    assert qwen3 and int(qwen3[1]) > 0 and "train Qwen3-VL on the plain JSON" in said
+    assert "README, PRESAMPLE" not in said
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:

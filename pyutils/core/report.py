@@ -151,8 +151,10 @@ class FailureLog:
                 self.path.unlink(missing_ok=True)
         say(f"{self.stage}: {self.done} ok, {len(self.failures)} failed")
         for failure in self.failures[:show]:
+            item = failure["item"]
             last_line = failure["error"].splitlines()[-1] if failure["error"] else "?"
-            say(f"  FAILED {failure['item']}: {last_line}")
+            # Errors often start with the path the line already names: say it once.
+            say(f"  FAILED {item}: {last_line.removeprefix(f'{item}: ')}")
         if len(self.failures) > show:
             say(f"  ... and {len(self.failures) - show} more")
         if self.failures and self.path is not None:

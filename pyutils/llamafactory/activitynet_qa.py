@@ -209,7 +209,9 @@ def sharegpt_records(kept: list[Question]) -> list[dict[str, Any]]:
     ]
 
 
-def summarise(questions: list[Question], seconds: float, failures: FailureLog) -> None:
+def summarise(
+    questions: list[Question], seconds: float, videos: Path, failures: FailureLog
+) -> None:
     by_status = Counter(q.status for q in questions)
     answered = [q for q in questions if q.answer is not None]
     referenced = {video_stems(q.question_id)[0]: q.video for q in answered}
@@ -235,6 +237,13 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
         f"{by_status[UNREADABLE]} unreadable video, {by_status[TOO_SHORT]} too short, "
         f"{by_status[AFTER_LIMIT]} not examined (limit reached)"
     )
+    absent = [stem for stem, video in referenced.items() if not video]
+    if absent and found:  # none found at all is an error (`nothing_kept`)
+        log(
+            f"warning: only {found} of the {len(referenced)} videos the answered questions "
+            f"reference are in VIDEOS={videos} ({len(absent)} missing, e.g. {absent[0]}); "
+            "their questions are left out"
+        )
     reported = set()
     for q in questions:
         if q.status == KEPT:
@@ -340,7 +349,7 @@ def convert(args: argparse.Namespace) -> int:
         remuxed, _, remux_status = remux_misread(misread, remux_dir, on_threads)
     for q in kept:
         q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
-    summarise(questions, args.seconds, failures)
+    summarise(questions, args.seconds, args.videos, failures)
     if args.report:
         write_report(args.report, questions)
         say(f"{STAGE}: per-question outcomes in {args.report}")

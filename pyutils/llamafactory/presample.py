@@ -261,11 +261,30 @@ def summarise(records: list[dict[str, Any]], budget: Budget) -> None:
     qwen3 = sum(not s["qwen3_same"] for s in sampled)
     again = sum(s["resized_again"] for s in sampled)
     span = budget.video_maxlen / budget.video_fps
-    say(
-        f"{STAGE}: exact for Qwen2-VL; {capped} capped by VIDEO_MAXLEN={budget.video_maxlen} "
-        f"(their lists are timed as if {span:g} s long); timing differs from the video for "
-        f"Qwen2.5-VL on {qwen25}, for Qwen3-VL on {qwen3} (README, PRESAMPLE)"
-    )
+    of = f"of {plural(len(sampled), 'video')}"
+    # The trainer takes a frame list as frames 1/VIDEO_FPS apart from 0 s: only the models that
+    # use time see a difference from the video (docs/presample.md works it through).
+    say(f"{STAGE}: Qwen2-VL: every frame list is seen exactly as its video")
+    if capped:
+        say(
+            f"{STAGE}: {capped} {of} capped at VIDEO_MAXLEN={budget.video_maxlen} frames: the "
+            f"trainer takes their lists as {span:g} s long"
+        )
+    if qwen25:
+        say(
+            f"{STAGE}: Qwen2.5-VL: {qwen25} {of} get other temporal position ids from their "
+            "frame list than from the video; for Qwen2.5-VL raise VIDEO_MAXLEN or lower "
+            "VIDEO_FPS until this is 0, or train on the plain JSON"
+        )
+    else:
+        say(f"{STAGE}: Qwen2.5-VL: every frame list gets its video's temporal position ids")
+    if qwen3:
+        say(
+            f"{STAGE}: Qwen3-VL: {qwen3} {of} get other <t seconds> time stamps from their frame "
+            "list than from the video; train Qwen3-VL on the plain JSON"
+        )
+    else:
+        say(f"{STAGE}: Qwen3-VL: every frame list gets its video's <t seconds> time stamps")
     if again:
         say(
             f"{STAGE}: {plural(again, 'video')}: with VIDEO_MIN_PIXELS={budget.video_min_pixels} "
