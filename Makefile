@@ -147,6 +147,9 @@ step_splits = $(call annots_cmd,$(1)) && touch $(call q,$@)
 FPS ?=
 SIZE ?=
 NUM_FRAMES ?=
+# Non-empty: new FPS/SIZE/NUM_FRAMES replace the frames a folder holds made with others (else
+# refused, naming both), and new trainer settings those of a PRESAMPLE folder.
+REPLACE ?=
 REFERENCE ?=
 FETCH_JOBS ?= 8
 RETRIES ?= 3
@@ -157,7 +160,8 @@ of_dataset = $(if $(known_dataset),$($(known_dataset)_$(1)))
 PARALLEL_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
   $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
 FRAMES_OPTIONS = $(PARALLEL_OPTIONS) $(if $(FPS),--fps $(call q,$(FPS))) \
-  $(if $(SIZE),--short-side $(call q,$(SIZE))) $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES)))
+  $(if $(SIZE),--short-side $(call q,$(SIZE))) $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES))) \
+  $(if $(REPLACE),--replace)
 # $(call frames_cmd,videos,frames)
 frames_cmd = $(PY) -m pyutils.video.frames $(call q,$(1)) $(call q,$(2)) $(FRAMES_OPTIONS)
 # $(call annots_cmd,dataset)
@@ -201,7 +205,8 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 # (VIDEO_FPS, VIDEO_MAXLEN, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS).
 PRESAMPLE ?=
 PRESAMPLE_OPTIONS = $(if $(PRESAMPLE),--presample --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
-  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)))
+  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
+  $(if $(REPLACE),--replace))
 
 .PHONY: activitynet_qa dataset_info
 

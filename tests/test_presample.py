@@ -282,6 +282,26 @@ def test_rerun_does_nothing_and_other_settings_get_their_own_folder(
     assert {p: p.stat().st_mtime_ns for p in (out / FOLDER).rglob("*.jpg")} == before
 
 
+def test_other_settings_into_a_folder_of_frames_are_refused_unless_replace(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out, folder = tmp_path / "data", tmp_path / "frames"
+    first = ["-n", "1", "--presample-dir", str(folder)]
+    assert convert(corpus, out, *first).returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")}
+    refused = convert(corpus, out, *first, "--video-fps", "1")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"vlprep: error: {folder} holds frames of 1 video made with VIDEO_FPS=2.0; asked for "
+        "VIDEO_FPS=1.0: set REPLACE=1 (--replace) to replace them, or --presample-dir to another "
+        "folder\n"
+    )
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} == before
+    replaced = convert(corpus, out, *first, "--video-fps", "1", "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} != before
+
+
 def test_kill_midway_then_rerun_gives_the_same_bytes(corpus: Path, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     assert convert(corpus, reference).returncode == 0

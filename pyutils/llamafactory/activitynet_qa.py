@@ -285,16 +285,16 @@ def write_presampled(
     frames LLaMA-Factory would sample from it (`pyutils.llamafactory.presample`); registered
     under its own name. A record whose video could not be pre-sampled is left out, and said."""
     # Imported here: frame extraction's modules are a fifth of a plain run's start-up.
-    from pyutils.llamafactory.presample import frames_folder, presample, relative_lists
+    from pyutils.llamafactory.presample import presample, relative_lists
 
     budget = budget_from(args)
-    folder = args.presample_dir or frames_folder(args.out, budget)
+    folder = presample_folder(args)
     # Threads unless on Dask: the work is in ffmpeg child processes.
     parallel = parallel_options(args)
     if parallel.backend != "dask":
         parallel = ParallelOptions(args.jobs, "threading")
     videos = [q.video or "" for q in kept]
-    done = presample(videos, folder, budget, parallel)
+    done = presample(videos, folder, budget, parallel, args.replace)
     lists = relative_lists(videos, done.frames, media_dir)
     records = [
         {**record, "videos": [frames]}
@@ -314,9 +314,19 @@ def write_presampled(
     return max(done.status, 1 if left_out else 0)
 
 
+def presample_folder(args: argparse.Namespace) -> Path:
+    from pyutils.llamafactory.presample import frames_folder
+
+    return args.presample_dir or frames_folder(args.out, budget_from(args))
+
+
 def convert(args: argparse.Namespace) -> int:
-    if args.presample:
-        budget_from(args)  # settings checked before any work
+    if args.presample:  # settings checked before any work, and what the folder holds
+        budget = budget_from(args)
+        if not args.replace:
+            from pyutils.llamafactory.presample import refuse_other_settings
+
+            refuse_other_settings(presample_folder(args), budget)
     if args.fps is not None:
         log(
             f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
@@ -389,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "out": "OUT",
             "media_dir": "MEDIA_DIR",
             "presample": "PRESAMPLE",
+            "replace": "REPLACE",
         },
         prog="python -m pyutils.llamafactory.activitynet_qa",
         description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
@@ -448,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         "--presample-dir",
         type=Path,
         help="where the pre-sampled frames go (default: OUT/presampled_<settings>)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace pre-sampled frames made with other settings (REPLACE=1; else refused)",
     )
     add_budget_options(parser, cutoff=False)
     add_parallel_options(parser, "auto", "videos probed")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -49,6 +50,7 @@ from pyutils.video.manifest import (
     is_done,
     journal,
     read_manifest,
+    refuse_other_options,
     refuse_reserved_stems,
 )
 
@@ -64,6 +66,31 @@ def frames_folder(out: Path, budget: Budget) -> Path:
     fps = f"{budget.video_fps:g}".replace(".", "p")
     pixels = f"{budget.video_min_pixels}-{budget.video_max_pixels}"
     return out / f"presampled_fps{fps}_maxlen{budget.video_maxlen}_pixels{pixels}"
+
+
+# The settings a presample folder is made with, by their Make variables.
+SETTING_NAMES = {
+    "video_fps": "VIDEO_FPS",
+    "video_maxlen": "VIDEO_MAXLEN",
+    "video_max_pixels": "VIDEO_MAX_PIXELS",
+    "video_min_pixels": "VIDEO_MIN_PIXELS",
+}
+
+
+def refuse_other_settings(
+    folder: Path,
+    budget: Budget,
+    stems: Iterable[str] | None = None,
+    manifest: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Refuse (UserError) to replace what `folder` holds for `stems` (default: every video it
+    holds) made with other trainer settings, naming both."""
+    if manifest is None:
+        manifest = read_manifest(folder / MANIFEST)
+    held = manifest if stems is None else stems
+    refuse_other_options(
+        manifest, held, options_of(budget), folder, SETTING_NAMES, "--presample-dir"
+    )
 
 
 def options_of(budget: Budget) -> dict[str, Any]:
@@ -206,16 +233,22 @@ class Presampled:
 
 
 def presample(
-    videos: list[str], folder: Path, budget: Budget, parallel: ParallelOptions
+    videos: list[str],
+    folder: Path,
+    budget: Budget,
+    parallel: ParallelOptions,
+    replace: bool = False,
 ) -> Presampled:
     """Extract into `folder` the frames LLaMA-Factory would sample of each of `videos` (paths
     with distinct stems), reusing what a previous run made from the same files with the same
-    settings."""
+    settings; frames made with other settings are refused unless `replace`."""
     folder.mkdir(parents=True, exist_ok=True)
     options = options_of(budget)
     manifest = read_manifest(folder / MANIFEST)
     distinct = {Path(video).stem: video for video in dict.fromkeys(videos)}
     refuse_reserved_stems({stem: Path(v) for stem, v in distinct.items()}, STAGE, str(folder))
+    if not replace:
+        refuse_other_settings(folder, budget, distinct, manifest)
     done = {
         stem: video
         for stem, video in distinct.items()

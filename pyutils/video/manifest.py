@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -22,7 +23,7 @@ import orjson
 from pyutils.core.atomic import remove_stale_temporaries
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import json_line, write_jsonl
-from pyutils.core.report import failure_list, log
+from pyutils.core.report import failure_list, log, plural
 
 MANIFEST = "frames_manifest.jsonl"
 LOCK = ".frames.lock"
@@ -61,6 +62,44 @@ def is_done(
     if {k: record.get(k) for k in ("source_size", "source_mtime_ns")} != fingerprint(video):
         return False
     return frames_present(record, folder)
+
+
+def refuse_other_options(
+    manifest: dict[str, dict[str, Any]],
+    stems: Iterable[str],
+    options: dict[str, Any],
+    folder: Path,
+    names: dict[str, str],
+    elsewhere: str,
+) -> None:
+    """Refuse (UserError) to replace frames the folder holds for `stems` that were made with
+    other options: a forgotten FPS= would otherwise throw away a native extraction without a
+    word. Says the options held and asked, by their Make variables (`names`: option -> variable),
+    and what to set to go on (REPLACE=1, or `elsewhere`: how to name another folder)."""
+    held = Counter(
+        tuple(sorted(record["options"].items()))
+        for stem in stems
+        if (record := manifest.get(stem))
+        and record.get("options") != options
+        and frames_present(record, folder / stem)
+    )
+    if not held:
+        return
+    (other, count), *more = held.most_common()
+    # Only the options that differ, each by its Make variable (its flag for the rest).
+    differ = [k for k in names if dict(other).get(k) != options.get(k)] or list(names)
+
+    def said(values: dict[str, Any]) -> str:
+        return " ".join(
+            f"{names[k]}={'' if values.get(k) is None else values.get(k)}" for k in differ
+        )
+
+    also = f" (and {sum(c for _, c in more)} with other options)" if more else ""
+    raise UserError(
+        f"{folder} holds frames of {plural(count, 'video')} made with {said(dict(other))}{also};"
+        f" asked for {said(options)}: set REPLACE=1 (--replace) to replace them, or {elsewhere} "
+        "to another folder"
+    )
 
 
 def frames_present(record: dict[str, Any] | None, folder: Path) -> bool:
