@@ -32,7 +32,10 @@ export VLPREP_FROM_MAKE := 1
 # $(call q,TEXT): TEXT as one single-quoted shell word, whatever quotes it holds.
 q = '$(subst ','\'',$(1))'
 
+# Two stamps: the runtime requirements for every stage (setup, demo, the datasets), the
+# development tools on top for `make lint`, `make test` and `make bench` only.
 SETUP_STAMP := $(VENV)/.setup-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 
 .PHONY: help setup lint test demo bench clean
@@ -43,14 +46,25 @@ help: ## list every target with one line each (default)
 	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-22s %s\n", $$1, $$2}'
 
 # ---- project plumbing ------------------------------------------------------------------------
-setup: $(SETUP_STAMP) ## create .venv with the machine's python3 and install the requirements (once)
+setup: $(SETUP_STAMP) ## create .venv with the machine's python3 and install the runtime requirements (once)
 
-$(SETUP_STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+# $(call pip_install,requirements file,what): one line saying the step, then pip: its own
+# progress on a terminal, quiet in a log (where a bar is only noise). An existing venv (one
+# shared through a symlink, say) is used as it is.
+pip_install = test -x $(PY) || { echo 'vlprep: setup: creating $(VENV) with $(PYTHON3)' >&2; \
+  $(PYTHON3) -m venv $(VENV); }; \
+  echo 'vlprep: setup: installing $(2) ($(1)) into $(VENV); a minute or two the first time' >&2; \
+  quiet=(); test -t 1 || quiet=(--quiet); \
+  $(PY) -m pip install "$${quiet[@]}" --disable-pip-version-check -r $(1) && touch $@ && \
+  echo 'vlprep: setup: $(2) installed' >&2
 
-lint: $(SETUP_STAMP) ## ruff check, ruff format --check, shellcheck on every script
+$(SETUP_STAMP): requirements.txt
+	$(Q)$(call pip_install,requirements.txt,the runtime requirements)
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(SETUP_STAMP)
+	$(Q)$(call pip_install,requirements-dev.txt,the development tools)
+
+lint: $(DEV_STAMP) ## ruff check, ruff format --check, shellcheck on every script
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck --severity=style $(SHELL_SCRIPTS)
@@ -61,7 +75,7 @@ test: lint ## set up, lint, then run every test
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
 	$(Q)$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO)) $(if $(V),--verbose)
 
-bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
+bench: $(DEV_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
 
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
