@@ -46,6 +46,7 @@ from pyutils.llamafactory.qwen_video import (
 from pyutils.video.frame_extract import ExactFrames, FrameOptions, FrameTask, extract_video
 from pyutils.video.manifest import (
     MANIFEST,
+    FramesGauge,
     exclusive,
     is_done,
     journal,
@@ -270,9 +271,10 @@ def presample(
     failures = FailureLog(STAGE, folder)
     with exclusive(folder, STAGE):
         shared = [str(Path(tasks[0].source).parent), str(folder)] if tasks else []
-        results = run_stage(STAGE, presample_video, tasks, parallel, failures, shared)
-        for _ in journal(results, folder, manifest, options):
-            pass  # the manifest keeps each result; `failures` counts them
+        gauge = FramesGauge(folder)
+        results = run_stage(STAGE, presample_video, tasks, parallel, failures, shared, gauge)
+        for result in journal(results, folder, manifest, options):
+            gauge.add(result.frames)  # the manifest keeps each result; `failures` counts them
     frames = {}
     for stem, video in distinct.items():
         record = manifest.get(stem)

@@ -33,6 +33,7 @@ from pyutils.video.frame_extract import (
 )
 from pyutils.video.manifest import (
     MANIFEST,
+    FramesGauge,
     exclusive,
     is_done,
     journal,
@@ -98,9 +99,11 @@ def _run(
 ) -> int:
     failures = FailureLog("frames", frames_dir)
     shared = [str(Path(tasks[0].source).parent), str(frames_dir)] if tasks else []
-    results = run_stage("frames", extract_video, tasks, parallel, failures, shared)
-    written = sum(result.frames for result in journal(results, frames_dir, manifest, options))
-    say(f"frames: {written} frames written into {frames_dir}")
+    gauge = FramesGauge(frames_dir)
+    results = run_stage("frames", extract_video, tasks, parallel, failures, shared, gauge)
+    for result in journal(results, frames_dir, manifest, options):
+        gauge.add(result.frames)
+    say(f"frames: {gauge.finished} frames written into {frames_dir}")
     return failures.finish()
 
 

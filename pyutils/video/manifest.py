@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.atomic import TEMP_MARK, remove_stale_temporaries
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import json_line, write_jsonl
 from pyutils.core.report import failure_list, log, plural
@@ -170,6 +170,39 @@ def journal(
             manifest[record["stem"]] = record
             yield result
     write_manifest(frames_dir / MANIFEST, manifest)
+
+
+def frames_in_progress(frames_dir: Path) -> int:
+    """The frames the running extractions have written so far: the files in the folder's
+    temporaries (one per video being extracted, parts in sub-folders). One listing of the
+    folder and of each temporary: cheap enough to ask twice a second."""
+    count = 0
+    try:
+        with os.scandir(frames_dir) as entries:
+            temporaries = [e.path for e in entries if TEMP_MARK in e.name and e.is_dir()]
+    except OSError:
+        return 0
+    for temporary in temporaries:
+        for _, _, files in os.walk(temporary):  # gone mid-walk when renamed: counts nothing
+            count += len(files)
+    return count
+
+
+class FramesGauge:
+    """Progress in frames for a run into `frames_dir` (a `core.report.Gauge`): the frames of the
+    videos finished (`add` each one's count) and of those being extracted."""
+
+    noun = "frames"
+
+    def __init__(self, frames_dir: Path) -> None:
+        self.frames_dir = frames_dir
+        self.finished = 0
+
+    def add(self, frames: int) -> None:
+        self.finished += frames
+
+    def read(self) -> int:
+        return self.finished + frames_in_progress(self.frames_dir)
 
 
 def refuse_reserved_stems(videos: dict[str, Path], stage: str, where: str) -> None:
