@@ -103,6 +103,7 @@ def track(
                 for item in items:
                     yield item
                     progress.advance(task)
+                    show()
         return
 
     def line() -> None:
