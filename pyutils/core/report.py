@@ -114,7 +114,7 @@ def track(
         log(f"{description}: {done}/{total} ({rate:.1f}/s{eta}){measured}")
 
     last = start
-    with _every(every_seconds if gauge else None, line):
+    with _every(max(every_seconds, 0.1) if gauge else None, line):
         for done, item in enumerate(items, start=1):  # `line` reads `done` too
             yield item
             now = time.monotonic()
