@@ -1,0 +1,336 @@
+"""`make ledger`: `$(OUT)/samples.parquet`, one row per sample of every prepared dataset.
+
+    python -m pyutils.catalog.ledger --out OUT [--media-dir DIR] [--data DATA] [--annots ANNOTS]
+        [--frames FRAMES] [--num-frm K] [--results OUT/preflight.jsonl] [--probe-cache FILE]
+        [preflight's trainer settings: --video-fps ... --cutoff-len ... --template ...]
+
+The rows are `make preflight`'s per-sample results (OUT/preflight.jsonl: the LLaMA-Factory
+datasets of dataset_info.json, the AdaCLIP splits in ANNOTS, the CLIP sets in DATA), each joined
+with what is known of its media: a video's probe from the probe cache (a video the cache lacks is
+probed once and cached; none is opened when the cache holds it), a frame list's or frame
+folder's frames. The schema is `SCHEMA` (docs/report.md, "The ledger"). The file is written
+atomically, and not at all when its bytes would not change. The settings the rows were made
+with are kept in the file's metadata (`settings_of`), so a ledger and a report can say them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pyutils.adaclip.frames_check import NUM_FRM
+from pyutils.adaclip.splits import RECIPES
+from pyutils.catalog import preflight
+from pyutils.catalog.datasets import DATASETS
+from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.cli import Parser
+from pyutils.core.errors import UserError, run_cli
+from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import log
+from pyutils.llamafactory.dataset_info import resolve_media
+from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
+from pyutils.video.probe_cache import ProbeCache, default_cache_path, probe_videos
+
+LEDGER_NAME = "samples.parquet"
+METADATA_KEY = b"vlprep"
+FINE = "fine"
+LLAMAFACTORY, ADACLIP, CLIP = "llamafactory", "adaclip", "clip"
+
+# Fixed column types: every reader (pandas, polars, duckdb, datasets) sees the same schema
+# whatever rows a run has, nulls included.
+SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("trainer", pa.string()),
+        ("index", pa.int64()),
+        ("media", pa.string()),
+        ("media_kind", pa.string()),
+        ("found", pa.bool_()),
+        ("duration", pa.float64()),
+        ("fps", pa.float64()),
+        ("frame_count", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("codec", pa.string()),
+        ("container", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("frames_sampled", pa.int64()),
+        ("video_tokens", pa.int64()),
+        ("text_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("status", pa.string()),
+        ("problems", pa.list_(pa.string())),
+        ("frames_dir", pa.string()),
+    ]
+)
+MEDIA_FACTS = ("duration", "fps", "frame_count", "width", "height", "codec", "container")
+
+
+# ---- preflight's results --------------------------------------------------------------------
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The per-sample results `make preflight` wrote (`preflight.write_report`), in its order."""
+    if not path.is_file():
+        raise UserError(f"{path}: no preflight results; run make preflight (it writes the ledger)")
+    results = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            result = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number}:{exc.colno}: malformed JSON line") from None
+        if not isinstance(result, dict) or "dataset" not in result or "problems" not in result:
+            raise UserError(f"{path}:{number}: not a preflight result (rerun make preflight)")
+        results.append(result)
+    return results
+
+
+def trainer_of(result: dict[str, Any]) -> str:
+    """Whose loader a result replays, by the key that names its media (replay's `videos`,
+    frames_check's `video`, preflight's CLIP `image`)."""
+    if "videos" in result:
+        return LLAMAFACTORY
+    return ADACLIP if "video" in result else CLIP
+
+
+def status_of(problems: list[str]) -> str:
+    return preflight.kind(problems[0]) if problems else FINE
+
+
+# ---- media facts ------------------------------------------------------------------------------
+
+
+def _file_size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _folder_jpgs(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e for e in entries if e.name.endswith(".jpg") and not e.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def probed(paths: Iterable[str], cache: ProbeCache, jobs: int) -> dict[str, dict[str, Any]]:
+    """Probe facts per path, from the cache where it holds them; a video that cannot be probed
+    has none (its preflight problem says why)."""
+    facts = {}
+    for result in probe_videos(paths, cache, ParallelOptions(jobs, backend="threading")):
+        if result.info is not None:
+            info = result.info
+            values = (
+                info.duration,
+                info.fps,
+                info.frame_count,
+                info.width,
+                info.height,
+                info.codec or None,
+                info.container or None,
+            )
+            facts[result.path] = dict(zip(MEDIA_FACTS, values, strict=True))
+    return facts
+
+
+def _empty_row() -> dict[str, Any]:
+    return dict.fromkeys(SCHEMA.names)
+
+
+def llamafactory_row(result: dict[str, Any], media_dir: Path) -> dict[str, Any]:
+    """The sample's first video as LLaMA-Factory's `_find_medias` resolves it (a frame list: its
+    first frame); `media` None when nowhere."""
+    row = _empty_row()
+    videos = result["videos"]
+    first = videos[0] if videos else None
+    if isinstance(first, str):
+        path, _ = resolve_media(first, media_dir)
+        row.update(media=os.path.abspath(path) if path else first, media_kind="video")
+        row.update(found=path is not None, size_bytes=_file_size(path) if path else None)
+    elif isinstance(first, list):
+        found = [resolve_media(frame, media_dir)[0] for frame in first]
+        sizes = [_file_size(p) for p in found if p]
+        head = found[0]
+        row.update(media=os.path.abspath(head) if head else first[0], media_kind="frame_list")
+        row.update(found=all(found), frame_count=len(first), size_bytes=sum(s or 0 for s in sizes))
+        row["frames_dir"] = os.path.dirname(os.path.abspath(head)) if head else None
+    for key in ("video_frames", "video_tokens", "text_tokens", "total_tokens"):
+        row["frames_sampled" if key == "video_frames" else key] = result.get(key)
+    return row
+
+
+def adaclip_dataset(label: str) -> str:
+    """The AdaCLIP dataset of a split label (`msrvtt-jsfusion/train` -> msrvtt)."""
+    folder = label.split("/", 1)[0]
+    return next((n for n, r in RECIPES.items() if r.output_folder == folder), folder)
+
+
+def adaclip_row(result: dict[str, Any], frames: Path, num_frm: int) -> dict[str, Any]:
+    row = _empty_row()
+    folder = frames / result["video"]
+    jpgs = _folder_jpgs(folder)
+    count = result["video_frames"] or 0
+    row.update(media=os.path.abspath(folder), media_kind="frame_folder", found=count > 0)
+    row.update(frame_count=count, frames_sampled=num_frm if count else 0)
+    row.update(size_bytes=sum(e.stat().st_size for e in jpgs) if jpgs else None)
+    row["frames_dir"] = os.path.abspath(folder) if count else None
+    return row
+
+
+def clip_paths(name: str, data: Path) -> dict[int, str]:
+    """Sample index -> the image path the CLIP loader opens, numbered as preflight numbers them."""
+    paths, index = {}, 0
+    dataset = DATASETS[name]
+    for _reference, path, problem in preflight.referenced_images(dataset, data / dataset.folder):
+        if problem:
+            continue
+        if path is not None:
+            paths[index] = os.path.abspath(path)
+        index += 1
+    return paths
+
+
+def ledger_rows(
+    results: list[dict[str, Any]], args: argparse.Namespace, cache: ProbeCache
+) -> list[dict[str, Any]]:
+    """One row per sample of `results` (dataset-level problems, without an index, are not
+    samples: the report lists them apart)."""
+    samples = [r for r in results if r.get("index") is not None]
+    media_dir = args.media_dir or args.out
+    clip_found: dict[str, dict[int, str]] = {}
+    rows = []
+    for result in samples:
+        trainer, name = trainer_of(result), result["dataset"]
+        if trainer == LLAMAFACTORY:
+            row = llamafactory_row(result, media_dir)
+        elif trainer == ADACLIP:
+            # The frame folder and NUM_FRM `make preflight` checked the split against.
+            dataset = adaclip_dataset(name)
+            frames = Path(args.frames) if args.frames else args.data / dataset / "frames"
+            num_frm = int(args.num_frm) if args.num_frm else NUM_FRM.get(dataset, 0)
+            row = adaclip_row(result, frames, num_frm)
+            name, row["split"] = name.split("/", 1)[0], name.split("/", 1)[-1]
+        else:
+            if name not in clip_found:
+                clip_found[name] = clip_paths(name, args.data)
+            path = clip_found[name].get(result["index"])
+            row = _empty_row()
+            row.update(media=path or result["image"], media_kind="image", found=path is not None)
+            row["size_bytes"] = _file_size(path) if path else None
+        row.update(dataset=name, trainer=trainer, index=result["index"])
+        row.update(problems=list(result["problems"]), status=status_of(result["problems"]))
+        rows.append(row)
+    videos = [r["media"] for r in rows if r["media_kind"] == "video" and r["found"]]
+    facts = probed(videos, cache, args.jobs) if videos else {}
+    for row in rows:
+        row.update(facts.get(row["media"], {}))
+    return rows
+
+
+# ---- the file -------------------------------------------------------------------------------
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, str]:
+    """The settings the rows depend on, under their Make names (what the report shows)."""
+    budget = budget_from(args)
+    return {
+        "OUT": str(args.out),
+        "MEDIA_DIR": str(args.media_dir or args.out),
+        "DATA": str(args.data),
+        "ANNOTS": str(args.annots),
+        "FRAMES": args.frames,
+        "NUM_FRM": args.num_frm,
+        "VIDEO_FPS": f"{budget.video_fps:g}",
+        "VIDEO_MAXLEN": str(budget.video_maxlen),
+        "VIDEO_MAX_PIXELS": str(budget.video_max_pixels),
+        "VIDEO_MIN_PIXELS": str(budget.video_min_pixels),
+        "CUTOFF_LEN": str(budget.cutoff_len),
+        "TEMPLATE": args.template,
+    }
+
+
+def ledger_bytes(rows: list[dict[str, Any]], metadata: dict[str, Any]) -> bytes:
+    schema = SCHEMA.with_metadata(
+        {METADATA_KEY: orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS)}
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def write_ledger(path: Path, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> bool:
+    """Write the ledger atomically; False (nothing written) when the file already holds it."""
+    data = ledger_bytes(rows, metadata)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    schema = pq.read_schema(path)
+    return orjson.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
+
+
+def refresh(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
+    """Rebuild the ledger from preflight's results and the probe cache; (path, rows, metadata)."""
+    results_path = args.results or args.out / preflight.REPORT_NAME
+    results = read_results(results_path)
+    cache = ProbeCache(args.probe_cache or None)
+    rows = ledger_rows(results, args, cache)
+    built = results_path.stat().st_mtime_ns
+    metadata = {"settings": settings_of(args), "results": str(results_path), "built_ns": built}
+    dataset_level = [r for r in results if r.get("index") is None]
+    metadata["dataset_problems"] = [
+        {"dataset": r["dataset"], "problems": r["problems"]} for r in dataset_level
+    ]
+    path = args.ledger or args.out / LEDGER_NAME
+    if write_ledger(path, rows, metadata):
+        log(f"ledger: {len(rows):,} samples written to {path}")
+    else:
+        log(f"ledger: {path} unchanged ({len(rows):,} samples)")
+    return path, rows, metadata
+
+
+def add_ledger_options(parser: argparse.ArgumentParser) -> None:
+    """What the ledger is made from; the trainer settings are preflight's (the same Make
+    variables, so the ledger says the settings its token figures were made with)."""
+    parser.add_argument("--out", type=Path, default=Path("data"), help="OUT")
+    parser.add_argument("--media-dir", type=Path, help="MEDIA_DIR (default OUT)")
+    parser.add_argument("--data", type=Path, default=Path("datasets"), help="DATA")
+    parser.add_argument("--annots", type=Path, default=Path("annots"), help="ANNOTS")
+    parser.add_argument("--frames", default="", help="FRAMES (default DATA/<dataset>/frames)")
+    parser.add_argument("--num-frm", default="", help="NUM_FRM (default AdaCLIP's)")
+    add_budget_options(parser)
+    parser.add_argument("--template", default="qwen2_vl", help="TEMPLATE")
+    parser.add_argument(
+        "--results", type=Path, help="preflight results (default OUT/preflight.jsonl)"
+    )
+    parser.add_argument("--ledger", type=Path, help=f"the ledger (default OUT/{LEDGER_NAME})")
+    parser.add_argument("--probe-cache", default=str(default_cache_path()), help="probe cache file")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m pyutils.catalog.ledger", description=__doc__, same_names=True)
+    add_ledger_options(parser)
+    refresh(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
