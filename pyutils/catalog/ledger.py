@@ -29,7 +29,7 @@ from pyutils.adaclip.frames_check import NUM_FRM
 from pyutils.adaclip.splits import RECIPES
 from pyutils.catalog import preflight
 from pyutils.catalog.datasets import DATASETS
-from pyutils.core.atomic import atomic_write_bytes
+from pyutils.core.atomic import write_if_changed
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.parallel import ParallelOptions
@@ -269,18 +269,6 @@ def ledger_bytes(rows: list[dict[str, Any]], metadata: dict[str, Any]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_ledger(path: Path, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> bool:
-    """Write the ledger atomically; False (nothing written) when the file already holds it."""
-    data = ledger_bytes(rows, metadata)
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    atomic_write_bytes(path, data)
-    return True
-
-
 def read_metadata(path: Path) -> dict[str, Any]:
     schema = pq.read_schema(path)
     return orjson.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
@@ -299,7 +287,7 @@ def refresh(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]], dict[
         {"dataset": r["dataset"], "problems": r["problems"]} for r in dataset_level
     ]
     path = args.ledger or args.out / LEDGER_NAME
-    if write_ledger(path, rows, metadata):
+    if write_if_changed(path, ledger_bytes(rows, metadata)):
         log(f"ledger: {len(rows):,} samples written to {path}")
     else:
         log(f"ledger: {path} unchanged ({len(rows):,} samples)")

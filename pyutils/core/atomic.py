@@ -95,6 +95,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_if_changed(path: str | os.PathLike[str], data: bytes) -> bool:
+    """`atomic_write_bytes` unless `path` already holds `data` (a rerun leaves its mtime, and
+    whatever watches it, alone); True when written."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -1,0 +1,178 @@
+"""`make report`: `$(OUT)/report.html`, one static page that shows what vlprep prepared.
+
+    python -m pyutils.catalog.report_page --out OUT [--report FILE] [--per-dataset 4]
+        [the ledger's options: --media-dir --data --annots --frames --num-frm, preflight's
+         trainer settings]
+
+Refreshes the ledger (`pyutils.catalog.ledger`: preflight's results and the probe cache), then
+renders from it, `make check`'s rows and the stages' failure lists: per dataset its counts and
+size, duration and token histograms (CUTOFF_LEN marked), problems by kind with examples, the
+failed samples, and a strip of the frames the trainer samples for a few videos. Everything is
+inline (SVG charts, base64 JPEG thumbnails, one style element): the page opens from the file,
+offline, in any browser, and loads nothing. It is rewritten only when its bytes change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+
+from pyutils.adaclip.frames_check import IMG_TMPL, uniform_indices
+from pyutils.catalog import ledger
+from pyutils.catalog.charts import histogram_svg
+from pyutils.catalog.check import check, human_size
+from pyutils.catalog.layout import MISSING
+from pyutils.core.atomic import write_if_changed
+from pyutils.core.cli import Parser
+from pyutils.core.errors import run_cli
+from pyutils.core.report import log
+from pyutils.video.contact_sheet import spread
+from pyutils.video.thumbnail import jpeg_thumbnail
+
+REPORT_NAME = "report.html"
+TEMPLATE = Path(__file__).with_name("report_page.html.j2")
+THUMB_HEIGHT = 64
+STRIP = 8  # frames shown per video
+LISTED = 25  # failed samples listed per dataset, examples per problem kind: 3
+EXAMPLES = 3
+
+
+def trainer_frames(row: dict[str, Any]) -> list[Path]:
+    """The frames the trainer reads for a row: a frame list's frames (presampled: all of them,
+    in order), an AdaCLIP folder's uniform picks (`BaseDataset.sample_images`, eval mode)."""
+    if not row["frames_dir"]:
+        return []
+    folder = Path(row["frames_dir"])
+    if row["media_kind"] == "frame_folder":
+        count, wanted = row["frame_count"] or 0, row["frames_sampled"] or 0
+        picks = sorted(set(uniform_indices(count, wanted))) if count and wanted else []
+        return [folder / IMG_TMPL.format(i + 1) for i in picks]
+    return sorted(folder.glob("*.jpg"))
+
+
+def strips(rows: list[dict[str, Any]], videos: int) -> list[dict[str, Any]]:
+    """Thumbnails of the trainer's frames for `videos` videos spread over the dataset."""
+    with_frames = [r for r in rows if r["frames_dir"] and r["status"] == ledger.FINE]
+    chosen = list({id(r): r for r in spread(with_frames, videos)}.values()) if with_frames else []
+    shown = []
+    for row in chosen[:videos]:
+        frames = trainer_frames(row)
+        thumbs = [jpeg_thumbnail(p, THUMB_HEIGHT) for p in spread(frames, min(STRIP, len(frames)))]
+        uris = [f"data:image/jpeg;base64,{base64.b64encode(t).decode()}" for t in thumbs if t]
+        if uris:
+            split = f"{row['split']} " if row["split"] else ""
+            label = f"{split}#{row['index']} {Path(row['frames_dir']).name}"
+            shown.append({"label": label, "count": len(frames), "thumbs": uris})
+    return shown
+
+
+def dataset_view(name: str, rows: list[dict[str, Any]], cutoff: int, videos: int) -> dict:
+    kinds: Counter[str] = Counter(ledger.status_of([p]) for r in rows for p in r["problems"])
+    failed = [r for r in rows if r["status"] != ledger.FINE]
+    durations = [r["duration"] for r in rows if r["duration"] is not None]
+    totals = [r["total_tokens"] for r in rows if r["total_tokens"] is not None]
+    charts = []
+    if durations:
+        charts.append(histogram_svg(durations, f"{name}: video durations", "seconds"))
+    if totals:
+        charts.append(
+            histogram_svg(
+                totals, f"{name}: tokens per sample", "tokens", cutoff, f"CUTOFF_LEN {cutoff:,}"
+            )
+        )
+    sizes = [r["size_bytes"] for r in rows if r["size_bytes"] is not None]
+    return {
+        "name": name,
+        "trainer": rows[0]["trainer"],
+        "samples": len(rows),
+        "fine": len(rows) - len(failed),
+        "failed": failed[:LISTED],
+        "more_failed": max(0, len(failed) - LISTED),
+        "kinds": sorted(kinds.items()),
+        "size": human_size(sum(sizes)),
+        "over": sum(t > cutoff for t in totals),
+        "charts": charts,
+        "strips": strips(rows, videos),
+    }
+
+
+def problem_kinds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+    for row in rows:
+        for problem in row["problems"]:
+            found[ledger.status_of([problem])].append((row, problem))
+    return [
+        {"kind": kind, "count": len(items), "examples": items[:EXAMPLES]}
+        for kind, items in sorted(found.items(), key=lambda item: -len(item[1]))
+    ]
+
+
+def failure_lists(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stages' `<stage>_failures.jsonl` in OUT and beside the frame folders in use."""
+    folders = {out} | {Path(r["frames_dir"]).parent for r in rows if r["frames_dir"]}
+    lists = []
+    for path in sorted(p for folder in folders for p in folder.glob("*_failures.jsonl")):
+        failures = [f for f in map(_json_line, path.read_bytes().splitlines()) if f]
+        lists.append({"path": str(path), "count": len(failures), "failures": failures[:LISTED]})
+    return lists
+
+
+def _json_line(line: bytes) -> dict[str, Any] | None:
+    """A failure record ({"item", "error"}), or None for a line that is not one."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def render(args: argparse.Namespace, rows: list[dict[str, Any]], metadata: dict) -> str:
+    settings = metadata["settings"]
+    cutoff = int(settings["CUTOFF_LEN"])
+    by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_dataset[row["dataset"]].append(row)
+    on_disk = check([], args.data, args.annots)
+    built = datetime.datetime.fromtimestamp(metadata["built_ns"] / 1e9, datetime.UTC)
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.filters["number"] = lambda n: f"{n:,}"
+    environment.filters["human_size"] = human_size
+    template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
+    return template.render(
+        built=built.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        settings=settings,
+        samples=len(rows),
+        datasets=[dataset_view(n, r, cutoff, args.per_dataset) for n, r in by_dataset.items()],
+        kinds=problem_kinds(rows),
+        dataset_problems=metadata["dataset_problems"],
+        present=[r for r in on_disk if r["status"] != MISSING],
+        absent=[r["dataset"] for r in on_disk if r["status"] == MISSING],
+        failure_lists=failure_lists(args.out, rows),
+        ledger_path=str(args.ledger or args.out / ledger.LEDGER_NAME),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(
+        prog="python -m pyutils.catalog.report_page", description=__doc__, same_names=True
+    )
+    ledger.add_ledger_options(parser)
+    parser.add_argument("--report", type=Path, help=f"the page (REPORT; default OUT/{REPORT_NAME})")
+    parser.add_argument("--per-dataset", type=int, default=4, help="videos shown per dataset")
+    args = parser.parse_args(argv)
+    _, rows, metadata = ledger.refresh(args)
+    path = args.report or args.out / REPORT_NAME
+    written = write_if_changed(path, render(args, rows, metadata).encode())
+    log(f"report: {path}" + ("" if written else " (unchanged)"))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
