@@ -16,6 +16,7 @@ with are kept in the file's metadata (`settings_of`), so a ledger and a report c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,7 +33,7 @@ from pyutils.catalog.datasets import DATASETS
 from pyutils.core.atomic import write_if_changed
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
-from pyutils.core.parallel import ParallelOptions
+from pyutils.core.parallel import AUTO, ParallelOptions
 from pyutils.core.report import log
 from pyutils.llamafactory.dataset_info import resolve_media
 from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
@@ -127,7 +128,7 @@ def probed(paths: Iterable[str], cache: ProbeCache, jobs: int) -> dict[str, dict
     """Probe facts per path, from the cache where it holds them; a video that cannot be probed
     has none (its preflight problem says why)."""
     facts = {}
-    for result in probe_videos(paths, cache, ParallelOptions(jobs, backend="threading")):
+    for result in probe_videos(paths, cache, ParallelOptions(jobs, backend=AUTO)):
         if result.info is not None:
             info = result.info
             values = (
@@ -274,19 +275,41 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return orjson.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
 
 
+def check_settings(path: Path, settings: dict[str, str], digest: str) -> None:
+    """Refuse settings other than those the ledger's rows were made with, for the same preflight
+    results: the token figures and problems are preflight's, made under its settings."""
+    try:
+        before = read_metadata(path)
+    except (OSError, pa.ArrowException, orjson.JSONDecodeError):
+        return  # no ledger yet, or an unreadable one: nothing to compare, it is rewritten
+    if before.get("results_sha256") != digest:
+        return
+    made = before.get("settings", {})
+    for name, value in settings.items():
+        if name in made and made[name] != value:
+            raise UserError(
+                f"{name}={value}: preflight ran with {name}={made[name]}, and its results are "
+                f"unchanged; run make preflight {name}={value} first (it refreshes the ledger), "
+                "or give preflight's settings"
+            )
+
+
 def refresh(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
     """Rebuild the ledger from preflight's results and the probe cache; (path, rows, metadata)."""
     results_path = args.results or args.out / preflight.REPORT_NAME
     results = read_results(results_path)
-    cache = ProbeCache(args.probe_cache or None)
-    rows = ledger_rows(results, args, cache)
-    built = results_path.stat().st_mtime_ns
-    metadata = {"settings": settings_of(args), "results": str(results_path), "built_ns": built}
-    dataset_level = [r for r in results if r.get("index") is None]
-    metadata["dataset_problems"] = [
-        {"dataset": r["dataset"], "problems": r["problems"]} for r in dataset_level
-    ]
     path = args.ledger or args.out / LEDGER_NAME
+    digest = hashlib.sha256(results_path.read_bytes()).hexdigest()
+    settings = settings_of(args)
+    if not args.after_preflight:
+        check_settings(path, settings, digest)
+    rows = ledger_rows(results, args, ProbeCache(args.probe_cache or None))
+    metadata = {"settings": settings, "results": str(results_path), "results_sha256": digest}
+    metadata["dataset_problems"] = [
+        {"dataset": r["dataset"], "problems": r["problems"]}
+        for r in results
+        if r.get("index") is None
+    ]
     if write_if_changed(path, ledger_bytes(rows, metadata)):
         log(f"ledger: {len(rows):,} samples written to {path}")
     else:
@@ -311,6 +334,11 @@ def add_ledger_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", type=Path, help=f"the ledger (default OUT/{LEDGER_NAME})")
     parser.add_argument("--probe-cache", default=str(default_cache_path()), help="probe cache file")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--after-preflight",
+        action="store_true",
+        help="the settings are those preflight has just run with (make preflight)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

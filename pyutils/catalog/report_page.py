@@ -140,7 +140,9 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], metadata: dict)
     for row in rows:
         by_dataset[row["dataset"]].append(row)
     on_disk = check([], args.data, args.annots)
-    built = datetime.datetime.fromtimestamp(metadata["built_ns"] / 1e9, datetime.UTC)
+    # When preflight made the results (the page's own time would rewrite it on every rerun).
+    made = Path(metadata["results"]).stat().st_mtime
+    built = datetime.datetime.fromtimestamp(made, datetime.UTC)
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     environment.filters["number"] = lambda n: f"{n:,}"
     environment.filters["human_size"] = human_size
