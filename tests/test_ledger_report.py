@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -18,7 +19,7 @@ from pyutils.catalog import ledger, report_page
 from pyutils.core.media import probe
 from pyutils.devtools.sample import make_image, make_video
 from pyutils.llamafactory.dataset_info import sharegpt_video_entry
-from tests.conftest import REPO
+from tests.conftest import REPO, run_module
 
 
 def record(*videos: object) -> dict:
@@ -37,12 +38,12 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     an AdaCLIP split (one video with frames, one without), a CLIP set; `make preflight` run."""
     root = tmp_path_factory.mktemp("prepared")
     out = root / "out dir"
-    make_video(out / "videos" / "clip 'a'.mp4", 3.0, width=320, height=240, fps=25)
+    make_video(out / "videos" / "clip 'a' $(touch pwned).mp4", 3.0, width=320, height=240, fps=25)
     (out / "videos" / "broken.mp4").write_bytes(b"\x00not a video" * 50)
     listed = [make_image(out / "frames" / "v1" / f"{i}.jpg", 96, 72, seed=i) for i in range(4)]
     frame_list = [str(p.relative_to(out)) for p in listed]
     records = [
-        record("videos/clip 'a'.mp4"),
+        record("videos/clip 'a' $(touch pwned).mp4"),
         record(frame_list),
         record("videos/broken.mp4"),
         record("videos/gone.mp4"),
@@ -62,6 +63,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     preflight = make(root, "preflight")
     assert preflight.returncode == 2 and "preflight] Error 1" in preflight.stderr
     return root
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _nothing_was_run(prepared: Path) -> Iterator[None]:
+    """A name with quotes and $(...) is text all the way to the page."""
+    yield
+    assert not list(prepared.rglob("pwned")) and not (REPO / "pwned").exists()
 
 
 def make(root: Path, target: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -95,7 +103,10 @@ def test_ledger_rows_are_preflights_samples(prepared: Path) -> None:
     out = prepared / "out dir"
     video, frames, broken, gone, ok, absent, image = found
     assert video["dataset"] == "qa" and video["trainer"] == "llamafactory"
-    assert video["media"] == str(out / "videos" / "clip 'a'.mp4") and video["status"] == "fine"
+    assert (
+        video["media"] == str(out / "videos" / "clip 'a' $(touch pwned).mp4")
+        and video["status"] == "fine"
+    )
     assert video["frames_sampled"] == results(prepared)[0]["video_frames"] == 6
     info = probe(video["media"])
     assert (video["duration"], video["width"], video["height"]) == (3.0, 320, 240)
@@ -148,30 +159,36 @@ def test_settings_other_than_preflights_are_refused(prepared: Path) -> None:
 
 
 def test_the_page_stays_small_for_10000_samples(prepared: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    frames = sorted((prepared / "out dir" / "frames" / "v1").glob("*.jpg"))
-    (out / "frames").mkdir(parents=True)
+    frames = [str(p) for p in sorted((prepared / "out dir" / "frames" / "v1").glob("*.jpg"))]
     lines = []
     for index in range(10_000):
-        folder = out / "frames" / f"v{index % 50}"
-        if not folder.exists():
-            shutil.copytree(frames[0].parent, folder)
         problems = [f"over_cutoff: {3000 + index} tokens > CUTOFF_LEN 2048"] if index % 3 else []
-        sample = {"dataset": "big", "index": index, "videos": [[str(p) for p in folder.iterdir()]]}
-        sample.update(video_frames=4, video_tokens=2000 + index % 2000, text_tokens=30)
-        sample.update(total_tokens=2030 + index % 2000, frame_size=[96, 72], problems=problems)
+        sample = {"dataset": "big", "index": index, "videos": [frames], "video_frames": 4}
+        sample.update(video_tokens=2000 + index % 2000, text_tokens=30, problems=problems)
+        sample.update(total_tokens=2030 + index % 2000, frame_size=[96, 72])
         lines.append(json.dumps(sample))
-    (out / "preflight.jsonl").write_text("\n".join(lines) + "\n")
-    args = ["--out", str(out), "--data", str(tmp_path / "none"), "--annots", str(tmp_path)]
+    (tmp_path / "preflight.jsonl").write_text("\n".join(lines) + "\n")
+    args = ["--out", str(tmp_path), "--data", str(tmp_path / "none"), "--annots", str(tmp_path)]
     assert report_page.main([*args, "--probe-cache", ""]) == 0
-    assert len(rows_of(out)) == 10_000
-    page = (out / report_page.REPORT_NAME).read_text()
-    assert len(page) < 1_500_000 and page.count("<img ") == 4 * 4
-    assert "... and 6,641 more" in page
+    assert len(rows_of(tmp_path)) == 10_000
+    page = (tmp_path / report_page.REPORT_NAME).read_text()
+    assert len(page) < 1_000_000 and page.count("<img ") == 4 * 4
+    assert "... and 6,641 more" in page  # 6,666 with problems, 25 listed
 
 
 def rows_of(out: Path) -> list[dict]:
     return pq.read_table(out / ledger.LEDGER_NAME).to_pylist()
+
+
+def test_malformed_results_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "preflight.jsonl").write_text(
+        '{"dataset": "qa", "index": 0, "problems": []}\n{oops\n'
+    )
+    result = run_module("pyutils.catalog.ledger", "--out", str(tmp_path))
+    assert result.returncode == 2 and not (tmp_path / ledger.LEDGER_NAME).exists()
+    assert result.stderr.strip().splitlines() == [
+        f"vlprep: error: {tmp_path / 'preflight.jsonl'}:2:2: malformed JSON line"
+    ]
 
 
 # ---- in a real browser ------------------------------------------------------------------------

@@ -148,23 +148,35 @@ def _empty_row() -> dict[str, Any]:
     return dict.fromkeys(SCHEMA.names)
 
 
-def llamafactory_row(result: dict[str, Any], media_dir: Path) -> dict[str, Any]:
-    """The sample's first video as LLaMA-Factory's `_find_medias` resolves it (a frame list: its
-    first frame); `media` None when nowhere."""
-    row = _empty_row()
-    videos = result["videos"]
-    first = videos[0] if videos else None
-    if isinstance(first, str):
-        path, _ = resolve_media(first, media_dir)
-        row.update(media=os.path.abspath(path) if path else first, media_kind="video")
-        row.update(found=path is not None, size_bytes=_file_size(path) if path else None)
-    elif isinstance(first, list):
-        found = [resolve_media(frame, media_dir)[0] for frame in first]
-        sizes = [_file_size(p) for p in found if p]
-        head = found[0]
-        row.update(media=os.path.abspath(head) if head else first[0], media_kind="frame_list")
-        row.update(found=all(found), frame_count=len(first), size_bytes=sum(s or 0 for s in sizes))
-        row["frames_dir"] = os.path.dirname(os.path.abspath(head)) if head else None
+def located(video: str | list[str], media_dir: Path) -> dict[str, Any]:
+    """A `videos` entry as LLaMA-Factory's `_find_medias` resolves it (a frame list: each frame;
+    `media` its first), with its size on disk; as written when not found."""
+    if isinstance(video, str):
+        path, _ = resolve_media(video, media_dir)
+        media = os.path.abspath(path) if path else video
+        size = _file_size(path) if path else None
+        return {
+            "media": media,
+            "media_kind": "video",
+            "found": path is not None,
+            "size_bytes": size,
+        }
+    found = [resolve_media(frame, media_dir)[0] for frame in video]
+    head = os.path.abspath(found[0]) if found[0] else None
+    return {
+        "media": head or video[0],
+        "media_kind": "frame_list",
+        "found": all(found),
+        "frame_count": len(video),
+        "size_bytes": sum(_file_size(p) or 0 for p in found if p),
+        "frames_dir": os.path.dirname(head) if head else None,
+    }
+
+
+def llamafactory_row(result: dict[str, Any], media: dict[str, Any]) -> dict[str, Any]:
+    """A sample: its first video's `located` facts (the ledger has one media per row; every
+    video's problems are in `problems`), and preflight's frames and tokens."""
+    row = {**_empty_row(), **media}
     for key in ("video_frames", "video_tokens", "text_tokens", "total_tokens"):
         row["frames_sampled" if key == "video_frames" else key] = result.get(key)
     return row
@@ -209,11 +221,16 @@ def ledger_rows(
     samples = [r for r in results if r.get("index") is not None]
     media_dir = args.media_dir or args.out
     clip_found: dict[str, dict[int, str]] = {}
+    media: dict[str | tuple[str, ...], dict[str, Any]] = {}  # samples of one video share it
     rows = []
     for result in samples:
         trainer, name = trainer_of(result), result["dataset"]
         if trainer == LLAMAFACTORY:
-            row = llamafactory_row(result, media_dir)
+            first = result["videos"][0] if result["videos"] else None
+            key = first if isinstance(first, str) else tuple(first or ())
+            if key not in media and first:
+                media[key] = located(first, media_dir)
+            row = llamafactory_row(result, media.get(key, {}))
         elif trainer == ADACLIP:
             # The frame folder and NUM_FRM `make preflight` checked the split against.
             dataset = adaclip_dataset(name)

@@ -25,7 +25,7 @@ import jinja2
 import orjson
 
 from pyutils.adaclip.frames_check import IMG_TMPL, uniform_indices
-from pyutils.catalog import ledger
+from pyutils.catalog import ledger, preflight
 from pyutils.catalog.charts import histogram_svg
 from pyutils.catalog.check import check, human_size
 from pyutils.catalog.layout import MISSING
@@ -74,7 +74,7 @@ def strips(rows: list[dict[str, Any]], videos: int) -> list[dict[str, Any]]:
 
 
 def dataset_view(name: str, rows: list[dict[str, Any]], cutoff: int, videos: int) -> dict:
-    kinds: Counter[str] = Counter(ledger.status_of([p]) for r in rows for p in r["problems"])
+    kinds: Counter[str] = Counter(preflight.kind(p) for r in rows for p in r["problems"])
     failed = [r for r in rows if r["status"] != ledger.FINE]
     durations = [r["duration"] for r in rows if r["duration"] is not None]
     totals = [r["total_tokens"] for r in rows if r["total_tokens"] is not None]
@@ -107,7 +107,7 @@ def problem_kinds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
     for row in rows:
         for problem in row["problems"]:
-            found[ledger.status_of([problem])].append((row, problem))
+            found[preflight.kind(problem)].append((row, problem))
     return [
         {"kind": kind, "count": len(items), "examples": items[:EXAMPLES]}
         for kind, items in sorted(found.items(), key=lambda item: -len(item[1]))
@@ -116,7 +116,7 @@ def problem_kinds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def failure_lists(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The stages' `<stage>_failures.jsonl` in OUT and beside the frame folders in use."""
-    folders = {out} | {Path(r["frames_dir"]).parent for r in rows if r["frames_dir"]}
+    folders = {out} | {Path(d).parent for d in {r["frames_dir"] for r in rows} if d}
     lists = []
     for path in sorted(p for folder in folders for p in folder.glob("*_failures.jsonl")):
         failures = [f for f in map(_json_line, path.read_bytes().splitlines()) if f]

@@ -253,7 +253,8 @@ Made by `make demo` from generated videos (no download); safe to delete (`make c
   every stage must treat quotes and `$(...)` in names as text (nothing is ever run through a
   shell), so no file `pwned` may appear anywhere.
 - `datasets/`: a `DATA` root, as `make caltech101 DATA=...` leaves it (downloads/, caltech-101/).
-- `data/`: an `OUT` folder for LLaMA-Factory: the QA JSON, `dataset_info.json`, MP4 remuxes.
+- `data/`: an `OUT` folder for LLaMA-Factory: the QA JSON, `dataset_info.json`, MP4 remuxes;
+  preflight's results, the ledger (`samples.parquet`) and the report page (`report.html`).
 - `frames/`: `make frames` outputs (every frame; 8 uniform frames; 5 per second of `long/`,
   beside one single-threaded pass of it) and `contact_sheet.png`.
 - `annots/`: AdaCLIP splits; `annotations/`: the tiny annotation files they are made from.
