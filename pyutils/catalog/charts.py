@@ -63,7 +63,8 @@ def histogram_svg(
     for i in range(5):
         value = top * i / 4
         parts.append(
-            f'<text x="{x(value):.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">'
+            f'<text x="{x(value):.1f}" y="{HEIGHT - BOTTOM + 14}" '
+            f'text-anchor="{"end" if i == 4 else "middle"}">'
             f"{_tick(value)}</text>"
         )
     parts.append(

@@ -259,14 +259,16 @@ def ledger_rows(
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, str]:
-    """The settings the rows depend on, under their Make names (what the report shows)."""
+    """The settings the rows depend on, under their Make names (what the report shows); folders
+    absolute, so the same folder compares equal from any working directory."""
     budget = budget_from(args)
+    folder = lambda path: os.path.abspath(path) if str(path) else ""  # noqa: E731
     return {
-        "OUT": str(args.out),
-        "MEDIA_DIR": str(args.media_dir or args.out),
-        "DATA": str(args.data),
-        "ANNOTS": str(args.annots),
-        "FRAMES": args.frames,
+        "OUT": folder(args.out),
+        "MEDIA_DIR": folder(args.media_dir or args.out),
+        "DATA": folder(args.data),
+        "ANNOTS": folder(args.annots),
+        "FRAMES": folder(args.frames),
         "NUM_FRM": args.num_frm,
         "VIDEO_FPS": f"{budget.video_fps:g}",
         "VIDEO_MAXLEN": str(budget.video_maxlen),

@@ -33,8 +33,10 @@ from pyutils.core.atomic import write_if_changed
 from pyutils.core.cli import Parser
 from pyutils.core.errors import run_cli
 from pyutils.core.report import log
+from pyutils.llamafactory.qwen_video import Budget, sample_indices
+from pyutils.llamafactory.trainer_args import budget_from
 from pyutils.video.contact_sheet import spread
-from pyutils.video.thumbnail import jpeg_thumbnail
+from pyutils.video.thumbnail import jpeg_thumbnail, video_thumbnails
 
 REPORT_NAME = "report.html"
 TEMPLATE = Path(__file__).with_name("report_page.html.j2")
@@ -44,36 +46,48 @@ LISTED = 25  # failed samples listed per dataset, examples per problem kind: 3
 EXAMPLES = 3
 
 
-def trainer_frames(row: dict[str, Any]) -> list[Path]:
-    """The frames the trainer reads for a row: a frame list's frames (presampled: all of them,
-    in order), an AdaCLIP folder's uniform picks (`BaseDataset.sample_images`, eval mode)."""
-    if not row["frames_dir"]:
-        return []
+def trainer_thumbnails(row: dict[str, Any], budget: Budget) -> tuple[int, list[bytes]]:
+    """(frames the trainer reads, thumbnails of up to STRIP of them) for a row: a frame list's
+    frames (pre-sampled: all of them, in order), an AdaCLIP folder's uniform picks
+    (`BaseDataset.sample_images`, eval mode), a video's sampled frames (a fine video's probe
+    figures are its header's, which `_get_video_sample_indices` reads)."""
+    if row["media_kind"] == "video":
+        picks = sample_indices(
+            row["frame_count"], row["duration"], budget.video_fps, budget.video_maxlen
+        )
+        return len(picks), video_thumbnails(
+            row["media"], spread(picks, min(STRIP, len(picks))), THUMB_HEIGHT
+        )
     folder = Path(row["frames_dir"])
     if row["media_kind"] == "frame_folder":
         count, wanted = row["frame_count"] or 0, row["frames_sampled"] or 0
         picks = sorted(set(uniform_indices(count, wanted))) if count and wanted else []
-        return [folder / IMG_TMPL.format(i + 1) for i in picks]
-    return sorted(folder.glob("*.jpg"))
+        frames = [folder / IMG_TMPL.format(i + 1) for i in picks]
+    else:
+        frames = sorted(folder.glob("*.jpg"))
+    shown = spread(frames, min(STRIP, len(frames))) if frames else []
+    thumbs = [jpeg_thumbnail(p, THUMB_HEIGHT) for p in shown]
+    return len(frames), [t for t in thumbs if t]
 
 
-def strips(rows: list[dict[str, Any]], videos: int) -> list[dict[str, Any]]:
-    """Thumbnails of the trainer's frames for `videos` videos spread over the dataset."""
-    with_frames = [r for r in rows if r["frames_dir"] and r["status"] == ledger.FINE]
-    chosen = list({id(r): r for r in spread(with_frames, videos)}.values()) if with_frames else []
+def strips(rows: list[dict[str, Any]], videos: int, budget: Budget) -> list[dict[str, Any]]:
+    """Thumbnails of the trainer's frames for `videos` fine videos spread over the dataset."""
+    shown_kinds = ("video", "frame_list", "frame_folder")
+    usable = [r for r in rows if r["media_kind"] in shown_kinds and r["status"] == ledger.FINE]
+    chosen = list({id(r): r for r in spread(usable, videos)}.values()) if usable else []
     shown = []
     for row in chosen[:videos]:
-        frames = trainer_frames(row)
-        thumbs = [jpeg_thumbnail(p, THUMB_HEIGHT) for p in spread(frames, min(STRIP, len(frames)))]
-        uris = [f"data:image/jpeg;base64,{base64.b64encode(t).decode()}" for t in thumbs if t]
-        if uris:
+        count, thumbs = trainer_thumbnails(row, budget)
+        if thumbs:
             split = f"{row['split']} " if row["split"] else ""
-            label = f"{split}#{row['index']} {Path(row['frames_dir']).name}"
-            shown.append({"label": label, "count": len(frames), "thumbs": uris})
+            label = f"{split}#{row['index']} {Path(row['media']).name}"
+            uris = [f"data:image/jpeg;base64,{base64.b64encode(t).decode()}" for t in thumbs]
+            shown.append({"label": label, "count": count, "thumbs": uris})
     return shown
 
 
-def dataset_view(name: str, rows: list[dict[str, Any]], cutoff: int, videos: int) -> dict:
+def dataset_view(name: str, rows: list[dict[str, Any]], budget: Budget, videos: int) -> dict:
+    cutoff = budget.cutoff_len
     kinds: Counter[str] = Counter(preflight.kind(p) for r in rows for p in r["problems"])
     failed = [r for r in rows if r["status"] != ledger.FINE]
     durations = [r["duration"] for r in rows if r["duration"] is not None]
@@ -99,7 +113,7 @@ def dataset_view(name: str, rows: list[dict[str, Any]], cutoff: int, videos: int
         "size": human_size(sum(sizes)),
         "over": sum(t > cutoff for t in totals),
         "charts": charts,
-        "strips": strips(rows, videos),
+        "strips": strips(rows, videos, budget),
     }
 
 
@@ -135,7 +149,7 @@ def _json_line(line: bytes) -> dict[str, Any] | None:
 
 def render(args: argparse.Namespace, rows: list[dict[str, Any]], metadata: dict) -> str:
     settings = metadata["settings"]
-    cutoff = int(settings["CUTOFF_LEN"])
+    budget = budget_from(args)  # preflight's: the ledger refuses others for its results
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_dataset[row["dataset"]].append(row)
@@ -151,7 +165,7 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], metadata: dict)
         built=built.strftime("%Y-%m-%d %H:%M:%S UTC"),
         settings=settings,
         samples=len(rows),
-        datasets=[dataset_view(n, r, cutoff, args.per_dataset) for n, r in by_dataset.items()],
+        datasets=[dataset_view(n, r, budget, args.per_dataset) for n, r in by_dataset.items()],
         kinds=problem_kinds(rows),
         dataset_problems=metadata["dataset_problems"],
         present=[r for r in on_disk if r["status"] != MISSING],
