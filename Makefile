@@ -91,7 +91,7 @@ JSON ?=
 # % : ; * ? [ as pattern, rule and wildcard syntax, so such a path is refused in one line naming
 # its variable. A `$` in a path the user gives would be expanded by make itself (a `$(shell ...)`
 # in it would run), so it is refused before anything expands it.
-PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR
+PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR REPORT
 TARGET_PATHS := DATA ANNOTS FRAMES DIDEMO_SRC URLS
 user_given = $(filter command line environment%,$(origin $(1)))
 $(foreach var,$(PATH_VARIABLES),$(if $(call user_given,$(var)),$(if $(findstring $$,$(value $(var))),\

@@ -3,6 +3,7 @@ checked in a real browser (headless Chromium) where one is installed."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from pyutils.catalog import ledger, report_page
 from pyutils.core.media import probe
 from pyutils.devtools.sample import make_image, make_video
 from pyutils.llamafactory.dataset_info import sharegpt_video_entry
+from pyutils.video.thumbnail import video_thumbnails
 from tests.conftest import REPO, run_module
 
 
@@ -149,6 +151,9 @@ def test_a_rerun_with_nothing_changed_rewrites_nothing(prepared: Path) -> None:
     assert "unchanged" in again.stderr
     other = prepared / "elsewhere" / "page.html"
     assert make(prepared, "report", f"REPORT={other}").returncode == 0 and other.is_file()
+    unwritable = make(prepared, "report", "REPORT=/proc/vlprep-report.html")
+    assert unwritable.returncode == 2 and not Path("/proc/vlprep-report.html").exists()
+    assert "vlprep: error: REPORT: cannot write /proc/vlprep-report.html" in unwritable.stderr
 
 
 def test_settings_other_than_preflights_are_refused(prepared: Path) -> None:
@@ -189,6 +194,25 @@ def test_malformed_results_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"vlprep: error: {tmp_path / 'preflight.jsonl'}:2:2: malformed JSON line"
     ]
+
+
+def test_video_thumbnails_are_the_frames_at_the_sampled_indices(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "v.mp4", 1.0, width=160, height=120, fps=10)
+    thumbs = video_thumbnails(video, [0, 4, 9], 32)
+    assert len(thumbs) == 3 and all(t.startswith(b"\xff\xd8\xff") for t in thumbs)
+    with av.open(str(video)) as container:
+        frames = [
+            f.reformat(width=42, height=32).to_ndarray(format="gray").astype(int)
+            for f in container.decode(video=0)
+        ]
+    for thumb, index in zip(thumbs, [0, 4, 9], strict=True):
+        with av.open(io.BytesIO(thumb)) as image:
+            small = next(image.decode(video=0)).to_ndarray(format="gray").astype(int)
+        assert small.shape == (32, 42)
+        # The frame it was scaled from is the one at its index, not a neighbour.
+        distance = [abs(f - small).mean() for f in frames]
+        assert min(range(len(frames)), key=distance.__getitem__) == index
+    assert len(video_thumbnails(video, [5, 40], 32)) == 1  # the video ends first
 
 
 # ---- in a real browser ------------------------------------------------------------------------

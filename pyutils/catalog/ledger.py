@@ -329,7 +329,7 @@ def refresh(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]], dict[
         for r in results
         if r.get("index") is None
     ]
-    if write_if_changed(path, ledger_bytes(rows, metadata)):
+    if write_if_changed(path, ledger_bytes(rows, metadata), "OUT"):
         log(f"ledger: {len(rows):,} samples written to {path}")
     else:
         log(f"ledger: {path} unchanged ({len(rows):,} samples)")

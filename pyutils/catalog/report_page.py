@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _, rows, metadata = ledger.refresh(args)
     path = args.report or args.out / REPORT_NAME
-    written = write_if_changed(path, render(args, rows, metadata).encode())
+    written = write_if_changed(path, render(args, rows, metadata).encode(), "REPORT")
     log(f"report: {path}" + ("" if written else " (unchanged)"))
     return 0
 

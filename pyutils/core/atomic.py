@@ -95,15 +95,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def write_if_changed(path: str | os.PathLike[str], data: bytes) -> bool:
+def write_if_changed(path: str | os.PathLike[str], data: bytes, variable: str) -> bool:
     """`atomic_write_bytes` unless `path` already holds `data` (a rerun leaves its mtime, and
-    whatever watches it, alone); True when written."""
+    whatever watches it, alone); True when written. A path that cannot be written is a user
+    error naming the Make `variable` that chose it."""
     try:
         if Path(path).read_bytes() == data:
             return False
     except OSError:
         pass
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UserError(f"{variable}: cannot write {path} ({exc.strerror})") from None
     return True
 
 
