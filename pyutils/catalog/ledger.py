@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from pyutils.core.errors import UserError, run_cli
 from pyutils.core.parallel import AUTO, ParallelOptions
 from pyutils.core.report import log
 from pyutils.llamafactory.dataset_info import resolve_media
-from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
+from pyutils.llamafactory.trainer_args import add_budget_options, budget_from, number
 from pyutils.video.probe_cache import ProbeCache, default_cache_path, probe_videos
 
 LEDGER_NAME = "samples.parquet"
@@ -83,13 +84,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{path}: no preflight results; run make preflight (it writes the ledger)")
     results = []
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+    for line_number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        where = f"{path}:{line_number}"
         try:
             result = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}:{exc.colno}: malformed JSON line") from None
+            raise UserError(f"{where}:{exc.colno}: malformed JSON line") from None
         if not isinstance(result, dict) or "dataset" not in result or "problems" not in result:
-            raise UserError(f"{path}:{number}: not a preflight result (rerun make preflight)")
+            raise UserError(f"{where}: not a preflight result (rerun make preflight)")
         results.append(result)
     return results
 
@@ -203,7 +205,9 @@ def adaclip_row(result: dict[str, Any], frames: Path, num_frm: int) -> dict[str,
 def clip_paths(name: str, data: Path) -> dict[int, str]:
     """Sample index -> the image path the CLIP loader opens, numbered as preflight numbers them."""
     paths, index = {}, 0
-    dataset = DATASETS[name]
+    dataset = DATASETS.get(name)
+    if dataset is None:  # not a dataset of this vlprep: its images are not found
+        return paths
     for _reference, path, problem in preflight.referenced_images(dataset, data / dataset.folder):
         if problem:
             continue
@@ -235,7 +239,8 @@ def ledger_rows(
             # The frame folder and NUM_FRM `make preflight` checked the split against.
             dataset = adaclip_dataset(name)
             frames = Path(args.frames) if args.frames else args.data / dataset / "frames"
-            num_frm = int(args.num_frm) if args.num_frm else NUM_FRM.get(dataset, 0)
+            chosen = number(args.num_frm, "NUM_FRM", "--num-frm", int) if args.num_frm else 0
+            num_frm = chosen or NUM_FRM.get(dataset, 0)
             row = adaclip_row(result, frames, num_frm)
             name, row["split"] = name.split("/", 1)[0], name.split("/", 1)[-1]
         else:
@@ -313,8 +318,18 @@ def check_settings(path: Path, settings: dict[str, str], digest: str) -> None:
             )
 
 
-def refresh(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
-    """Rebuild the ledger from preflight's results and the probe cache; (path, rows, metadata)."""
+@dataclass(frozen=True)
+class Ledger:
+    """The ledger as written, and the preflight results it was made from."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    results: list[dict[str, Any]]
+
+
+def refresh(args: argparse.Namespace) -> Ledger:
+    """Rebuild the ledger from preflight's results and the probe cache."""
     results_path = args.results or args.out / preflight.REPORT_NAME
     results = read_results(results_path)
     path = args.ledger or args.out / LEDGER_NAME
@@ -333,7 +348,7 @@ def refresh(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]], dict[
         log(f"ledger: {len(rows):,} samples written to {path}")
     else:
         log(f"ledger: {path} unchanged ({len(rows):,} samples)")
-    return path, rows, metadata
+    return Ledger(path, rows, metadata, results)
 
 
 def add_ledger_options(parser: argparse.ArgumentParser) -> None:

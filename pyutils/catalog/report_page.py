@@ -33,6 +33,7 @@ from pyutils.core.atomic import write_if_changed
 from pyutils.core.cli import Parser
 from pyutils.core.errors import run_cli
 from pyutils.core.report import log
+from pyutils.llamafactory.dataset_info import resolve_media
 from pyutils.llamafactory.qwen_video import Budget, sample_indices
 from pyutils.llamafactory.trainer_args import budget_from
 from pyutils.video.contact_sheet import spread
@@ -46,11 +47,14 @@ LISTED = 25  # failed samples listed per dataset, examples per problem kind: 3
 EXAMPLES = 3
 
 
-def trainer_thumbnails(row: dict[str, Any], budget: Budget) -> tuple[int, list[bytes]]:
+def trainer_thumbnails(
+    row: dict[str, Any], budget: Budget, frame_list: list[str | None]
+) -> tuple[int, list[bytes]]:
     """(frames the trainer reads, thumbnails of up to STRIP of them) for a row: a frame list's
     frames (pre-sampled: all of them, in order), an AdaCLIP folder's uniform picks
     (`BaseDataset.sample_images`, eval mode), a video's sampled frames (a fine video's probe
-    figures are its header's, which `_get_video_sample_indices` reads)."""
+    figures are its header's, which `_get_video_sample_indices` reads). `frame_list`: a frame
+    list's frames as the trainer resolves them."""
     if row["media_kind"] == "video":
         picks = sample_indices(
             row["frame_count"], row["duration"], budget.video_fps, budget.video_maxlen
@@ -64,20 +68,22 @@ def trainer_thumbnails(row: dict[str, Any], budget: Budget) -> tuple[int, list[b
         picks = sorted(set(uniform_indices(count, wanted))) if count and wanted else []
         frames = [folder / IMG_TMPL.format(i + 1) for i in picks]
     else:
-        frames = sorted(folder.glob("*.jpg"))
+        frames = [Path(p) for p in frame_list if p]
     shown = spread(frames, min(STRIP, len(frames))) if frames else []
     thumbs = [jpeg_thumbnail(p, THUMB_HEIGHT) for p in shown]
     return len(frames), [t for t in thumbs if t]
 
 
-def strips(rows: list[dict[str, Any]], videos: int, budget: Budget) -> list[dict[str, Any]]:
+def strips(
+    rows: list[dict[str, Any]], videos: int, budget: Budget, lists: FrameLists
+) -> list[dict[str, Any]]:
     """Thumbnails of the trainer's frames for `videos` fine videos spread over the dataset."""
     shown_kinds = ("video", "frame_list", "frame_folder")
     usable = [r for r in rows if r["media_kind"] in shown_kinds and r["status"] == ledger.FINE]
     chosen = list({id(r): r for r in spread(usable, videos)}.values()) if usable else []
     shown = []
     for row in chosen[:videos]:
-        count, thumbs = trainer_thumbnails(row, budget)
+        count, thumbs = trainer_thumbnails(row, budget, lists.frames(row))
         if thumbs:
             split = f"{row['split']} " if row["split"] else ""
             label = f"{split}#{row['index']} {Path(row['media']).name}"
@@ -86,7 +92,25 @@ def strips(rows: list[dict[str, Any]], videos: int, budget: Budget) -> list[dict
     return shown
 
 
-def dataset_view(name: str, rows: list[dict[str, Any]], budget: Budget, videos: int) -> dict:
+class FrameLists:
+    """The frame lists of preflight's LLaMA-Factory results, resolved as the trainer does."""
+
+    def __init__(self, results: list[dict[str, Any]], media_dir: Path) -> None:
+        self.media_dir = media_dir
+        self.lists = {
+            (r["dataset"], r["index"]): r["videos"][0]
+            for r in results
+            if r.get("videos") and isinstance(r["videos"][0], list)
+        }
+
+    def frames(self, row: dict[str, Any]) -> list[str | None]:
+        written = self.lists.get((row["dataset"], row["index"]), [])
+        return [resolve_media(frame, self.media_dir)[0] for frame in written]
+
+
+def dataset_view(
+    name: str, rows: list[dict[str, Any]], budget: Budget, videos: int, lists: FrameLists
+) -> dict:
     cutoff = budget.cutoff_len
     kinds: Counter[str] = Counter(preflight.kind(p) for r in rows for p in r["problems"])
     failed = [r for r in rows if r["status"] != ledger.FINE]
@@ -113,7 +137,7 @@ def dataset_view(name: str, rows: list[dict[str, Any]], budget: Budget, videos: 
         "size": human_size(sum(sizes)),
         "over": sum(t > cutoff for t in totals),
         "charts": charts,
-        "strips": strips(rows, videos, budget),
+        "strips": strips(rows, videos, budget, lists),
     }
 
 
@@ -147,16 +171,18 @@ def _json_line(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def render(args: argparse.Namespace, rows: list[dict[str, Any]], metadata: dict) -> str:
+def render(args: argparse.Namespace, made: ledger.Ledger) -> str:
+    rows, metadata = made.rows, made.metadata
     settings = metadata["settings"]
+    lists = FrameLists(made.results, args.media_dir or args.out)
     budget = budget_from(args)  # preflight's: the ledger refuses others for its results
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_dataset[row["dataset"]].append(row)
     on_disk = check([], args.data, args.annots)
     # When preflight made the results (the page's own time would rewrite it on every rerun).
-    made = Path(metadata["results"]).stat().st_mtime
-    built = datetime.datetime.fromtimestamp(made, datetime.UTC)
+    results_time = Path(metadata["results"]).stat().st_mtime
+    built = datetime.datetime.fromtimestamp(results_time, datetime.UTC)
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     environment.filters["number"] = lambda n: f"{n:,}"
     environment.filters["human_size"] = human_size
@@ -165,13 +191,15 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], metadata: dict)
         built=built.strftime("%Y-%m-%d %H:%M:%S UTC"),
         settings=settings,
         samples=len(rows),
-        datasets=[dataset_view(n, r, budget, args.per_dataset) for n, r in by_dataset.items()],
+        datasets=[
+            dataset_view(n, r, budget, args.per_dataset, lists) for n, r in by_dataset.items()
+        ],
         kinds=problem_kinds(rows),
         dataset_problems=metadata["dataset_problems"],
         present=[r for r in on_disk if r["status"] != MISSING],
         absent=[r["dataset"] for r in on_disk if r["status"] == MISSING],
         failure_lists=failure_lists(args.out, rows),
-        ledger_path=str(args.ledger or args.out / ledger.LEDGER_NAME),
+        ledger_path=str(made.path),
     )
 
 
@@ -183,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help=f"the page (REPORT; default OUT/{REPORT_NAME})")
     parser.add_argument("--per-dataset", type=int, default=4, help="videos shown per dataset")
     args = parser.parse_args(argv)
-    _, rows, metadata = ledger.refresh(args)
+    made = ledger.refresh(args)
     path = args.report or args.out / REPORT_NAME
-    written = write_if_changed(path, render(args, rows, metadata).encode(), "REPORT")
+    written = write_if_changed(path, render(args, made).encode(), "REPORT")
     log(f"report: {path}" + ("" if written else " (unchanged)"))
     return 0
 
