@@ -105,7 +105,7 @@ JSON ?=
 # % : ; * ? [ as pattern, rule and wildcard syntax, so such a path is refused in one line naming
 # its variable. A `$` in a path the user gives would be expanded by make itself (a `$(shell ...)`
 # in it would run), so it is refused before anything expands it.
-PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR
+PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR REPORT
 TARGET_PATHS := DATA ANNOTS FRAMES DIDEMO_SRC URLS
 user_given = $(filter command line environment%,$(origin $(1)))
 $(foreach var,$(PATH_VARIABLES),$(if $(call user_given,$(var)),$(if $(findstring $$,$(value $(var))),\
@@ -268,15 +268,33 @@ NUM_FRM ?=
 DROP ?=
 DEEP ?=
 
-.PHONY: preflight
+.PHONY: preflight ledger report
 
-preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl [DROP=1 DEEP=1]
-	$(Q)$(PY) -m pyutils.catalog.preflight --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) \
-	  --lf-datasets $(call q,$(LF_DATASETS)) --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
-	  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
-	  --cutoff-len $(call q,$(CUTOFF_LEN)) --template $(call q,$(TEMPLATE)) --tokenizer $(call q,$(TOKENIZER)) \
-	  --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) --frames $(call q,$(FRAMES)) --dataset $(call q,$(DATASET)) \
-	  --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
+# The settings that decide frames and tokens, given alike to preflight, the ledger and the report.
+TRAINER_SETTINGS = --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
+  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
+  --cutoff-len $(call q,$(CUTOFF_LEN)) --template $(call q,$(TEMPLATE)) \
+  --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) \
+  --frames $(call q,$(FRAMES)) --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS))
+preflight_cmd = $(PY) -m pyutils.catalog.preflight $(TRAINER_SETTINGS) --lf-datasets $(call q,$(LF_DATASETS)) \
+  --tokenizer $(call q,$(TOKENIZER)) --dataset $(call q,$(DATASET)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
+ledger_cmd = $(PY) -m pyutils.catalog.ledger $(TRAINER_SETTINGS)
+# Preflight's results, made first when there are none yet or dataset_info.json is newer than them
+# (exit 1, samples with problems, is a result: the ledger shows them).
+preflight_first = results=$(call q,$(OUT)/preflight.jsonl); \
+  if [ ! -f "$$results" ] || [ $(call q,$(OUT)/dataset_info.json) -nt "$$results" ]; then \
+  $(preflight_cmd) || test "$$?" -eq 1; fi
+REPORT ?=
+
+preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl and the ledger [DROP=1 DEEP=1]
+	$(Q)status=0; $(preflight_cmd) || status=$$?; \
+	  if [ "$$status" -le 1 ]; then $(ledger_cmd) --after-preflight; fi; exit "$$status"
+
+ledger: $(SETUP_STAMP) ## $(OUT)/samples.parquet: one row per prepared sample (probe, frames, tokens, problems), from preflight's results
+	$(Q)$(preflight_first); $(ledger_cmd)
+
+report: $(SETUP_STAMP) ## $(OUT)/report.html (REPORT=file): one offline page of counts, histograms, problems and sampled frames
+	$(Q)$(preflight_first); $(PY) -m pyutils.catalog.report_page $(TRAINER_SETTINGS) $(if $(REPORT),--report $(call q,$(REPORT)))
 
 # ---- what the user typed ----------------------------------------------------------------------
 # A command-line variable that no target reads is a typo that would silently change the result

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from pyutils.devtools.demo import STAGES
 from pyutils.devtools.sample import DEMO_VIDEOS
 from tests.conftest import REPO, run_make, run_module
 
@@ -46,7 +47,9 @@ def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
     # Quiet: one line per stage and the table; no tool logs (wget's retry chatter, progress)
     # and no failure lists when nothing failed.
-    assert result.stdout.count("\nok  ") == 9
+    assert result.stdout.count("\nok  ") == len(STAGES) == 10
+    page = tmp_path / "demo" / "data" / "report.html"
+    assert result.stdout.rstrip().endswith(f"report: {page}") and page.is_file()
     rate = "fps_parts" if (os.cpu_count() or 1) > 1 else "fps"
     assert f"60 frames ({rate}), the bytes of one pass" in result.stdout
     assert "Retrying" not in result.stdout + result.stderr
