@@ -100,8 +100,8 @@ def test_vp9_spares_nothing(videos: dict[str, Path]) -> None:
     assert frame_times(str(videos["vp9"])).disposable == frozenset()
 
 
-@pytest.mark.parametrize("codec", list(CODECS))
-@pytest.mark.parametrize("fps", ["1", "5"])
+# 1 fps on every codec; 5 fps (a slot every 5 frames, some of them disposable) on H.264.
+@pytest.mark.parametrize(("codec", "fps"), [*((codec, "1") for codec in CODECS), ("h264", "5")])
 def test_fps_frames_are_the_one_pass_bytes(
     videos: dict[str, Path], codec: str, fps: str, tmp_path: Path
 ) -> None:
