@@ -121,7 +121,12 @@ def referenced_images(dataset: Dataset, root: Path) -> Iterable[tuple[str, Path 
     for reference, path in layout.references(root, found):
         yield reference, Path(path) if os.path.isfile(path) else None, ""
     for problem in found.problems:
-        yield dataset.name, None, f"invalid: {problem}"
+        missing = problem.removeprefix("missing ")
+        yield (
+            dataset.name,
+            None,
+            (f"missing: {root / missing}" if missing != problem else f"invalid: {problem}"),
+        )
 
 
 def clip_results(dataset: Dataset, data: Path, deep: bool) -> list[dict[str, Any]]:

@@ -132,16 +132,16 @@ def class_folder_problems(
             first = unnamed[0]
             problems.append(f"{len(unnamed)} class folders not in {classnames} (first: {first})")
     seen: dict[str, str] = {}
-    twice: list[str] = []
+    twice: dict[str, None] = {}
     per_class: Counter[str] = Counter()
     for split in splits:
         for folder in folders[split]:
             for name in sorted(_image_names(root / split / folder)):
                 per_class[folder] += 1
                 if seen.setdefault(name, split) != split:
-                    twice.append(f"{folder}/{name}")
+                    twice[f"{folder}/{name}"] = None
     if twice:
-        problems.append(f"{len(twice)} images in two splits (first: {twice[0]})")
+        problems.append(f"{len(twice)} images in more than one split (first: {next(iter(twice))})")
     short = sorted(c for c, n in per_class.items() if n < images_per_class)
     if short:
         problems.append(
