@@ -208,13 +208,15 @@ def resplit(sources: dict[str, Path], work: Path) -> tuple[dict[str, Path], list
 def _coco_id(record: dict[str, Any], index: int, files: dict[int, str]) -> int | str:
     """The COCO image id of a captions_train.json record, or the name of the split that the image
     is in when it is not train2014 (which xtune's train reader cannot open)."""
-    name = record.get("image") or record.get("file_name") or files.get(record.get("image_id"))
+    image_id = record.get("image_id")
+    name = record.get("image") or record.get("file_name")
+    if name is None and isinstance(image_id, int):
+        name = files.get(image_id)  # COCO's own form: the file name of the image record
     if isinstance(name, str):
         match = COCO_NAME.search(name)
         if match is None:
             raise UserError(f"[{index}]: {name!r} is not a COCO 2014 file name")
         return int(match[2]) if match[1] == "train" else f"{match[1]}2014"
-    image_id = record.get("image_id")
     if isinstance(image_id, int) or (isinstance(image_id, str) and image_id.isdigit()):
         return int(image_id)
     raise UserError(f"[{index}]: no COCO image id (image_id {image_id!r}, no image file name)")
