@@ -266,7 +266,8 @@ def outside(args: argparse.Namespace) -> int:
             (control / name).symlink_to(built / name)
         original = work / "coco-fields" / "downloads" / "original" / "mscoco2014"
         shutil.copyfile(original / "captions_train.json", control / "captions_train.json")
-        cases.append({"dataset": "mscoco2014 (the download, not rewritten)", "root": str(control.parent)})
+        control_case = {"dataset": "mscoco2014 (the download, not rewritten)"}
+        cases.append(control_case | {"root": str(control.parent)})
         (work / "cases.json").write_text(json.dumps(cases))
         inside = subprocess.run(
             [python, __file__, "--inside", str(work), "--dassl", str(args.dassl.resolve())]
