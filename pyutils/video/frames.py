@@ -23,13 +23,8 @@ from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
 from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
-from pyutils.video.frame_extract import (
-    METHOD_TEXT,
-    FrameOptions,
-    FrameTask,
-    extract_video,
-    seek_method,
-)
+from pyutils.video.frame_extract import METHOD_TEXT, extract_video, seek_method
+from pyutils.video.frame_plan import FrameOptions, FrameTask
 from pyutils.video.manifest import (
     MANIFEST,
     exclusive,

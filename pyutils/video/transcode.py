@@ -26,7 +26,7 @@ from pyutils.core.parallel import ParallelOptions, threads_here
 from pyutils.core.report import FailureLog, log
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.core.video_index import ORIGINAL_EXTENSIONS
-from pyutils.video.frame_extract import ExtractionError, frame_times
+from pyutils.video.frame_plan import ExtractionError, frame_times
 
 
 def is_original(name: str) -> bool:
