@@ -40,10 +40,10 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
 PACKAGES = ["torch==2.13.0", "pillow", "numpy", "pandas", "yacs", "gdown", "tabulate"]
 COCO_TRAIN = {9: "A plate of food.", 25: "A giraffe.", 30: "Two vases.", 99999: "A bus."}
@@ -57,11 +57,9 @@ CALTECH = {"Faces": "face", "airplanes": "airplane", "accordion": "accordion"}
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    from tests.test_check import zip_bytes  # the project's venv: this runs outside xtune's
+
+    return zip_bytes(members)
 
 
 def tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
@@ -219,7 +217,6 @@ def build(name: str, data: Path, files: dict[str, bytes], server) -> tuple[list[
 
 
 def outside(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(REPO))
     from pyutils.devtools.local_server import LocalServer
 
     work = args.work.resolve()
