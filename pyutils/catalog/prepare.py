@@ -68,12 +68,15 @@ def _first_link(tree: Path) -> Path | None:
     return None
 
 
-def rewrite_json(part: Part, found: dict[str, Path], download: Path, root: Path) -> list[str]:
+def rewrite_json(
+    part: Part, found: Mapping[str, Path | None], download: Path, root: Path
+) -> list[str]:
     """Apply the part's rewrites to its extracted JSON files (before they are placed), keep the
     original of each changed one as downloads/original/<dataset folder>/<dest>; say what changed."""
     notes = []
     for dest, rewrite in part.rewrites:
         source = found[dest]
+        assert source is not None, dest  # every place was located
         where = f"{dest} in {download}"
         parsed = parse_json(source.read_bytes(), where)
         try:
@@ -102,12 +105,11 @@ def place_part(part: Part, download: Path, root: Path, largest: int = 0) -> list
         return []
     with temporary_dir(root / part.file) as tree:
         extract_into(download, tree, largest)
-        located = {place.dest: _locate(tree, place.candidates) for place in part.places}
-        absent = [dest for dest, source in located.items() if source is None]
+        found = {place.dest: _locate(tree, place.candidates) for place in part.places}
+        absent = [dest for dest, source in found.items() if source is None]
         if absent:
             wanted = next(p.candidates for p in part.places if p.dest == absent[0])
             raise DownloadError(f"{download}: none of {', '.join(wanted)} in the archive")
-        found = {dest: source for dest, source in located.items() if source is not None}
         notes = rewrite_json(part, found, download, root)
         if part.arrange:
             found, arranged = part.arrange(found, Path(tempfile.mkdtemp(dir=tree)))
