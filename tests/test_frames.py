@@ -39,6 +39,7 @@ from tests.conftest import (
     decoded_frame_count,
     kill_once_one_is_done,
     old_ffmpeg_script,
+    run_make,
     run_module,
 )
 
@@ -627,7 +628,7 @@ def test_rerun_skips_done_and_redoes_changed_options(
     repaired = frames_cli(str(videos), str(frames), "--num-frames", "4")
     assert repaired.returncode == 0 and "1 already done, 2 to do" in repaired.stderr
     assert "unreadable manifest line skipped" in repaired.stderr
-    changed = frames_cli(str(videos), str(frames), "--num-frames", "6")
+    changed = frames_cli(str(videos), str(frames), "--num-frames", "6", "--replace")
     assert changed.returncode == 0 and "0 already done, 3 to do" in changed.stderr
     records = manifest(frames)
     assert {r["options"]["num_frames"] for r in records.values()} == {6}
@@ -751,3 +752,27 @@ def test_a_matroska_video_that_starts_late_is_whole(
         assert result.returncode == 0, result.stdout
         assert "frames: 1 video, 0 already done, 1 to do" in result.stderr
         assert len(os.listdir(out / video.stem)) == expected
+
+
+def test_new_options_on_a_folder_of_other_frames_are_refused_unless_replace(
+    tmp_path: Path,
+) -> None:
+    """A forgotten FPS= must not throw away a native extraction: refused before any work,
+    naming the options held and asked; REPLACE=1 replaces them."""
+    videos, frames = tmp_path / "videos", tmp_path / "frames"
+    make_video(videos / "a.mp4", 1.0, width=64, height=48, fps=10)
+    common = [f"VIDEOS={videos}", f"FRAMES={frames}"]
+    assert run_make("frames", *common).returncode == 0
+    native = sorted((frames / "a").iterdir())
+    assert len(native) == 10
+    refused = run_make("frames", *common, "FPS=2")
+    assert refused.returncode == 2
+    assert (
+        f"vlprep: error: {frames} holds frames of 1 video made with FPS=; asked for FPS=2: "
+        "set REPLACE=1 (--replace) to replace them, or FRAMES= to another folder"
+    ) in refused.stderr
+    assert sorted((frames / "a").iterdir()) == native
+    replaced = run_make("frames", *common, "FPS=2", "REPLACE=1")
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(list((frames / "a").iterdir())) == 2
+    assert run_make("frames", *common, "FPS=2").returncode == 0  # the same options again

@@ -220,7 +220,13 @@ def test_second_json_has_the_same_records_as_frame_lists_and_is_registered(
     entry = info["activitynet_qa_val_100_limit_2s_presampled"]
     assert entry["file_name"] == "activitynet_qa_val_100_limit_2s_presampled.json"
     assert entry["columns"] == {"messages": "messages", "videos": "videos"}
-    assert "1 capped by VIDEO_MAXLEN=128" in result.stdout
+    said = result.stdout
+    assert "presample: 1 of 8 videos capped at VIDEO_MAXLEN=128 frames: the trainer" in said
+    # What differs, for which model, and what to do about it.
+    assert "presample: Qwen2-VL: every frame list is seen exactly as its video" in said
+    qwen3 = re.search(r"Qwen3-VL: (\d+) of 8 videos get other <t seconds> time stamps", said)
+    assert qwen3 and int(qwen3[1]) > 0 and "train Qwen3-VL on the plain JSON" in said
+    assert "README, PRESAMPLE" not in said
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:
@@ -274,6 +280,26 @@ def test_rerun_does_nothing_and_other_settings_get_their_own_folder(
     assert other.returncode == 0, other.stderr
     assert (out / "presampled_fps1_maxlen16_pixels256-65536" / "v_3").is_dir()
     assert {p: p.stat().st_mtime_ns for p in (out / FOLDER).rglob("*.jpg")} == before
+
+
+def test_other_settings_into_a_folder_of_frames_are_refused_unless_replace(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out, folder = tmp_path / "data", tmp_path / "frames"
+    first = ["-n", "1", "--presample-dir", str(folder)]
+    assert convert(corpus, out, *first).returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")}
+    refused = convert(corpus, out, *first, "--video-fps", "1")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"vlprep: error: {folder} holds frames of 1 video made with VIDEO_FPS=2.0; asked for "
+        "VIDEO_FPS=1.0: set REPLACE=1 (--replace) to replace them, or --presample-dir to another "
+        "folder\n"
+    )
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} == before
+    replaced = convert(corpus, out, *first, "--video-fps", "1", "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} != before
 
 
 def test_kill_midway_then_rerun_gives_the_same_bytes(corpus: Path, tmp_path: Path) -> None:

@@ -280,6 +280,8 @@ class VideoInfo:
     frame_count: int  # from the header, else counted packets, else duration x fps
     frame_count_exact: bool  # False when it is only the duration x fps estimate
     header_gaps: str = ""  # what the stream's own header leaves out (`header_gaps`)
+    codec: str = ""  # the video stream's decoder name (h264, vp9, ...), for the ledger
+    container: str = ""  # the demuxer's names (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`)
 
     def as_dict(self) -> dict[str, float | int | bool | str]:
         return asdict(self)
@@ -331,11 +333,12 @@ def probe(path: str | os.PathLike[str], count_frames: bool = False) -> VideoInfo
             if not exact:
                 frames = round(duration * fps)
             width, height = stream.codec_context.width, stream.codec_context.height
+            codec, demuxer = stream.codec_context.name, container.format.name
     except av.FFmpegError as exc:
         raise MediaError(f"{source}: not a readable video ({_reason(exc)})") from None
     if duration <= 0 or width <= 0 or height <= 0:
         raise MediaError(f"{source}: not a readable video (no duration or frame size)")
-    return VideoInfo(duration, width, height, fps, frames, exact, gaps)
+    return VideoInfo(duration, width, height, fps, frames, exact, gaps, codec, demuxer)
 
 
 def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:

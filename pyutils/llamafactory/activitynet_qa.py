@@ -209,7 +209,9 @@ def sharegpt_records(kept: list[Question]) -> list[dict[str, Any]]:
     ]
 
 
-def summarise(questions: list[Question], seconds: float, failures: FailureLog) -> None:
+def summarise(
+    questions: list[Question], seconds: float, videos: Path, failures: FailureLog
+) -> None:
     by_status = Counter(q.status for q in questions)
     answered = [q for q in questions if q.answer is not None]
     referenced = {video_stems(q.question_id)[0]: q.video for q in answered}
@@ -235,6 +237,13 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
         f"{by_status[UNREADABLE]} unreadable video, {by_status[TOO_SHORT]} too short, "
         f"{by_status[AFTER_LIMIT]} not examined (limit reached)"
     )
+    absent = [stem for stem, video in referenced.items() if not video]
+    if absent and found:  # none found at all is an error (`nothing_kept`)
+        log(
+            f"warning: only {found} of the {len(referenced)} videos the answered questions "
+            f"reference are in VIDEOS={videos} ({len(absent)} missing, e.g. {absent[0]}); "
+            "their questions are left out"
+        )
     reported = set()
     for q in questions:
         if q.status == KEPT:
@@ -276,16 +285,16 @@ def write_presampled(
     frames LLaMA-Factory would sample from it (`pyutils.llamafactory.presample`); registered
     under its own name. A record whose video could not be pre-sampled is left out, and said."""
     # Imported here: frame extraction's modules are a fifth of a plain run's start-up.
-    from pyutils.llamafactory.presample import frames_folder, presample, relative_lists
+    from pyutils.llamafactory.presample import presample, relative_lists
 
     budget = budget_from(args)
-    folder = args.presample_dir or frames_folder(args.out, budget)
+    folder = presample_folder(args)
     # Threads unless on Dask: the work is in ffmpeg child processes.
     parallel = parallel_options(args)
     if parallel.backend != "dask":
         parallel = ParallelOptions(args.jobs, "threading")
     videos = [q.video or "" for q in kept]
-    done = presample(videos, folder, budget, parallel)
+    done = presample(videos, folder, budget, parallel, args.replace)
     lists = relative_lists(videos, done.frames, media_dir)
     records = [
         {**record, "videos": [frames]}
@@ -305,16 +314,27 @@ def write_presampled(
     return max(done.status, 1 if left_out else 0)
 
 
+def presample_folder(args: argparse.Namespace) -> Path:
+    from pyutils.llamafactory.presample import frames_folder
+
+    return args.presample_dir or frames_folder(args.out, budget_from(args))
+
+
 def convert(args: argparse.Namespace) -> int:
-    if args.presample:
-        budget_from(args)  # settings checked before any work
+    if args.presample:  # settings checked before any work, and what the folder holds
+        budget = budget_from(args)
+        if not args.replace:
+            from pyutils.llamafactory.presample import refuse_other_settings
+
+            refuse_other_settings(presample_folder(args), budget)
     if args.fps is not None:
         log(
             f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
             "rate is chosen at training time (LLaMA-Factory's video_fps)"
         )
     videos = index_by_stem(find_videos(args.videos, QA_EXTENSIONS))
-    questions = load_questions(args.qa_dir, args.name, args.type, videos)
+    name = args.name or f"{args.type}_q"
+    questions = load_questions(args.qa_dir, name, args.type, videos)
     log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
     needed = [q.video for q in questions if q.answer is not None and q.video]
     cache = ProbeCache(args.probe_cache or None)
@@ -339,7 +359,7 @@ def convert(args: argparse.Namespace) -> int:
         remuxed, _, remux_status = remux_misread(misread, remux_dir, on_threads)
     for q in kept:
         q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
-    summarise(questions, args.seconds, failures)
+    summarise(questions, args.seconds, args.videos, failures)
     if args.report:
         write_report(args.report, questions)
         say(f"{STAGE}: per-question outcomes in {args.report}")
@@ -379,12 +399,15 @@ def main(argv: list[str] | None = None) -> int:
             "out": "OUT",
             "media_dir": "MEDIA_DIR",
             "presample": "PRESAMPLE",
+            "replace": "REPLACE",
         },
         prog="python -m pyutils.llamafactory.activitynet_qa",
         description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
         "video JSON, keeping pairs whose video lasts more than SECONDS, up to N pairs.",
     )
-    parser.add_argument("-name", "--name", default="train_q_3000", help="questions file stem")
+    parser.add_argument(
+        "-name", "--name", help="questions file stem (default: {type}_q, the published file)"
+    )
     parser.add_argument("-type", "--type", default="train", help="split: answers {type}_a.json")
     parser.add_argument("-n", "--n", type=positive_int, default=250, help="pairs to keep")
     parser.add_argument(
@@ -436,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         "--presample-dir",
         type=Path,
         help="where the pre-sampled frames go (default: OUT/presampled_<settings>)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace pre-sampled frames made with other settings (REPLACE=1; else refused)",
     )
     add_budget_options(parser, cutoff=False)
     add_parallel_options(parser, "auto", "videos probed")
