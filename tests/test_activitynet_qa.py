@@ -565,6 +565,63 @@ def convert_raw(qa: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedPr
     return run_module("pyutils.llamafactory.activitynet_qa", *args)
 
 
+@pytest.mark.parametrize(
+    ("field", "text", "placeholder"),
+    [
+        ("question", "what is in <video> here", "<video>"),
+        ("answer", "an <image> of a dog", "<image>"),
+        ("question", "is there <audio>", "<audio>"),
+    ],
+)
+def test_a_placeholder_in_the_text_is_an_input_error_and_nothing_is_written(
+    corpus: Path, tmp_path: Path, field: str, text: str, placeholder: str
+) -> None:
+    """LLaMA-Factory's `_validate_messages` counts `<image>`, `<video>` and `<audio>` in every
+    message: one in a question or answer is a placeholder too many, and the trainer raises. It is
+    refused before anything is probed or written: no JSON, no report, no dataset_info.json."""
+    write_qa(tmp_path / "qa", QUESTION_PLAN)
+    path = tmp_path / "qa" / f"val_{field[0]}.json"
+    entries = json.loads(path.read_text())
+    entries[5][field] = text
+    path.write_text(json.dumps(entries))
+    out = tmp_path / "out"
+    report = out / "qa.report.jsonl"
+    args = ("-name", "val_q", "-type", "val", "--qa-dir", str(tmp_path / "qa"), "--out", str(out))
+    result = run_module(
+        "pyutils.llamafactory.activitynet_qa",
+        *args,
+        *("--videos", str(corpus / "videos"), "--probe-cache", "", "--report", str(report)),
+        "--register",
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"vlprep: error: {path}: entry 5: {field!r} contains {placeholder}, a placeholder "
+        "LLaMA-Factory counts as media (its _validate_messages would raise on the sample); edit "
+        "it out of the text\n"
+    )
+    assert not out.exists()
+
+
+def test_a_malformed_dataset_info_is_found_before_anything_is_written(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset_info.json").write_text('{"mine": {"file_name": "mine.json"},')
+    args = ("-name", "val_q", "-type", "val", "--qa-dir", str(corpus / "qa"), "--out", str(out))
+    result = run_module(
+        "pyutils.llamafactory.activitynet_qa",
+        *args,
+        *("--videos", str(corpus / "videos"), "--probe-cache", ""),
+        *("--report", str(out / "qa.report.jsonl"), "--register"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"vlprep: error: {out / 'dataset_info.json'}:1:")
+    assert "malformed JSON" in result.stderr and "Traceback" not in result.stderr
+    assert os.listdir(out) == ["dataset_info.json"]  # no JSON, report or remuxed video
+    assert (out / "dataset_info.json").read_text() == '{"mine": {"file_name": "mine.json"},'
+
+
 def test_a_run_that_finds_few_of_the_videos_warns(corpus: Path, tmp_path: Path) -> None:
     write_qa(tmp_path / "qa", ["v_a", "v_gone1", "v_gone2", "v_gone3"])
     result = run_make(

@@ -16,10 +16,10 @@ import av
 import numpy as np
 import pytest
 
-from pyutils.devtools.sample import make_video
+from pyutils.devtools.sample import make_edit_list_video, make_video
 from pyutils.llamafactory import presample
 from pyutils.llamafactory.qwen_video import Budget
-from pyutils.llamafactory.remux import copy_command
+from pyutils.llamafactory.remux import RemuxTask, copy_command, remux_one
 from tests.conftest import REPO, decoded_frame_count, kill_once_one_is_done, run_module
 
 FOLDER = "presampled_fps2_maxlen128_pixels256-65536"  # the default settings' frame folder
@@ -152,6 +152,21 @@ def test_mkv_is_sampled_from_its_real_frame_count_and_duration(tmp_path: Path) -
     subprocess.run(copy_command(str(mkv), str(mp4)), check=True)
     assert result.sampling.indices == extract(mp4, tmp_path / "mp4").sampling.indices
     assert tree_md5s(tmp_path / "mkv") == tree_md5s(tmp_path / "mp4")  # the same frames
+
+
+def test_an_edit_list_is_sampled_from_the_frames_it_shows(tmp_path: Path) -> None:
+    """`ffmpeg -ss 1.3 -c copy` of 4 s at 25 fps: PyAV counts 75 frames, decoding yields 67
+    (2.68 s). Pre-sampling spreads its picks over those 67: the picks the trainer makes of the
+    MP4 remux that holds exactly them, every one a frame decoding yields."""
+    cut = make_edit_list_video(tmp_path / "cut.mp4", 4.0, 1.3, width=96, height=64, fps=25)
+    result = extract(cut, tmp_path / "cut")
+    assert result.sampling.counted
+    assert (result.sampling.frame_count, result.sampling.duration) == (67, 2.68)
+    assert result.sampling.indices == (0, 16, 33, 49, 66)  # linspace(0, 66, floor(2.68 x 2))
+    assert len(os.listdir(tmp_path / "cut")) == 5
+    remuxed = remux_one(RemuxTask(str(cut), str(tmp_path / "remux.mp4"), 1))
+    assert (remuxed.method, remuxed.error) == ("transcode", "")
+    assert extract(Path(remuxed.target), tmp_path / "remux").sampling.indices == (0, 16, 33, 49, 66)
 
 
 def tree_md5s(folder: Path) -> dict[str, str]:

@@ -40,7 +40,14 @@ from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
 from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
-from pyutils.llamafactory.dataset_info import media_path, register
+from pyutils.llamafactory.dataset_info import (
+    INFO_NAME,
+    PLACEHOLDERS,
+    media_path,
+    read_dataset_info,
+    register,
+    validate_records,
+)
 from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
 from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
@@ -156,10 +163,19 @@ def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path])
 
 def _text(record: dict[str, Any], key: str, where: str) -> str:
     """A field that becomes training text must be a non-empty string: `null`, a number or a
-    list would otherwise be written as `None`, `7` or `['a']` and trained on."""
+    list would otherwise be written as `None`, `7` or `['a']` and trained on. Nor may it hold a
+    placeholder LLaMA-Factory counts (`<image>`, `<video>`, `<audio>`): `_validate_messages`
+    would find one more than the sample's media and raise, and LLaMA-Factory has no escape for
+    one in text (only other placeholder strings, by environment variables)."""
     value = record[key]
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"{where}: {key!r} must be a non-empty string, found {value!r:.60}")
+    held = [placeholder for placeholder in PLACEHOLDERS.values() if placeholder in value]
+    if held:
+        raise UserError(
+            f"{where}: {key!r} contains {held[0]}, a placeholder LLaMA-Factory counts as media "
+            "(its _validate_messages would raise on the sample); edit it out of the text"
+        )
     return value
 
 
@@ -305,6 +321,7 @@ def write_presampled(
     if not records:
         say(f"{STAGE}: no video could be pre-sampled; {target} not written")
         return 1
+    validate_records(records, str(target), media_dir)
     write_json(target, records)
     left_out = len(kept) - len(records)
     said = f" ({plural(left_out, 'record')} left out: video not pre-sampled)" if left_out else ""
@@ -321,12 +338,15 @@ def presample_folder(args: argparse.Namespace) -> Path:
 
 
 def convert(args: argparse.Namespace) -> int:
-    if args.presample:  # settings checked before any work, and what the folder holds
+    # Every input is checked before any work, so that an input error leaves nothing behind.
+    if args.presample:  # the settings, and what the frames folder holds
         budget = budget_from(args)
         if not args.replace:
             from pyutils.llamafactory.presample import refuse_other_settings
 
             refuse_other_settings(presample_folder(args), budget)
+    if args.register:
+        read_dataset_info(args.out / INFO_NAME)
     if args.fps is not None:
         log(
             f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
@@ -365,8 +385,11 @@ def convert(args: argparse.Namespace) -> int:
         say(f"{STAGE}: per-question outcomes in {args.report}")
     if not kept:
         raise UserError(nothing_kept(questions, args.videos, args.seconds))
+    records = sharegpt_records(kept)
+    args.out.mkdir(parents=True, exist_ok=True)  # paths relative to it resolve through it
+    validate_records(records, str(output), media_dir)  # what `register` checks, before writing
     remove_stale_temporaries(args.out)
-    write_json(output, sharegpt_records(kept))
+    write_json(output, records)
     say(f"{STAGE}: {plural(len(kept), 'entry', 'entries')} written to {output}")
     if args.register:
         register(args.out, [output], media_dir)

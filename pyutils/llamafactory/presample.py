@@ -8,8 +8,9 @@ that training reads a few small JPEGs instead of decoding the video, and the tra
 is a no-op:
 
 - which frames: `sample_indices` over the stream's frame count and duration as PyAV reports them;
-  for a container PyAV reports without them (Matroska, WebM), over the real ones (the packets
-  counted, the stream's span), which is what the trainer reads from its MP4 remux;
+  for a container PyAV reports without them (Matroska, WebM) or with frames an edit list hides
+  (an MP4 cut by `ffmpeg -ss ... -c copy`), over the real ones (the frames decoding yields
+  counted, their span), which is what the trainer reads from its MP4 remux;
 - their size: `regularized_size`, resized as PyAV's `to_image` and PIL's `Image.resize` do
   (`video.frame_commands.exact_size`), written as 4:4:4 JPEG at q:v 2;
 - extracted by `video.frame_extract` with the given picks (seeking where it pays), atomically and
@@ -115,7 +116,7 @@ class Sampling:
 
     frame_count: int  # what the indices are spread over
     duration: float  # seconds
-    counted: bool  # frame count and duration from the packets (the header has none)
+    counted: bool  # frame count and duration from the packets (the header has none, or hides)
     indices: tuple[int, ...]  # 0-based, in decoding order
     width: int  # the decoded frame's size
     height: int
@@ -127,9 +128,10 @@ class Sampling:
 
 
 def counted_stream(path: str) -> tuple[int, float]:
-    """The real frame count and stream duration of a container whose header has neither: its
-    video packets counted, and their span (first timestamp to the last one's end), which is the
-    stream duration an MP4 remux of it reports."""
+    """The real frame count and stream duration of a container whose header has neither, or
+    whose count includes frames an edit list hides: its video packets that decode to a frame
+    counted (not those the demuxer flags as discarded), and their span (first timestamp to the
+    last one's end), which is the stream duration an MP4 remux of it reports."""
     import av  # on first use: a run that needs no video never loads PyAV
 
     with av.open(path, metadata_errors="ignore") as container:
@@ -137,7 +139,7 @@ def counted_stream(path: str) -> tuple[int, float]:
         first = end = None
         count = 0
         for packet in container.demux(stream):
-            if not packet.size or packet.pts is None:
+            if not packet.size or packet.pts is None or packet.is_discard:
                 continue
             count += 1
             first = packet.pts if first is None else min(first, packet.pts)
@@ -153,7 +155,7 @@ def plan(path: str, budget: Budget) -> Sampling:
     misreads the container, as it would read it correctly)."""
     info = read_stream(path)
     frame_count, duration, counted = info.frames, info.duration, False
-    if frame_count <= 0 or duration is None:
+    if frame_count <= 0 or duration is None or info.hidden:
         (frame_count, duration), counted = counted_stream(path), True
     fps, maxlen = budget.video_fps, budget.video_maxlen
     indices = sample_indices(frame_count, duration, fps, maxlen)
