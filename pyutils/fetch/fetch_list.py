@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pyutils.core.atomic import TEMP_MARK
+from pyutils.core.atomic import check_writable_folder, temporary_name
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_text, write_jsonl
@@ -201,7 +201,7 @@ def fetch_one(task: FetchTask) -> FetchResult:
     if target.exists():
         return FetchResult(task.url, target.name, "present", 0, target.stat().st_size)
     # A fixed partial name (no pid), so that the next run resumes it.
-    partial = target.with_name(f".{target.name}{TEMP_MARK}-partial")
+    partial = target.with_name(temporary_name(target.name, "-partial"))
     error = ""
     for attempt in range(1, task.retries + 2):
         try:
@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
         raise UserError("--retries and --backoff must be >= 0, --timeout > 0")
     entries = read_list(args.list)
+    check_writable_folder(args.dest, "DIDEMO_SRC")
     parallel = parallel_options(args)
     return fetch_all(
         entries, args.dest, parallel, args.retries, args.timeout, args.backoff, args.report

@@ -32,15 +32,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.atomic import check_writable_folder, remove_stale_temporaries
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
-from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
-from pyutils.llamafactory.dataset_info import media_path, register
+from pyutils.core.video_index import (
+    QA_EXTENSIONS,
+    find_videos,
+    index_by_stem,
+    is_utf8,
+    not_utf8_reason,
+    printable,
+)
+from pyutils.llamafactory.dataset_info import check_registrable, media_path, register
 from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
 from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
@@ -180,6 +187,8 @@ def select(
             question.status = NO_ANSWER
         elif question.video is None:
             question.status = MISSING
+        elif not is_utf8(question.video):  # never probed: see `needed`
+            question.status, question.error = UNREADABLE, not_utf8_reason(question.video)
         else:
             while question.video not in known:
                 found = next(probes)
@@ -243,7 +252,7 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
             failures.fail(q.question_id, "question without answer in the answers file")
         elif q.status == UNREADABLE and q.video not in reported:
             reported.add(q.video)
-            failures.fail(q.video or "", q.error or "unreadable")
+            failures.fail(printable(q.video or ""), q.error or "unreadable")
 
 
 def nothing_kept(questions: list[Question], videos: Path, seconds: float) -> str:
@@ -266,7 +275,8 @@ def nothing_kept(questions: list[Question], videos: Path, seconds: float) -> str
 
 def write_report(path: Path, questions: list[Question]) -> None:
     keys = ("question_id", "status", "video", "duration", "error", "written")
-    write_jsonl(path, ({k: getattr(q, k) for k in keys} for q in questions))
+    records = ({k: getattr(q, k) for k in keys} for q in questions)
+    write_jsonl(path, ({**r, "video": r["video"] and printable(r["video"])} for r in records))
 
 
 def write_presampled(
@@ -305,9 +315,25 @@ def write_presampled(
     return max(done.status, 1 if left_out else 0)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every folder the run writes into can be written, and dataset_info.json updated (a
+    UserError naming the setting otherwise), before any work."""
+    check_writable_folder(args.out, "OUT")
+    if args.remux_dir is not None:
+        check_writable_folder(args.remux_dir, "--remux-dir")
+    if args.presample:
+        from pyutils.llamafactory.presample import frames_folder
+
+        folder = args.presample_dir or frames_folder(args.out, budget_from(args))
+        check_writable_folder(folder, "OUT", f"PRESAMPLE=1: its frames folder {folder}")
+    if args.register:
+        check_registrable(args.out)
+
+
 def convert(args: argparse.Namespace) -> int:
     if args.presample:
         budget_from(args)  # settings checked before any work
+    check_outputs(args)
     if args.fps is not None:
         log(
             f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
@@ -316,7 +342,8 @@ def convert(args: argparse.Namespace) -> int:
     videos = index_by_stem(find_videos(args.videos, QA_EXTENSIONS))
     questions = load_questions(args.qa_dir, args.name, args.type, videos)
     log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
-    needed = [q.video for q in questions if q.answer is not None and q.video]
+    # A path that is not UTF-8 cannot be named in the probe cache or the JSON: refused in select.
+    needed = [q.video for q in questions if q.answer is not None and q.video and is_utf8(q.video)]
     cache = ProbeCache(args.probe_cache or None)
     probes = probe_videos(needed, cache, parallel_options(args))
     try:
