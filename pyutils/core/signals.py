@@ -31,9 +31,11 @@ PR_SET_PDEATHSIG = 1
 
 
 def stop_at_once_on_signals() -> None:
-    """From now on, SIGINT and SIGTERM end this process and its descendants immediately."""
+    """From now on, SIGINT and SIGTERM end this process and its descendants immediately (a
+    signal the parent chose to ignore, as a shell does SIGINT for `cmd &`, stays ignored)."""
     for signum in SIGNALS:
-        signal.signal(signum, _stop_now)
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _stop_now)
     if sys.platform == "linux" and os.environ.get(FROM_MAKE):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
