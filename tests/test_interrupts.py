@@ -21,8 +21,9 @@ from pyutils.devtools.sample import make_video
 from tests.conftest import REPO, run_module
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-# Generous for a loaded 2-core machine; without the fix, the runs below take 30 s or more.
-STOP_SECONDS = 3.0
+# Generous for a loaded 2-core machine (a stop takes about 0.1 s idle); without the fix, the
+# runs below take 30 s or more.
+STOP_SECONDS = 5.0
 
 
 def wait_for(condition, seconds: float = 20.0) -> None:
