@@ -165,7 +165,10 @@ def check_registrable(folder: Path, variable: str = "OUT") -> None:
         raise UserError(f"{where} is a folder, not LLaMA-Factory's file; move it away")
     target = write_target(info)
     if target.exists() and not os.access(target, os.W_OK):
-        raise UserError(f"{where}{' (through its link)' if target != info else ''} is read-only")
+        link = " (through its link)" if target != info else ""
+        raise UserError(
+            f"{where}{link} is read-only; make it writable, or set {variable}= elsewhere"
+        )
     linked = f"{where} (a link into {target.parent})" if target != info else None
     check_writable_folder(target.parent, variable, linked)
 
