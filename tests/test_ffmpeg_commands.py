@@ -12,13 +12,8 @@ import ffmpeg
 from pyutils.core.media import ffmpeg_command, find_ffmpeg
 from pyutils.llamafactory.remux import copy_command
 from pyutils.video.contact_sheet import sheet_command
-from pyutils.video.frame_extract import (
-    ExactFrames,
-    FrameOptions,
-    FrameTask,
-    frames_command,
-    selection,
-)
+from pyutils.video.frame_commands import frames_command, selection
+from pyutils.video.frame_plan import ExactFrames, FrameOptions, FrameTask
 from pyutils.video.transcode import TranscodeTask, transcode_command
 
 SCALE_224 = r"scale=if(lt(iw\,ih)\,min(224\,iw)\,-2):if(lt(iw\,ih)\,-2\,min(224\,ih))"

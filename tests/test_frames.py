@@ -17,17 +17,17 @@ import pytest
 
 from pyutils.core.media import describe_ffmpeg, find_ffmpeg, inspect_ffmpeg, probe
 from pyutils.devtools.sample import make_video
-from pyutils.video import frame_extract
-from pyutils.video.frame_extract import (
+from pyutils.video import frame_extract, frame_plan
+from pyutils.video.frame_commands import seek_commands
+from pyutils.video.frame_extract import extract_video
+from pyutils.video.frame_plan import (
     FrameOptions,
     FrameTask,
     choose_method,
     clean_keyframes,
     even_shares,
-    extract_video,
     frame_times,
     part_starts,
-    seek_commands,
     seek_groups,
     stretches,
     uniform_indices,
@@ -216,7 +216,7 @@ def test_frame_times_from_the_mp4_index_equal_a_demux(
     ]
     from_index = {str(video): frame_times(str(video)) for video in [*indexed, *demuxed]}
     used: list[str] = []
-    original = frame_extract._from_index
+    original = frame_plan._from_index
 
     def recording(format_name: str, stream: Any, head: list[Any]) -> Any:
         found = original(format_name, stream, head)
@@ -224,11 +224,11 @@ def test_frame_times_from_the_mp4_index_equal_a_demux(
             used.append(stream.container.name)
         return found
 
-    monkeypatch.setattr(frame_extract, "_from_index", recording)
+    monkeypatch.setattr(frame_plan, "_from_index", recording)
     for video in [*indexed, *demuxed]:
         frame_times(str(video))
     assert sorted(used) == sorted(str(video) for video in indexed)
-    monkeypatch.setattr(frame_extract, "_from_index", lambda format_name, stream, head: None)
+    monkeypatch.setattr(frame_plan, "_from_index", lambda format_name, stream, head: None)
     for video, listed in from_index.items():
         assert frame_times(video) == listed, video
     assert len(from_index[str(indexed[2])].times) == 300 - 61
@@ -356,7 +356,7 @@ def test_fps_parts_need_the_frame_times_else_the_one_pass(
     the outcome never depends on --jobs."""
 
     def unreadable(source: str) -> None:
-        raise frame_extract.ExtractionError("cannot read the frame times: (a codec PyAV lacks)")
+        raise frame_plan.ExtractionError("cannot read the frame times: (a codec PyAV lacks)")
 
     monkeypatch.setattr(frame_extract, "frame_times", unreadable)
     options = FrameOptions("5", None, None, 2, "image_%05d.jpg")

@@ -301,11 +301,11 @@ def test_a_video_that_cannot_be_presampled_is_left_out_and_fails(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pyutils.llamafactory import activitynet_qa
-    from pyutils.video import frame_extract
+    from pyutils.video import frame_extract, frame_plan
 
     real = frame_extract.extract_video
 
-    def failing(task: frame_extract.FrameTask) -> frame_extract.FrameResult:
+    def failing(task: frame_plan.FrameTask) -> frame_extract.FrameResult:
         if task.stem == "v_1":
             return frame_extract.FrameResult(task.stem, task.source, "failed", error="boom")
         return real(task)

@@ -17,7 +17,8 @@ from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
 from pyutils.fetch.fetch_list import FetchResult, FetchTask
-from pyutils.video.frame_extract import FrameOptions, FrameResult, FrameTask
+from pyutils.video.frame_extract import FrameResult
+from pyutils.video.frame_plan import FrameOptions, FrameTask
 from pyutils.video.probe_cache import Probe
 from pyutils.video.transcode import TranscodeResult, TranscodeTask
 

@@ -37,7 +37,8 @@ from pyutils.llamafactory import activitynet_qa, dataset_info, replay
 from pyutils.llamafactory.qwen_video import Budget, VisionConfig
 from pyutils.video import frames, manifest
 from pyutils.video.contact_sheet import write_contact_sheet
-from pyutils.video.frame_extract import FrameOptions, FrameTask, extract_video
+from pyutils.video.frame_extract import extract_video
+from pyutils.video.frame_plan import FrameOptions, FrameTask
 from pyutils.video.transcode import transcode_all
 
 

@@ -11,7 +11,7 @@ is a no-op:
   for a container PyAV reports without them (Matroska, WebM), over the real ones (the packets
   counted, the stream's span), which is what the trainer reads from its MP4 remux;
 - their size: `regularized_size`, resized as PyAV's `to_image` and PIL's `Image.resize` do
-  (`video.frame_extract.exact_size`), written as 4:4:4 JPEG at q:v 2;
+  (`video.frame_commands.exact_size`), written as 4:4:4 JPEG at q:v 2;
 - extracted by `video.frame_extract` with the given picks (seeking where it pays), atomically and
   resumably: a manifest in the frames folder records each video's source and options, and a
   rerun redoes only what is missing, failed, changed or made with other settings.
@@ -42,7 +42,8 @@ from pyutils.llamafactory.qwen_video import (
     regularized_size,
     sample_indices,
 )
-from pyutils.video.frame_extract import ExactFrames, FrameOptions, FrameTask, extract_video
+from pyutils.video.frame_extract import extract_video
+from pyutils.video.frame_plan import ExactFrames, FrameOptions, FrameTask
 from pyutils.video.manifest import (
     MANIFEST,
     exclusive,

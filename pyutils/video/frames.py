@@ -31,13 +31,8 @@ from pyutils.core.video_index import (
     not_utf8_reason,
     printable,
 )
-from pyutils.video.frame_extract import (
-    METHOD_TEXT,
-    FrameOptions,
-    FrameTask,
-    extract_video,
-    seek_method,
-)
+from pyutils.video.frame_extract import METHOD_TEXT, extract_video, seek_method
+from pyutils.video.frame_plan import FrameOptions, FrameTask
 from pyutils.video.manifest import (
     MANIFEST,
     exclusive,

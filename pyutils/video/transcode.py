@@ -37,7 +37,7 @@ from pyutils.core.video_index import (
     printable,
     require_folder,
 )
-from pyutils.video.frame_extract import ExtractionError, frame_times
+from pyutils.video.frame_plan import ExtractionError, frame_times
 
 
 def is_original(name: str) -> bool:
