@@ -31,10 +31,13 @@ def error_line(message: object) -> str:
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run `main` and turn user errors into one line and exit status 2, without a traceback;
     Ctrl-C and SIGTERM stop it at once (`pyutils.core.signals`)."""
-    stop_at_once_on_signals()
     try:
-        status = main(argv)
+        with stop_at_once_on_signals():
+            status = main(argv)
     except UserError as exc:
         print(error_line(exc), file=sys.stderr)
         status = EXIT_USAGE
+    except KeyboardInterrupt:  # a command that unwinds on Ctrl-C itself (see signals)
+        print("vlprep: interrupted", file=sys.stderr)
+        status = 130
     sys.exit(status or 0)

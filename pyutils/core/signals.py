@@ -18,6 +18,7 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from types import FrameType
 
 from pyutils.core.cli import FROM_MAKE
@@ -30,15 +31,25 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1
 
 
-def stop_at_once_on_signals() -> None:
-    """From now on, SIGINT and SIGTERM end this process and its descendants immediately (a
-    signal the parent chose to ignore, as a shell does SIGINT for `cmd &`, stays ignored)."""
-    for signum in SIGNALS:
-        if signal.getsignal(signum) != signal.SIG_IGN:
+@contextlib.contextmanager
+def stop_at_once_on_signals() -> Iterator[None]:
+    """In the block, SIGINT and SIGTERM end this process and its descendants immediately (a
+    signal the parent chose to ignore, as a shell does SIGINT for `cmd &`, stays ignored); the
+    handlers before it are back after it (a test that runs a command in-process keeps its own).
+    A command that must unwind on Ctrl-C (`make dask-local` stopping its cluster) sets its own
+    handler inside the block."""
+    before = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    for signum, handler in before.items():
+        if handler != signal.SIG_IGN:
             signal.signal(signum, _stop_now)
     if sys.platform == "linux" and os.environ.get(FROM_MAKE):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def kill_descendants() -> None:
