@@ -32,7 +32,10 @@ export VLPREP_FROM_MAKE := 1
 # $(call q,TEXT): TEXT as one single-quoted shell word, whatever quotes it holds.
 q = '$(subst ','\'',$(1))'
 
+# Two stamps: the runtime requirements for every stage (setup, demo, the datasets), the
+# development tools on top for `make lint`, `make test` and `make bench` only.
 SETUP_STAMP := $(VENV)/.setup-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 
 .PHONY: help setup lint test demo bench clean
@@ -43,14 +46,25 @@ help: ## list every target with one line each (default)
 	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-22s %s\n", $$1, $$2}'
 
 # ---- project plumbing ------------------------------------------------------------------------
-setup: $(SETUP_STAMP) ## create .venv with the machine's python3 and install the requirements (once)
+setup: $(SETUP_STAMP) ## create .venv with the machine's python3 and install the runtime requirements (once)
 
-$(SETUP_STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+# $(call pip_install,requirements file,what): one line saying the step, then pip: its own
+# progress on a terminal, quiet in a log (where a bar is only noise). An existing venv (one
+# shared through a symlink, say) is used as it is.
+pip_install = test -x $(PY) || { echo 'vlprep: setup: creating $(VENV) with $(PYTHON3)' >&2; \
+  $(PYTHON3) -m venv $(VENV); }; \
+  echo 'vlprep: setup: installing $(2) ($(1)) into $(VENV); a minute or two the first time' >&2; \
+  quiet=(); test -t 1 || quiet=(--quiet); \
+  $(PY) -m pip install "$${quiet[@]}" --disable-pip-version-check -r $(1) && touch $@ && \
+  echo 'vlprep: setup: $(2) installed' >&2
 
-lint: $(SETUP_STAMP) ## ruff check, ruff format --check, shellcheck on every script
+$(SETUP_STAMP): requirements.txt
+	$(Q)$(call pip_install,requirements.txt,the runtime requirements)
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(SETUP_STAMP)
+	$(Q)$(call pip_install,requirements-dev.txt,the development tools)
+
+lint: $(DEV_STAMP) ## ruff check, ruff format --check, shellcheck on every script
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck --severity=style $(SHELL_SCRIPTS)
@@ -61,7 +75,7 @@ test: lint ## set up, lint, then run every test
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
 	$(Q)$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO)) $(if $(V),--verbose)
 
-bench: $(SETUP_STAMP) ## run the benchmarks in bench/ and print their ratios
+bench: $(DEV_STAMP) ## run the benchmarks in bench/ and print their ratios
 	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
 
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
@@ -91,7 +105,7 @@ JSON ?=
 # % : ; * ? [ as pattern, rule and wildcard syntax, so such a path is refused in one line naming
 # its variable. A `$` in a path the user gives would be expanded by make itself (a `$(shell ...)`
 # in it would run), so it is refused before anything expands it.
-PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR
+PATH_VARIABLES := DATA OUT ANNOTS FRAMES VIDEOS SRC DIDEMO_SRC URLS QA_DIR REPORT
 TARGET_PATHS := DATA ANNOTS FRAMES DIDEMO_SRC URLS
 user_given = $(filter command line environment%,$(origin $(1)))
 $(foreach var,$(PATH_VARIABLES),$(if $(call user_given,$(var)),$(if $(findstring $$,$(value $(var))),\
@@ -147,6 +161,9 @@ step_splits = $(call annots_cmd,$(1)) && touch $(call q,$@)
 FPS ?=
 SIZE ?=
 NUM_FRAMES ?=
+# Non-empty: new FPS/SIZE/NUM_FRAMES replace the frames a folder holds made with others (else
+# refused, naming both), and new trainer settings those of a PRESAMPLE folder.
+REPLACE ?=
 REFERENCE ?=
 FETCH_JOBS ?= 8
 RETRIES ?= 3
@@ -160,7 +177,8 @@ of_dataset = $(if $(known_dataset),$($(known_dataset)_$(1)))
 PARALLEL_OPTIONS = --jobs $(call q,$(JOBS)) $(if $(BACKEND),--backend $(call q,$(BACKEND))) \
   $(if $(SCHEDULER),--scheduler $(call q,$(SCHEDULER)))
 FRAMES_OPTIONS = $(PARALLEL_OPTIONS) $(if $(FPS),--fps $(call q,$(FPS))) \
-  $(if $(SIZE),--short-side $(call q,$(SIZE))) $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES)))
+  $(if $(SIZE),--short-side $(call q,$(SIZE))) $(if $(NUM_FRAMES),--num-frames $(call q,$(NUM_FRAMES))) \
+  $(if $(REPLACE),--replace)
 # $(call frames_cmd,videos,frames)
 frames_cmd = $(PY) -m pyutils.video.frames $(call q,$(1)) $(call q,$(2)) $(FRAMES_OPTIONS)
 # $(call annots_cmd,dataset)
@@ -194,7 +212,9 @@ didemo-mp4: $(SETUP_STAMP) ## transcode DiDeMo originals in DIDEMO_SRC to VIDEOS
 N ?= 250
 SECONDS ?= 20
 TYPE ?= train
-NAME ?= train_q_3000
+# The questions file of TYPE as ActivityNet-QA publishes it (train_q.json); the reference
+# script's train_q_3000 was a local subset of it: N= keeps the first N usable pairs.
+NAME ?= $(TYPE)_q
 QA_DIR ?= $(DATA)/activitynet-qa/dataset
 QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 # Non-empty: also the frames LLaMA-Factory would sample of each video, at the size it resizes them
@@ -202,7 +222,8 @@ QA_STEM := activitynet_qa_$(TYPE)_$(N)_limit_$(SECONDS)s
 # (VIDEO_FPS, VIDEO_MAXLEN, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS).
 PRESAMPLE ?=
 PRESAMPLE_OPTIONS = $(if $(PRESAMPLE),--presample --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
-  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)))
+  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
+  $(if $(REPLACE),--replace))
 
 .PHONY: activitynet_qa dataset_info
 
@@ -250,19 +271,39 @@ NUM_FRM ?=
 DROP ?=
 DEEP ?=
 
-.PHONY: preflight
+.PHONY: preflight ledger report
 
-preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl [DROP=1 DEEP=1]
-	$(Q)$(PY) -m pyutils.catalog.preflight --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) \
-	  --lf-datasets $(call q,$(LF_DATASETS)) --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
-	  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
-	  --cutoff-len $(call q,$(CUTOFF_LEN)) --template $(call q,$(TEMPLATE)) --tokenizer $(call q,$(TOKENIZER)) \
-	  --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) --frames $(call q,$(FRAMES)) --dataset $(call q,$(DATASET)) \
-	  --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
+# The settings that decide frames and tokens, given alike to preflight, the ledger and the report.
+TRAINER_SETTINGS = --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(VIDEO_MAXLEN)) \
+  --video-max-pixels $(call q,$(VIDEO_MAX_PIXELS)) --video-min-pixels $(call q,$(VIDEO_MIN_PIXELS)) \
+  --cutoff-len $(call q,$(CUTOFF_LEN)) --template $(call q,$(TEMPLATE)) \
+  --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) \
+  --frames $(call q,$(FRAMES)) --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS))
+preflight_cmd = $(PY) -m pyutils.catalog.preflight $(TRAINER_SETTINGS) --lf-datasets $(call q,$(LF_DATASETS)) \
+  --tokenizer $(call q,$(TOKENIZER)) --dataset $(call q,$(DATASET)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
+ledger_cmd = $(PY) -m pyutils.catalog.ledger $(TRAINER_SETTINGS)
+# Preflight's results, made first when there are none yet or dataset_info.json is newer than them
+# (exit 1, samples with problems, is a result: the ledger shows them).
+preflight_first = results=$(call q,$(OUT)/preflight.jsonl); \
+  if [ ! -f "$$results" ] || [ $(call q,$(OUT)/dataset_info.json) -nt "$$results" ]; then \
+  $(preflight_cmd) || test "$$?" -eq 1; fi
+REPORT ?=
+
+preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl and the ledger [DROP=1 DEEP=1]
+	$(Q)status=0; $(preflight_cmd) || status=$$?; \
+	  if [ "$$status" -le 1 ]; then $(ledger_cmd) --after-preflight; fi; exit "$$status"
+
+ledger: $(SETUP_STAMP) ## $(OUT)/samples.parquet: one row per prepared sample (probe, frames, tokens, problems), from preflight's results
+	$(Q)$(preflight_first); $(ledger_cmd)
+
+report: $(SETUP_STAMP) ## $(OUT)/report.html (REPORT=file): one offline page of counts, histograms, problems and sampled frames
+	$(Q)$(preflight_first); $(PY) -m pyutils.catalog.report_page $(TRAINER_SETTINGS) $(if $(REPORT),--report $(call q,$(REPORT)))
 
 # ---- what the user typed ----------------------------------------------------------------------
 # A command-line variable that no target reads is a typo that would silently change the result
-# (NUM_FRAME=8 extracts every frame): say so with the closest known name, and stop with STRICT=1.
+# (NUM_FRAME=8 extracts every frame instead of 8 per video, hours on a large dataset). One that
+# is a near miss of a known name stops here, before any work, naming the name meant; STRICT=0
+# makes that a warning. Any other unknown name is a warning (STRICT=1 stops on those too).
 # Known: every `NAME ?=` of the makefiles, the download overrides, and the tuning the wrappers
 # read from their environment.
 STRICT ?=
@@ -272,11 +313,26 @@ KNOWN_VARIABLES := $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\) ?=.*/\1/p' $(MAKEFILE_
   KAGGLE_USERNAME KAGGLE_KEY KAGGLE_API_TOKEN KAGGLE_CONFIG_DIR
 TYPED_VARIABLES := $(foreach var,$(.VARIABLES),$(if $(filter command line,$(origin $(var))),$(var)))
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(TYPED_VARIABLES))
+# $(call unknown_hint,name closest): "; did you mean closest?", or nothing without a closest
+unknown_hint = $(if $(word 2,$(1)),; did you mean $(word 2,$(1))?)
 ifneq ($(UNKNOWN_VARIABLES),)
 # name=closest pairs from the machine's python3 (standard library only: no venv needed)
-unknown_hint = $(if $(word 2,$(1)),; did you mean $(word 2,$(1))?)
 unknown_line = $(word 1,$(1)) is not a vlprep variable$(call unknown_hint,$(1))
+# $(call stops,name closest): whether that unknown name ends the run
+stops = $(if $(filter 0,$(STRICT)),,$(or $(STRICT),$(word 2,$(1))))
+stop_hint = nothing done; STRICT=0 runs without it
+warn_hint = ignored: no target reads it; STRICT=1 stops here
 $(foreach pair,$(shell $(PYTHON3) -m pyutils.core.names $(UNKNOWN_VARIABLES) -- $(KNOWN_VARIABLES) | tr ' ' '='),\
-  $(if $(STRICT),$(error $(call unknown_line,$(subst =, ,$(pair)))),\
-  $(shell printf 'vlprep: warning: %s\n' $(call q,$(call unknown_line,$(subst =, ,$(pair))) (ignored: no target reads it; STRICT=1 stops here)) >&2)))
+  $(if $(call stops,$(subst =, ,$(pair))),$(error $(call unknown_line,$(subst =, ,$(pair))) ($(stop_hint))),\
+  $(shell printf 'vlprep: warning: %s\n' $(call q,$(call unknown_line,$(subst =, ,$(pair))) ($(warn_hint))) >&2)))
 endif
+
+# ---- a goal that no rule makes -------------------------------------------------------------------
+# Make's own answer to `make frmaes` ("No rule to make target") names nothing to type instead:
+# this last-resort rule looks the goal up among the targets `make help` lists (exit 2). A missing
+# file that another target needs (URLS= naming no file) is said in one line too.
+HELP_TARGETS = $(shell sed -n 's/^\([a-zA-Z0-9_.-]*\):.*## .*/\1/p' $(MAKEFILE_LIST))
+unknown_target = no target '$(1)'$(call unknown_hint,$(shell $(PYTHON3) -m pyutils.core.names $(1) -- \
+  $(HELP_TARGETS))) (make help lists them all)
+.DEFAULT:
+	$(if $(filter $@,$(MAKECMDGOALS)),$(error $(call unknown_target,$@)),$(error $@: no such file, and no rule makes it))

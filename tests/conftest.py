@@ -77,6 +77,17 @@ def run_module(
     )
 
 
+def run_make(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make args` in the repository as a user types it (no make of ours around it)."""
+    outer = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    env = {**{k: v for k, v in os.environ.items() if k not in outer}, **(env or {})}
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
+
+
 def kill_once_one_is_done(args: list[str], folder: Path, prefix: str) -> list[Path]:
     """Run `python -m args...` and kill -9 it and its children (ffmpeg) as soon as `folder`
     holds a finished sub-folder named `prefix...`: nothing gets to clean up. Returns the

@@ -24,7 +24,7 @@ from pyutils.devtools.sample import build_demo_sample, make_video
 from pyutils.llamafactory import activitynet_qa
 from pyutils.llamafactory.activitynet_qa import output_name, user_content
 from pyutils.video import probe_cache
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, run_make, run_module
 
 SECONDS = 2.0
 AWKWARD = "v_it's $(touch pwned) ü"
@@ -480,13 +480,36 @@ def test_a_video_folder_that_matches_no_question_is_an_error_naming_videos(
     assert not list(out.glob("*.json"))  # no empty JSON, no dataset_info.json
 
 
-def test_the_default_name_that_is_not_there_says_to_set_name(tmp_path: Path) -> None:
+def test_a_name_that_is_not_there_says_to_set_name(tmp_path: Path) -> None:
     write_qa(tmp_path / "qa", ["v_a"])
     args = ["--qa-dir", str(tmp_path / "qa"), "--videos", str(tmp_path), "--out", str(tmp_path)]
-    result = run_module("pyutils.llamafactory.activitynet_qa", *args)
+    result = run_module("pyutils.llamafactory.activitynet_qa", *args)  # TYPE train: train_q
     assert result.returncode == 2
-    assert "train_q_3000.json: file not found; set NAME= to one of the files" in result.stderr
+    assert "train_q.json: file not found; set NAME= to one of the files" in result.stderr
     assert "present: val_a, val_q" in result.stderr
+
+
+def test_the_default_recipe_reads_the_published_files(corpus: Path, tmp_path: Path) -> None:
+    """`make activitynet_qa` with no NAME reads what `make activitynet-qa-data` places: the
+    published {TYPE}_q.json and {TYPE}_a.json, for TYPE=train (the default) and TYPE=val."""
+    qa = tmp_path / "qa"
+    qa.mkdir()
+    for split in ("train", "val"):
+        for kind in ("q", "a"):
+            shutil.copyfile(corpus / "qa" / f"val_{kind}.json", qa / f"{split}_{kind}.json")
+    out = tmp_path / "out"
+    for split in ("", "TYPE=val"):
+        extra = [split] if split else []
+        result = run_make(
+            "activitynet_qa", f"QA_DIR={qa}", f"VIDEOS={corpus / 'videos'}", f"OUT={out}",
+            "N=2", "SECONDS=2", *extra,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.glob("activitynet_qa_*.json")) == [
+        "activitynet_qa_train_2_limit_2s.json",
+        "activitynet_qa_val_2_limit_2s.json",
+    ]
+    assert len(json.loads((out / "activitynet_qa_train_2_limit_2s.json").read_bytes())) == 2
 
 
 def test_summary_counts_unanswered_questions_past_the_limit_and_says_1_question(
@@ -540,3 +563,74 @@ def convert_raw(qa: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedPr
     args = [*("-name", "val_q", "-type", "val", "--qa-dir", str(qa), "--videos", str(tmp_path))]
     args += ["--out", str(tmp_path / "out"), *extra]
     return run_module("pyutils.llamafactory.activitynet_qa", *args)
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "placeholder"),
+    [
+        ("question", "what is in <video> here", "<video>"),
+        ("answer", "an <image> of a dog", "<image>"),
+        ("question", "is there <audio>", "<audio>"),
+    ],
+)
+def test_a_placeholder_in_the_text_is_an_input_error_and_nothing_is_written(
+    corpus: Path, tmp_path: Path, field: str, text: str, placeholder: str
+) -> None:
+    """LLaMA-Factory's `_validate_messages` counts `<image>`, `<video>` and `<audio>` in every
+    message: one in a question or answer is a placeholder too many, and the trainer raises. It is
+    refused before anything is probed or written: no JSON, no report, no dataset_info.json."""
+    write_qa(tmp_path / "qa", QUESTION_PLAN)
+    path = tmp_path / "qa" / f"val_{field[0]}.json"
+    entries = json.loads(path.read_text())
+    entries[5][field] = text
+    path.write_text(json.dumps(entries))
+    out = tmp_path / "out"
+    report = out / "qa.report.jsonl"
+    args = ("-name", "val_q", "-type", "val", "--qa-dir", str(tmp_path / "qa"), "--out", str(out))
+    result = run_module(
+        "pyutils.llamafactory.activitynet_qa",
+        *args,
+        *("--videos", str(corpus / "videos"), "--probe-cache", "", "--report", str(report)),
+        "--register",
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"vlprep: error: {path}: entry 5: {field!r} contains {placeholder}, a placeholder "
+        "LLaMA-Factory counts as media (its _validate_messages would raise on the sample); edit "
+        "it out of the text\n"
+    )
+    assert not out.exists()
+
+
+def test_a_malformed_dataset_info_is_found_before_anything_is_written(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset_info.json").write_text('{"mine": {"file_name": "mine.json"},')
+    args = ("-name", "val_q", "-type", "val", "--qa-dir", str(corpus / "qa"), "--out", str(out))
+    result = run_module(
+        "pyutils.llamafactory.activitynet_qa",
+        *args,
+        *("--videos", str(corpus / "videos"), "--probe-cache", ""),
+        *("--report", str(out / "qa.report.jsonl"), "--register"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"vlprep: error: {out / 'dataset_info.json'}:1:")
+    assert "malformed JSON" in result.stderr and "Traceback" not in result.stderr
+    assert os.listdir(out) == ["dataset_info.json"]  # no JSON, report or remuxed video
+    assert (out / "dataset_info.json").read_text() == '{"mine": {"file_name": "mine.json"},'
+
+
+def test_a_run_that_finds_few_of_the_videos_warns(corpus: Path, tmp_path: Path) -> None:
+    write_qa(tmp_path / "qa", ["v_a", "v_gone1", "v_gone2", "v_gone3"])
+    result = run_make(
+        "activitynet_qa", f"QA_DIR={tmp_path / 'qa'}", f"VIDEOS={corpus / 'videos'}",
+        f"OUT={tmp_path / 'out'}", "TYPE=val", "N=5", "SECONDS=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warning = (
+        f"warning: only 1 of the 4 videos the answered questions reference are in "
+        f"VIDEOS={corpus / 'videos'} (3 missing, e.g. v_gone1); their questions are left out"
+    )
+    assert warning in result.stderr.splitlines()

@@ -103,7 +103,21 @@ def test_new_file_and_seed_files_are_not_overwritten(tmp_path: Path) -> None:
 
 def test_video_tokens_must_match_videos(tmp_path: Path) -> None:
     qa = write_qa_file(tmp_path, tokens=2)
-    with pytest.raises(UserError, match=r"record 0: 2 <video> token\(s\) but 1 video\(s\)"):
+    with pytest.raises(UserError, match=r"record 0: 2 <video> placeholder\(s\) but 1 videos"):
+        main(["--dir", str(tmp_path), str(qa)])
+    assert not (tmp_path / "dataset_info.json").exists()
+
+
+@pytest.mark.parametrize("placeholder", ["<image>", "<audio>"])
+def test_every_placeholder_llamafactory_counts_must_match(tmp_path: Path, placeholder: str) -> None:
+    """LLaMA-Factory's `_validate_messages` counts `<image>` and `<audio>` as it counts
+    `<video>`: in an answer of a sample that has neither, it raises."""
+    qa = write_qa_file(tmp_path)
+    records = json.loads(qa.read_text())
+    records[1]["messages"][1]["content"] = f"the {placeholder} tag"
+    qa.write_text(json.dumps(records))
+    expected = rf"record 1: 1 {placeholder} placeholder\(s\) but 0 (images|audios)"
+    with pytest.raises(UserError, match=expected):
         main(["--dir", str(tmp_path), str(qa)])
     assert not (tmp_path / "dataset_info.json").exists()
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from pyutils.core.media import describe_ffmpeg, find_ffmpeg, inspect_ffmpeg, probe
-from pyutils.devtools.sample import make_video
+from pyutils.devtools.sample import make_edit_list_video, make_video
 from pyutils.video import frame_extract, frame_plan
 from pyutils.video.frame_commands import seek_commands
 from pyutils.video.frame_extract import extract_video
@@ -39,6 +39,7 @@ from tests.conftest import (
     decoded_frame_count,
     kill_once_one_is_done,
     old_ffmpeg_script,
+    run_make,
     run_module,
 )
 
@@ -627,7 +628,7 @@ def test_rerun_skips_done_and_redoes_changed_options(
     repaired = frames_cli(str(videos), str(frames), "--num-frames", "4")
     assert repaired.returncode == 0 and "1 already done, 2 to do" in repaired.stderr
     assert "unreadable manifest line skipped" in repaired.stderr
-    changed = frames_cli(str(videos), str(frames), "--num-frames", "6")
+    changed = frames_cli(str(videos), str(frames), "--num-frames", "6", "--replace")
     assert changed.returncode == 0 and "0 already done, 3 to do" in changed.stderr
     records = manifest(frames)
     assert {r["options"]["num_frames"] for r in records.values()} == {6}
@@ -751,3 +752,65 @@ def test_a_matroska_video_that_starts_late_is_whole(
         assert result.returncode == 0, result.stdout
         assert "frames: 1 video, 0 already done, 1 to do" in result.stderr
         assert len(os.listdir(out / video.stem)) == expected
+
+
+@pytest.fixture(scope="module")
+def edit_list_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`ffmpeg -ss 5.3 -c copy` of 12 s at 25 fps with a keyframe a second: 175 packets from
+    the keyframe at 5 s, 8 of them hidden by the edit list, 167 frames shown (6.7 s)."""
+    folder = tmp_path_factory.mktemp("edit-list")
+    return make_edit_list_video(folder / "cut.mp4", 12.0, 5.3, width=96, height=64, fps=25)
+
+
+def test_an_edit_list_gives_the_frames_ffmpeg_decodes(
+    edit_list_video: Path, tmp_path: Path
+) -> None:
+    """The frames decoding yields are the truth: every frame at the native rate equals the
+    reference `ffmpeg -i v frames/%05d.jpg` (with vlprep's JPEG settings) byte for byte, and
+    NUM_FRAMES=K writes exactly K of them, AdaCLIP's picks over the 167, by every method."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    jpeg = ["-q:v", "2", "-huffman", "default", "-threads", "1"]
+    command = [find_ffmpeg(), "-nostdin", "-v", "error", "-i", str(edit_list_video), *jpeg]
+    subprocess.run([*command, str(reference / "image_%05d.jpg")], check=True)
+    shown = len(os.listdir(reference))
+    assert (shown, decoded_frame_count(edit_list_video)) == (167, 167)
+    assert len(frame_times(str(edit_list_video)).times) == probe(edit_list_video).frame_count == 167
+    frames = tmp_path / "frames"
+    result = frames_cli(str(edit_list_video.parent), str(frames), "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert md5s(frames / "cut") == md5s(reference)
+    every = md5s(reference)
+    for method in ("seek_bsf", "seek_inputs", "sequential", None):
+        out = tmp_path / str(method)
+        picked = extract_video(task(edit_list_video, out, num_frames=8, method=method))
+        assert (picked.status, picked.frames) == ("ok", 8), picked.error
+        expected = [every[f"image_{i + 1:05d}.jpg"] for i in uniform_indices(shown, 8)]
+        assert [md5s(out)[f"image_{n:05d}.jpg"] for n in range(1, 9)] == expected
+    at_two = frames_cli(str(edit_list_video.parent), str(tmp_path / "fps"), "--fps", "2")
+    assert at_two.returncode == 0, at_two.stderr
+    assert abs(len(os.listdir(tmp_path / "fps" / "cut")) - 6.7 * 2) <= 1
+
+
+def test_new_options_on_a_folder_of_other_frames_are_refused_unless_replace(
+    tmp_path: Path,
+) -> None:
+    """A forgotten FPS= must not throw away a native extraction: refused before any work,
+    naming the options held and asked; REPLACE=1 replaces them."""
+    videos, frames = tmp_path / "videos", tmp_path / "frames"
+    make_video(videos / "a.mp4", 1.0, width=64, height=48, fps=10)
+    common = [f"VIDEOS={videos}", f"FRAMES={frames}"]
+    assert run_make("frames", *common).returncode == 0
+    native = sorted((frames / "a").iterdir())
+    assert len(native) == 10
+    refused = run_make("frames", *common, "FPS=2")
+    assert refused.returncode == 2
+    assert (
+        f"vlprep: error: {frames} holds frames of 1 video made with FPS=; asked for FPS=2: "
+        "set REPLACE=1 (--replace) to replace them, or FRAMES= to another folder"
+    ) in refused.stderr
+    assert sorted((frames / "a").iterdir()) == native
+    replaced = run_make("frames", *common, "FPS=2", "REPLACE=1")
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(list((frames / "a").iterdir())) == 2
+    assert run_make("frames", *common, "FPS=2").returncode == 0  # the same options again

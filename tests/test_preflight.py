@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pyutils.devtools.sample import make_image, make_video
+from pyutils.devtools.sample import make_edit_list_video, make_image, make_video
 from pyutils.llamafactory.dataset_info import sharegpt_video_entry
 from tests.conftest import REPO, run_module
 
@@ -90,11 +90,61 @@ def test_every_problem_is_found_and_written(media: Path, tmp_path: Path) -> None
     assert "infinite video" in mkv["problems"][0]
     assert mkv["video_frames"] >= 74  # every frame of 3 s at 25 fps, not 6
     assert gone["problems"] == [f"missing: videos/gone.mp4 (not under media_dir {out})"]
-    assert two["problems"][0].startswith("token_mismatch: 2 <video> placeholder(s) but 1 video")
+    assert two["problems"][0].startswith("token_mismatch: 2 <video> placeholder(s) but 1 videos")
     assert broken["problems"][0].startswith("unreadable: videos/broken.mp4: PyAV cannot open it")
     assert (blink["video_frames"], blink["video_tokens"], blink["problems"]) == (2, 88, [])
     assert "qa" in result.stdout and "misread" in result.stdout
     assert "text_only" not in result.stdout
+
+
+def test_an_edit_list_is_replayed_as_llamafactory_decodes_it(tmp_path: Path) -> None:
+    """`ffmpeg -ss 1.3 -c copy` of 4 s at 25 fps: PyAV counts 75 frames (the packets from the
+    keyframe at 1 s), decoding yields the 67 the edit list shows (2.7 s). Worked by hand with
+    LLaMA-Factory's rule: `_get_video_sample_indices` takes floor(2.7 x 2) = 5 picks of
+    linspace(0, 74, 5) = [0, 18, 37, 55, 74]; the decode loop of `_regularize_videos` numbers
+    frames 0-66, so pick 74 never comes: 4 frames fed. The token metadata path
+    (`_get_qwen_video_stream_metadata`) counts 5 picks, 6 frames: 3 x 16 x 22 / 4 = 264 tokens
+    (CLIP_TOKENS), where 4 frames' features are 176."""
+    out = tmp_path / "data"
+    make_edit_list_video(out / "cut.mp4", 4.0, 1.3, width=320, height=240, fps=25)
+    lf_dataset(out, [record("cut?", "cut.mp4")])
+    result = run(out)
+    assert result.returncode == 1, result.stderr
+    (sample,) = lines(out)
+    assert (sample["video_frames"], sample["video_tokens"]) == (4, CLIP_TOKENS)
+    edit_list, mismatch = sample["problems"]
+    assert edit_list.startswith(
+        "misread: cut.mp4: PyAV reports 8 of its 75 frames hidden by an edit list; LLaMA-Factory "
+        "spreads its 5 picks over 75 frames, decodes 67, and so loses 1 pick and crowds the rest "
+        "into the start"
+    )
+    assert mismatch == (
+        f"misread: cut.mp4: {CLIP_TOKENS} video tokens are counted for 6 frames but 4 are "
+        "decoded: video features and video tokens will not match"
+    )
+    one_pick = run(out, "--video-fps", "0.3")  # floor(2.7 x 0.3) = 0: frame 0 alone, decoded
+    assert one_pick.returncode == 0, one_pick.stdout
+    assert lines(out)[0]["problems"] == [] and lines(out)[0]["video_frames"] == 2
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "placeholder", "column"),
+    [
+        ("what?", "an <image> of it", "<image>", "images"),
+        ("<audio>heard?", "no", "<audio>", "audios"),
+    ],
+)
+def test_every_placeholder_llamafactory_counts_is_a_problem(
+    media: Path, tmp_path: Path, question: str, answer: str, placeholder: str, column: str
+) -> None:
+    out = lf_dataset(tmp_path, [record(question, str(media / "clip.mp4"), answer=answer)])
+    result = run(out)
+    assert result.returncode == 1, result.stderr
+    (sample,) = lines(out)
+    assert sample["problems"] == [
+        f"token_mismatch: 1 {placeholder} placeholder(s) but 0 {column}: LLaMA-Factory's "
+        "_validate_messages raises"
+    ]
 
 
 def test_cutoff_len_and_histogram(media: Path, tmp_path: Path) -> None:

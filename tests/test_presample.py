@@ -16,10 +16,10 @@ import av
 import numpy as np
 import pytest
 
-from pyutils.devtools.sample import make_video
+from pyutils.devtools.sample import make_edit_list_video, make_video
 from pyutils.llamafactory import presample
 from pyutils.llamafactory.qwen_video import Budget
-from pyutils.llamafactory.remux import copy_command
+from pyutils.llamafactory.remux import RemuxTask, copy_command, remux_one
 from tests.conftest import REPO, decoded_frame_count, kill_once_one_is_done, run_module
 
 FOLDER = "presampled_fps2_maxlen128_pixels256-65536"  # the default settings' frame folder
@@ -154,6 +154,21 @@ def test_mkv_is_sampled_from_its_real_frame_count_and_duration(tmp_path: Path) -
     assert tree_md5s(tmp_path / "mkv") == tree_md5s(tmp_path / "mp4")  # the same frames
 
 
+def test_an_edit_list_is_sampled_from_the_frames_it_shows(tmp_path: Path) -> None:
+    """`ffmpeg -ss 1.3 -c copy` of 4 s at 25 fps: PyAV counts 75 frames, decoding yields 67
+    (2.68 s). Pre-sampling spreads its picks over those 67: the picks the trainer makes of the
+    MP4 remux that holds exactly them, every one a frame decoding yields."""
+    cut = make_edit_list_video(tmp_path / "cut.mp4", 4.0, 1.3, width=96, height=64, fps=25)
+    result = extract(cut, tmp_path / "cut")
+    assert result.sampling.counted
+    assert (result.sampling.frame_count, result.sampling.duration) == (67, 2.68)
+    assert result.sampling.indices == (0, 16, 33, 49, 66)  # linspace(0, 66, floor(2.68 x 2))
+    assert len(os.listdir(tmp_path / "cut")) == 5
+    remuxed = remux_one(RemuxTask(str(cut), str(tmp_path / "remux.mp4"), 1))
+    assert (remuxed.method, remuxed.error) == ("transcode", "")
+    assert extract(Path(remuxed.target), tmp_path / "remux").sampling.indices == (0, 16, 33, 49, 66)
+
+
 def tree_md5s(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
@@ -220,7 +235,13 @@ def test_second_json_has_the_same_records_as_frame_lists_and_is_registered(
     entry = info["activitynet_qa_val_100_limit_2s_presampled"]
     assert entry["file_name"] == "activitynet_qa_val_100_limit_2s_presampled.json"
     assert entry["columns"] == {"messages": "messages", "videos": "videos"}
-    assert "1 capped by VIDEO_MAXLEN=128" in result.stdout
+    said = result.stdout
+    assert "presample: 1 of 8 videos capped at VIDEO_MAXLEN=128 frames: the trainer" in said
+    # What differs, for which model, and what to do about it.
+    assert "presample: Qwen2-VL: every frame list is seen exactly as its video" in said
+    qwen3 = re.search(r"Qwen3-VL: (\d+) of 8 videos get other <t seconds> time stamps", said)
+    assert qwen3 and int(qwen3[1]) > 0 and "train Qwen3-VL on the plain JSON" in said
+    assert "README, PRESAMPLE" not in said
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:
@@ -274,6 +295,26 @@ def test_rerun_does_nothing_and_other_settings_get_their_own_folder(
     assert other.returncode == 0, other.stderr
     assert (out / "presampled_fps1_maxlen16_pixels256-65536" / "v_3").is_dir()
     assert {p: p.stat().st_mtime_ns for p in (out / FOLDER).rglob("*.jpg")} == before
+
+
+def test_other_settings_into_a_folder_of_frames_are_refused_unless_replace(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out, folder = tmp_path / "data", tmp_path / "frames"
+    first = ["-n", "1", "--presample-dir", str(folder)]
+    assert convert(corpus, out, *first).returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")}
+    refused = convert(corpus, out, *first, "--video-fps", "1")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"vlprep: error: {folder} holds frames of 1 video made with VIDEO_FPS=2.0; asked for "
+        "VIDEO_FPS=1.0: set REPLACE=1 (--replace) to replace them, or --presample-dir to another "
+        "folder\n"
+    )
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} == before
+    replaced = convert(corpus, out, *first, "--video-fps", "1", "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} != before
 
 
 def test_kill_midway_then_rerun_gives_the_same_bytes(corpus: Path, tmp_path: Path) -> None:

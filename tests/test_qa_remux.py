@@ -7,11 +7,21 @@ import json
 import os
 from pathlib import Path
 
+import av
 import pytest
 
-from pyutils.devtools.sample import make_video
+from pyutils.devtools.sample import make_edit_list_video, make_video
 from pyutils.llamafactory import activitynet_qa, remux
-from pyutils.llamafactory.qwen_video import misread_reason, read_stream
+from pyutils.llamafactory.presample import plan
+from pyutils.llamafactory.qwen_video import (
+    VIDEO_FPS,
+    VIDEO_MAXLEN,
+    Budget,
+    frames_fed,
+    misread_reason,
+    read_stream,
+    sample_indices,
+)
 from pyutils.llamafactory.remux import MANIFEST
 from tests.conftest import run_module
 
@@ -133,3 +143,47 @@ def test_failed_remux_keeps_the_selection_and_fails(
     assert len(written) == 12
     assert written[6]["videos"] == [os.path.relpath(mixed / "videos" / "v_001.mkv", out)]
     assert not (out / "videos-mp4" / "v_001.mp4").exists()
+
+
+def test_an_edit_list_mp4_is_transcoded_and_read_whole(tmp_path: Path) -> None:
+    """`ffmpeg -ss 1.3 -c copy` of 4 s at 25 fps: PyAV counts 75 frames, decoding yields 67,
+    so LLaMA-Factory would lose its picks past frame 66. The MP4 written instead holds exactly
+    the 67 frames shown: every index the trainer plans decodes, and the pre-sampled frames are
+    the ones it samples of that MP4."""
+    videos = tmp_path / "videos"
+    cut = make_edit_list_video(videos / "v_cut.mp4", 4.0, 1.3, width=64, height=48, fps=25)
+    make_video(videos / "v_plain.mp4", 3.0, width=64, height=48, fps=25)
+    qa = tmp_path / "qa"
+    qa.mkdir()
+    ids = ["v_cut_0", "v_plain_0"]
+    (qa / "val_q.json").write_text(
+        json.dumps([{"question_id": i, "question": "what"} for i in ids])
+    )
+    (qa / "val_a.json").write_text(json.dumps([{"question_id": i, "answer": "a"} for i in ids]))
+    assert (read_stream(cut).frames, decoded(cut)) == (75, 67)
+    out = tmp_path / "data"
+    status, records, stderr = convert(tmp_path, out, "--presample")
+    assert status == 0, stderr
+    assert [r["videos"] for r in records] == [["videos-mp4/v_cut.mp4"], ["../videos/v_plain.mp4"]]
+    assert "remux: 0 copied and 1 transcoded into MP4" in stderr
+    remuxed = out / "videos-mp4" / "v_cut.mp4"
+    info = read_stream(remuxed)
+    assert (info.frames, info.hidden, decoded(remuxed), misread_reason(info)) == (67, 0, 67, "")
+    planned = sample_indices(info.frames, info.duration, VIDEO_FPS, VIDEO_MAXLEN)
+    assert planned[-1] < 67 and frames_fed(planned, 67) == len(planned) + len(planned) % 2
+    presampled = json.loads((out / "activitynet_qa_val_1000_limit_2s_presampled.json").read_bytes())
+    assert len(presampled[0]["videos"][0]) == len(planned)
+    assert plan(str(cut), Budget()).indices == plan(str(remuxed), Budget()).indices
+    result = run_module(
+        "pyutils.catalog.preflight", *("--out", str(out)), "--sections", "llamafactory"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(
+        '"problems":[]' in line for line in (out / "preflight.jsonl").read_text().splitlines()
+    )
+
+
+def decoded(path: Path) -> int:
+    """Frames PyAV's decoder yields: what LLaMA-Factory's decode loop enumerates."""
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))

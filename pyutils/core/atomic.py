@@ -116,6 +116,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_if_changed(path: str | os.PathLike[str], data: bytes, variable: str) -> bool:
+    """`atomic_write_bytes` unless `path` already holds `data` (a rerun leaves its mtime, and
+    whatever watches it, alone); True when written. A path that cannot be written is a user
+    error naming the Make `variable` that chose it."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UserError(f"{variable}: cannot write {path} ({exc.strerror})") from None
+    return True
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

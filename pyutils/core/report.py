@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pyutils.core.jsonio import write_jsonl
 
@@ -66,31 +68,90 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+class Gauge(Protocol):
+    """Work within a batch, for progress that moves while long units run: `read()` says how
+    much is done so far (frames written, say), counting the units still running; `noun` what
+    it counts."""
+
+    noun: str
+
+    def read(self) -> int: ...
+
+
 def track(
-    items: Iterable[T], total: int, description: str, every_seconds: float = 10.0
+    items: Iterable[T],
+    total: int,
+    description: str,
+    every_seconds: float = 10.0,
+    gauge: Gauge | None = None,
 ) -> Iterator[T]:
-    """Yield `items` with progress: a rich bar on a terminal, else a log line every few seconds."""
+    """Yield `items` with progress: a rich bar on a terminal, else a log line every few seconds.
+    With a `gauge`, its count is shown beside the items' and kept moving between them (a few
+    long videos would otherwise sit at 0/5 for minutes); in a log, a line every few seconds."""
     if total == 0:
         return
+    start = time.monotonic()
+    done = 0
     if stderr_is_terminal():
-        with _progress_bar() as progress:
-            task = progress.add_task(description, total=total)
-            for item in items:
-                yield item
-                progress.advance(task)
+        with _progress_bar(gauge is not None) as progress:
+            task = progress.add_task(description, total=total, gauge="")
+
+            def show() -> None:
+                progress.update(task, gauge=_gauge_text(gauge, start))
+
+            with _every(0.5 if gauge else None, show):
+                for item in items:
+                    yield item
+                    progress.advance(task)
+                    show()
         return
-    start = last = time.monotonic()
-    for done, item in enumerate(items, start=1):
-        yield item
+
+    def line() -> None:
         now = time.monotonic()
-        if now - last >= every_seconds or done == total:
-            rate = done / max(now - start, 1e-9)
-            eta = (total - done) / rate if rate else 0.0
-            log(f"{description}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s)")
-            last = now
+        rate = done / max(now - start, 1e-9)
+        eta = f", ETA {(total - done) / rate:.0f}s" if rate else ""
+        measured = f", {_gauge_text(gauge, start)}" if gauge else ""
+        log(f"{description}: {done}/{total} ({rate:.1f}/s{eta}){measured}")
+
+    last = start
+    with _every(max(every_seconds, 0.1) if gauge else None, line):
+        for done, item in enumerate(items, start=1):  # `line` reads `done` too
+            yield item
+            now = time.monotonic()
+            if (not gauge and now - last >= every_seconds) or done == total:
+                line()
+                last = now
 
 
-def _progress_bar() -> Progress:
+def _gauge_text(gauge: Gauge | None, start: float) -> str:
+    if gauge is None:
+        return ""
+    count = gauge.read()
+    return f"{count:,} {gauge.noun} ({count / max(time.monotonic() - start, 1e-9):.0f}/s)"
+
+
+@contextmanager
+def _every(seconds: float | None, action: Callable[[], None]) -> Iterator[None]:
+    """Run `action` every `seconds` on a daemon thread while the block runs (None: never)."""
+    if seconds is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            action()
+
+    ticker = threading.Thread(target=loop, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def _progress_bar(with_gauge: bool = False) -> Progress:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -114,6 +175,7 @@ def _progress_bar() -> Progress:
         MofNCompleteColumn(),
         TaskProgressColumn(),
         RateColumn(),
+        *([TextColumn("{task.fields[gauge]}")] if with_gauge else []),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
@@ -151,8 +213,10 @@ class FailureLog:
                 self.path.unlink(missing_ok=True)
         say(f"{self.stage}: {self.done} ok, {len(self.failures)} failed")
         for failure in self.failures[:show]:
+            item = failure["item"]
             last_line = failure["error"].splitlines()[-1] if failure["error"] else "?"
-            say(f"  FAILED {failure['item']}: {last_line}")
+            # Errors often start with the path the line already names: say it once.
+            say(f"  FAILED {item}: {last_line.removeprefix(f'{item}: ')}")
         if len(self.failures) > show:
             say(f"  ... and {len(self.failures) - show} more")
         if self.failures and self.path is not None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from pyutils.core.parallel import AUTO, BACKENDS, ParallelOptions, run_parallel
-from pyutils.core.report import FailureLog, track
+from pyutils.core.report import FailureLog, Gauge, track
 
 
 class Outcome(Protocol):
@@ -45,17 +45,19 @@ def run_stage(
     parallel: ParallelOptions,
     failures: FailureLog | None = None,
     shared_paths: Sequence[str] = (),
+    gauge: Gauge | None = None,
 ) -> Iterator[Result]:
     """Yield `worker(unit)` for every unit as it finishes, with progress named `stage`; each
     result is counted in `failures` as done or failed (the caller calls `failures.finish()`).
 
     Units are handed out lazily, so closing the generator early (a caller that has seen enough)
-    leaves the rest undone. `shared_paths` must be visible from every Dask worker.
+    leaves the rest undone. `shared_paths` must be visible from every Dask worker. A `gauge`
+    counts the work within the batch (frames written) for the progress line.
     """
     results = run_parallel(
         worker, units, parallel.jobs, parallel.backend, parallel.scheduler, shared_paths
     )
-    progress = track(results, len(units), stage)
+    progress = track(results, len(units), stage, gauge=gauge)
     try:
         for result in progress:
             if failures is not None:

@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 from rich.table import Table
 
 from pyutils.adaclip.splits import RECIPES, generate
+from pyutils.catalog import ledger, preflight, report_page
 from pyutils.catalog.check import human_size
 from pyutils.catalog.datasets import DATASETS, inspect
 from pyutils.catalog.prepare import prepare
@@ -208,6 +210,23 @@ def fps_in_parts(root: Path, table: Table) -> None:
     table.add_row("frames (5 fps)", video.name, said)
 
 
+def report_sample(root: Path, table: Table) -> None:
+    """`make preflight` then `make report` on the demo's outputs: its LLaMA-Factory datasets, the
+    MSRVTT split against the 8-frame folders (NUM_FRM 8) and caltech101, as one page."""
+    where = ["--out", str(root / "data"), "--data", str(root / "datasets")]
+    where += ["--annots", str(root / "annots"), "--frames", str(root / "frames" / "8-frames")]
+    where += ["--num-frm", "8", "--jobs", "2"]
+    if preflight.main([*where, "--dataset", "msrvtt"]) > 1:
+        raise UserError("demo: make preflight failed on the demo sample (see above)")
+    cache = ["--probe-cache", str(root / "probe-cache.json"), "--after-preflight"]
+    report_page.main([*where, *cache])
+    page = root / "data" / report_page.REPORT_NAME
+    rows = pq.read_metadata(root / "data" / ledger.LEDGER_NAME).num_rows
+    table.add_row(
+        "report", str(page), f"{rows} samples in the ledger, {human_size(page.stat().st_size)}"
+    )
+
+
 def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
@@ -223,6 +242,7 @@ STAGES = [
     (activitynet_qa_sample, "ActivityNet-QA becomes sharegpt JSON, plus pre-sampled frame lists"),
     (preflight_sample, "preflight replays LLaMA-Factory's sampling and token count per sample"),
     (transcode_didemo, "DiDeMo originals (mov, avi, no extension) become H.264 mp4"),
+    (report_sample, "the ledger and one offline page of counts, histograms and sampled frames"),
 ]
 
 README = """\
@@ -234,7 +254,8 @@ Made by `make demo` from generated videos (no download); safe to delete (`make c
   every stage must treat quotes and `$(...)` in names as text (nothing is ever run through a
   shell), so no file `pwned` may appear anywhere.
 - `datasets/`: a `DATA` root, as `make caltech101 DATA=...` leaves it (downloads/, caltech-101/).
-- `data/`: an `OUT` folder for LLaMA-Factory: the QA JSON, `dataset_info.json`, MP4 remuxes.
+- `data/`: an `OUT` folder for LLaMA-Factory: the QA JSON, `dataset_info.json`, MP4 remuxes;
+  preflight's results, the ledger (`samples.parquet`) and the report page (`report.html`).
 - `frames/`: `make frames` outputs (every frame; 8 uniform frames; 5 per second of `long/`,
   beside one single-threaded pass of it) and `contact_sheet.png`.
 - `annots/`: AdaCLIP splits; `annotations/`: the tiny annotation files they are made from.
@@ -291,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             stage(root, table)
         console.print(f"ok  {stage.__name__}: {shows}")
     console.print(table)
+    console.print(f"report: {root / 'data' / report_page.REPORT_NAME}")
     pwned = [str(p) for p in root.rglob("pwned")]
     if pwned:
         raise UserError(f"a file name was run as a command: {pwned[0]}")

@@ -13,6 +13,7 @@ import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 
@@ -59,6 +60,24 @@ def make_video(
     source = ffmpeg.input(pattern, f="lavfi")
     output = source.output(str(target), f=muxer, **options)
     subprocess.run(ffmpeg_command(output, overwrite=True), check=True)
+    return target
+
+
+def make_edit_list_video(
+    path: str | os.PathLike[str], seconds: float, start: float, **video: Any
+) -> Path:
+    """Write an MP4 with an edit list, as `ffmpeg -ss START -i in.mp4 -c copy out.mp4` (and
+    yt-dlp's --download-sections, and phone editors) write one: an H.264 video of `seconds` with
+    a keyframe every second, cut at `start` without re-encoding, so the packets from the keyframe
+    before the cut stay (the decoder needs them) and the edit list shows the video from the cut
+    on. `video` are `make_video`'s options."""
+    target = Path(path)
+    whole = target.with_name(f".{target.stem}.whole.mp4")
+    fps = video.pop("fps", 25)
+    make_video(whole, seconds, fps=fps, gop=fps, **video)
+    cut = ffmpeg.input(f"file:{whole}", ss=start).output(str(target), f="mp4", c="copy")
+    subprocess.run(ffmpeg_command(cut, overwrite=True), check=True)
+    whole.unlink()
     return target
 
 

@@ -47,7 +47,15 @@ from pyutils.core.video_index import (
     not_utf8_reason,
     printable,
 )
-from pyutils.llamafactory.dataset_info import check_registrable, media_path, register
+from pyutils.llamafactory.dataset_info import (
+    INFO_NAME,
+    PLACEHOLDERS,
+    check_registrable,
+    media_path,
+    read_dataset_info,
+    register,
+    validate_records,
+)
 from pyutils.llamafactory.trainer_args import add_budget_options, budget_from
 from pyutils.video.probe_cache import Probe, ProbeCache, default_cache_path, probe_videos
 
@@ -163,10 +171,19 @@ def load_questions(qa_dir: Path, name: str, split: str, videos: dict[str, Path])
 
 def _text(record: dict[str, Any], key: str, where: str) -> str:
     """A field that becomes training text must be a non-empty string: `null`, a number or a
-    list would otherwise be written as `None`, `7` or `['a']` and trained on."""
+    list would otherwise be written as `None`, `7` or `['a']` and trained on. Nor may it hold a
+    placeholder LLaMA-Factory counts (`<image>`, `<video>`, `<audio>`): `_validate_messages`
+    would find one more than the sample's media and raise, and LLaMA-Factory has no escape for
+    one in text (only other placeholder strings, by environment variables)."""
     value = record[key]
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"{where}: {key!r} must be a non-empty string, found {value!r:.60}")
+    held = [placeholder for placeholder in PLACEHOLDERS.values() if placeholder in value]
+    if held:
+        raise UserError(
+            f"{where}: {key!r} contains {held[0]}, a placeholder LLaMA-Factory counts as media "
+            "(its _validate_messages would raise on the sample); edit it out of the text"
+        )
     return value
 
 
@@ -218,7 +235,9 @@ def sharegpt_records(kept: list[Question]) -> list[dict[str, Any]]:
     ]
 
 
-def summarise(questions: list[Question], seconds: float, failures: FailureLog) -> None:
+def summarise(
+    questions: list[Question], seconds: float, videos: Path, failures: FailureLog
+) -> None:
     by_status = Counter(q.status for q in questions)
     answered = [q for q in questions if q.answer is not None]
     referenced = {video_stems(q.question_id)[0]: q.video for q in answered}
@@ -244,6 +263,13 @@ def summarise(questions: list[Question], seconds: float, failures: FailureLog) -
         f"{by_status[UNREADABLE]} unreadable video, {by_status[TOO_SHORT]} too short, "
         f"{by_status[AFTER_LIMIT]} not examined (limit reached)"
     )
+    absent = [stem for stem, video in referenced.items() if not video]
+    if absent and found:  # none found at all is an error (`nothing_kept`)
+        log(
+            f"warning: only {found} of the {len(referenced)} videos the answered questions "
+            f"reference are in VIDEOS={videos} ({len(absent)} missing, e.g. {absent[0]}); "
+            "their questions are left out"
+        )
     reported = set()
     for q in questions:
         if q.status == KEPT:
@@ -286,16 +312,16 @@ def write_presampled(
     frames LLaMA-Factory would sample from it (`pyutils.llamafactory.presample`); registered
     under its own name. A record whose video could not be pre-sampled is left out, and said."""
     # Imported here: frame extraction's modules are a fifth of a plain run's start-up.
-    from pyutils.llamafactory.presample import frames_folder, presample, relative_lists
+    from pyutils.llamafactory.presample import presample, relative_lists
 
     budget = budget_from(args)
-    folder = args.presample_dir or frames_folder(args.out, budget)
+    folder = presample_folder(args)
     # Threads unless on Dask: the work is in ffmpeg child processes.
     parallel = parallel_options(args)
     if parallel.backend != "dask":
         parallel = ParallelOptions(args.jobs, "threading")
     videos = [q.video or "" for q in kept]
-    done = presample(videos, folder, budget, parallel)
+    done = presample(videos, folder, budget, parallel, args.replace)
     lists = relative_lists(videos, done.frames, media_dir)
     records = [
         {**record, "videos": [frames]}
@@ -306,6 +332,7 @@ def write_presampled(
     if not records:
         say(f"{STAGE}: no video could be pre-sampled; {target} not written")
         return 1
+    validate_records(records, str(target), media_dir)
     write_json(target, records)
     left_out = len(kept) - len(records)
     said = f" ({plural(left_out, 'record')} left out: video not pre-sampled)" if left_out else ""
@@ -315,6 +342,12 @@ def write_presampled(
     return max(done.status, 1 if left_out else 0)
 
 
+def presample_folder(args: argparse.Namespace) -> Path:
+    from pyutils.llamafactory.presample import frames_folder
+
+    return args.presample_dir or frames_folder(args.out, budget_from(args))
+
+
 def check_outputs(args: argparse.Namespace) -> None:
     """Every folder the run writes into can be written, and dataset_info.json updated (a
     UserError naming the setting otherwise), before any work."""
@@ -322,25 +355,31 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.remux_dir is not None:
         check_writable_folder(args.remux_dir, "--remux-dir")
     if args.presample:
-        from pyutils.llamafactory.presample import frames_folder
-
-        folder = args.presample_dir or frames_folder(args.out, budget_from(args))
+        folder = presample_folder(args)
         check_writable_folder(folder, "OUT", f"PRESAMPLE=1: its frames folder {folder}")
     if args.register:
         check_registrable(args.out)
 
 
 def convert(args: argparse.Namespace) -> int:
+    # Every input is checked before any work, so that an input error leaves nothing behind.
     if args.presample:
-        budget_from(args)  # settings checked before any work
+        budget = budget_from(args)  # the settings first: the frames folder is named after them
     check_outputs(args)
+    if args.presample and not args.replace:  # what the frames folder holds
+        from pyutils.llamafactory.presample import refuse_other_settings
+
+        refuse_other_settings(presample_folder(args), budget)
+    if args.register:
+        read_dataset_info(args.out / INFO_NAME)
     if args.fps is not None:
         log(
             f"{STAGE}: -fps {args.fps:g} is accepted for compatibility and not used: the frame "
             "rate is chosen at training time (LLaMA-Factory's video_fps)"
         )
     videos = index_by_stem(find_videos(args.videos, QA_EXTENSIONS))
-    questions = load_questions(args.qa_dir, args.name, args.type, videos)
+    name = args.name or f"{args.type}_q"
+    questions = load_questions(args.qa_dir, name, args.type, videos)
     log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
     # A path that is not UTF-8 cannot be named in the probe cache or the JSON: refused in select.
     needed = [q.video for q in questions if q.answer is not None and q.video and is_utf8(q.video)]
@@ -366,14 +405,17 @@ def convert(args: argparse.Namespace) -> int:
         remuxed, _, remux_status = remux_misread(misread, remux_dir, on_threads)
     for q in kept:
         q.written = media_path(remuxed.get(q.video or "", q.video or ""), media_dir)
-    summarise(questions, args.seconds, failures)
+    summarise(questions, args.seconds, args.videos, failures)
     if args.report:
         write_report(args.report, questions)
         say(f"{STAGE}: per-question outcomes in {args.report}")
     if not kept:
         raise UserError(nothing_kept(questions, args.videos, args.seconds))
+    records = sharegpt_records(kept)
+    args.out.mkdir(parents=True, exist_ok=True)  # paths relative to it resolve through it
+    validate_records(records, str(output), media_dir)  # what `register` checks, before writing
     remove_stale_temporaries(args.out)
-    write_json(output, sharegpt_records(kept))
+    write_json(output, records)
     say(f"{STAGE}: {plural(len(kept), 'entry', 'entries')} written to {output}")
     if args.register:
         register(args.out, [output], media_dir)
@@ -406,12 +448,15 @@ def main(argv: list[str] | None = None) -> int:
             "out": "OUT",
             "media_dir": "MEDIA_DIR",
             "presample": "PRESAMPLE",
+            "replace": "REPLACE",
         },
         prog="python -m pyutils.llamafactory.activitynet_qa",
         description="Convert ActivityNet-QA questions and answers into LLaMA-Factory sharegpt "
         "video JSON, keeping pairs whose video lasts more than SECONDS, up to N pairs.",
     )
-    parser.add_argument("-name", "--name", default="train_q_3000", help="questions file stem")
+    parser.add_argument(
+        "-name", "--name", help="questions file stem (default: {type}_q, the published file)"
+    )
     parser.add_argument("-type", "--type", default="train", help="split: answers {type}_a.json")
     parser.add_argument("-n", "--n", type=positive_int, default=250, help="pairs to keep")
     parser.add_argument(
@@ -463,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
         "--presample-dir",
         type=Path,
         help="where the pre-sampled frames go (default: OUT/presampled_<settings>)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace pre-sampled frames made with other settings (REPLACE=1; else refused)",
     )
     add_budget_options(parser, cutoff=False)
     add_parallel_options(parser, "auto", "videos probed")

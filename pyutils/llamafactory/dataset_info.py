@@ -31,7 +31,11 @@ from pyutils.core.jsonio import read_json, write_json
 from pyutils.core.report import log
 
 INFO_NAME = "dataset_info.json"
+# The placeholders LLaMA-Factory counts in every message (extras/constants.py: IMAGE_PLACEHOLDER,
+# VIDEO_PLACEHOLDER, AUDIO_PLACEHOLDER; `MMPluginMixin._validate_messages` raises unless each
+# occurs as often as the sample has images, videos, audios), by the column that holds the media.
 VIDEO_TOKEN = "<video>"
+PLACEHOLDERS = {"images": "<image>", "videos": VIDEO_TOKEN, "audios": "<audio>"}
 
 # The entries of the seed layout whose data files start out empty lists.
 SEED_ENTRIES = {"caltech101": "caltech101.json", "ActivityNet": "ActivityNet.json"}
@@ -104,16 +108,37 @@ def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
     records = read_json(path)
     if not isinstance(records, list):
         raise UserError(f"{path}: expected a JSON list of records, found {type(records).__name__}")
+    validate_records(records, str(path), media_dir)
+    return len(records)
+
+
+def placeholder_mismatch(contents: list[str], media: dict[str, int]) -> str:
+    """Why `_validate_messages` raises on messages with these `contents` and `media` (how many
+    images, videos, audios the sample has; absent: none), "" when it does not."""
+    for column, placeholder in PLACEHOLDERS.items():
+        written = sum(content.count(placeholder) for content in contents)
+        if written != media.get(column, 0):
+            return (
+                f"{written} {placeholder} placeholder(s) but {media.get(column, 0)} {column}: "
+                "LLaMA-Factory's _validate_messages raises"
+            )
+    return ""
+
+
+def validate_records(records: list[Any], where_from: str, media_dir: Path) -> None:
+    """`validate_sharegpt_video` on records in memory (`where_from` names them in errors), so a
+    stage checks what it is about to write before it writes it."""
     found: set[str] = set()  # records share videos, and so frames: each is looked up once
     for index, record in enumerate(records):
-        where = f"{path}: record {index}"
+        where = f"{where_from}: record {index}"
         messages = record.get("messages") if isinstance(record, dict) else None
         videos = record.get("videos") if isinstance(record, dict) else None
         if not isinstance(messages, list) or not isinstance(videos, list):
             raise UserError(f"{where}: expected an object with lists 'messages' and 'videos'")
-        tokens = sum(str(m.get("content", "")).count(VIDEO_TOKEN) for m in messages)
-        if tokens != len(videos):
-            raise UserError(f"{where}: {tokens} {VIDEO_TOKEN} token(s) but {len(videos)} video(s)")
+        contents = [str(m.get("content", "")) if isinstance(m, dict) else "" for m in messages]
+        mismatch = placeholder_mismatch(contents, {"videos": len(videos)})
+        if mismatch:
+            raise UserError(f"{where}: {mismatch}")
         for video in videos:
             if isinstance(video, list):  # a video given as its frames: each one must be found
                 if not video:
@@ -122,7 +147,6 @@ def validate_sharegpt_video(path: Path, media_dir: Path) -> int:
                     _check_found(str(frame), media_dir, where, "frame", found)
             else:
                 _check_found(str(video), media_dir, where, "video", found)
-    return len(records)
 
 
 def _check_found(media: str, media_dir: Path, where: str, what: str, found: set[str]) -> None:
@@ -183,14 +207,24 @@ def merge_dataset_info(info_path: Path, entries: dict[str, dict[str, Any]]) -> b
         return _merge(info_path, entries)
 
 
-def _merge(info_path: Path, entries: dict[str, dict[str, Any]]) -> bool:
+def read_dataset_info(info_path: Path) -> dict[str, Any] | None:
+    """The datasets an existing `dataset_info.json` declares (None when there is none yet); a
+    malformed one is a UserError. A stage that registers its output calls this before it writes
+    anything, so that a file it could not merge into stops it while nothing is written."""
     if not info_path.exists():
-        write_json(info_path, entries)
-        return True
-    original = info_path.read_bytes()
+        return None
     existing = read_json(info_path)
     if not isinstance(existing, dict):
         raise UserError(f"{info_path}: expected a JSON object of datasets, found a list or value")
+    return existing
+
+
+def _merge(info_path: Path, entries: dict[str, dict[str, Any]]) -> bool:
+    existing = read_dataset_info(info_path)
+    if existing is None:
+        write_json(info_path, entries)
+        return True
+    original = info_path.read_bytes()
     merged = {**existing, **entries}  # updated keys keep their place; new ones go last
     if merged == existing:
         return False
@@ -213,7 +247,7 @@ def register(
     for data_file in data_files:
         count = validate_sharegpt_video(data_file, media_dir or folder)
         entries[data_file.stem] = sharegpt_video_entry(file_name_in(folder, data_file))
-        log(f"{data_file}: {count} records valid ({VIDEO_TOKEN} tokens match videos, all found)")
+        log(f"{data_file}: {count} records valid (placeholders match videos, all found)")
     info_path = folder / INFO_NAME
     changed = merge_dataset_info(info_path, entries)
     log(f"{info_path}: {'updated' if changed else 'unchanged'} ({', '.join(entries)})")

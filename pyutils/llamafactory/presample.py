@@ -8,8 +8,9 @@ that training reads a few small JPEGs instead of decoding the video, and the tra
 is a no-op:
 
 - which frames: `sample_indices` over the stream's frame count and duration as PyAV reports them;
-  for a container PyAV reports without them (Matroska, WebM), over the real ones (the packets
-  counted, the stream's span), which is what the trainer reads from its MP4 remux;
+  for a container PyAV reports without them (Matroska, WebM) or with frames an edit list hides
+  (an MP4 cut by `ffmpeg -ss ... -c copy`), over the real ones (the frames decoding yields
+  counted, their span), which is what the trainer reads from its MP4 remux;
 - their size: `regularized_size`, resized as PyAV's `to_image` and PIL's `Image.resize` do
   (`video.frame_commands.exact_size`), written as 4:4:4 JPEG at q:v 2;
 - extracted by `video.frame_extract` with the given picks (seeking where it pays), atomically and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -46,10 +48,12 @@ from pyutils.video.frame_extract import extract_video
 from pyutils.video.frame_plan import ExactFrames, FrameOptions, FrameTask
 from pyutils.video.manifest import (
     MANIFEST,
+    FramesGauge,
     exclusive,
     is_done,
     journal,
     read_manifest,
+    refuse_other_options,
     refuse_reserved_stems,
 )
 
@@ -65,6 +69,31 @@ def frames_folder(out: Path, budget: Budget) -> Path:
     fps = f"{budget.video_fps:g}".replace(".", "p")
     pixels = f"{budget.video_min_pixels}-{budget.video_max_pixels}"
     return out / f"presampled_fps{fps}_maxlen{budget.video_maxlen}_pixels{pixels}"
+
+
+# The settings a presample folder is made with, by their Make variables.
+SETTING_NAMES = {
+    "video_fps": "VIDEO_FPS",
+    "video_maxlen": "VIDEO_MAXLEN",
+    "video_max_pixels": "VIDEO_MAX_PIXELS",
+    "video_min_pixels": "VIDEO_MIN_PIXELS",
+}
+
+
+def refuse_other_settings(
+    folder: Path,
+    budget: Budget,
+    stems: Iterable[str] | None = None,
+    manifest: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Refuse (UserError) to replace what `folder` holds for `stems` (default: every video it
+    holds) made with other trainer settings, naming both."""
+    if manifest is None:
+        manifest = read_manifest(folder / MANIFEST)
+    held = manifest if stems is None else stems
+    refuse_other_options(
+        manifest, held, options_of(budget), folder, SETTING_NAMES, "--presample-dir"
+    )
 
 
 def options_of(budget: Budget) -> dict[str, Any]:
@@ -87,7 +116,7 @@ class Sampling:
 
     frame_count: int  # what the indices are spread over
     duration: float  # seconds
-    counted: bool  # frame count and duration from the packets (the header has none)
+    counted: bool  # frame count and duration from the packets (the header has none, or hides)
     indices: tuple[int, ...]  # 0-based, in decoding order
     width: int  # the decoded frame's size
     height: int
@@ -99,9 +128,10 @@ class Sampling:
 
 
 def counted_stream(path: str) -> tuple[int, float]:
-    """The real frame count and stream duration of a container whose header has neither: its
-    video packets counted, and their span (first timestamp to the last one's end), which is the
-    stream duration an MP4 remux of it reports."""
+    """The real frame count and stream duration of a container whose header has neither, or
+    whose count includes frames an edit list hides: its video packets that decode to a frame
+    counted (not those the demuxer flags as discarded), and their span (first timestamp to the
+    last one's end), which is the stream duration an MP4 remux of it reports."""
     import av  # on first use: a run that needs no video never loads PyAV
 
     with av.open(path, metadata_errors="ignore") as container:
@@ -109,7 +139,7 @@ def counted_stream(path: str) -> tuple[int, float]:
         first = end = None
         count = 0
         for packet in container.demux(stream):
-            if not packet.size or packet.pts is None:
+            if not packet.size or packet.pts is None or packet.is_discard:
                 continue
             count += 1
             first = packet.pts if first is None else min(first, packet.pts)
@@ -125,7 +155,7 @@ def plan(path: str, budget: Budget) -> Sampling:
     misreads the container, as it would read it correctly)."""
     info = read_stream(path)
     frame_count, duration, counted = info.frames, info.duration, False
-    if frame_count <= 0 or duration is None:
+    if frame_count <= 0 or duration is None or info.hidden:
         (frame_count, duration), counted = counted_stream(path), True
     fps, maxlen = budget.video_fps, budget.video_maxlen
     indices = sample_indices(frame_count, duration, fps, maxlen)
@@ -207,16 +237,22 @@ class Presampled:
 
 
 def presample(
-    videos: list[str], folder: Path, budget: Budget, parallel: ParallelOptions
+    videos: list[str],
+    folder: Path,
+    budget: Budget,
+    parallel: ParallelOptions,
+    replace: bool = False,
 ) -> Presampled:
     """Extract into `folder` the frames LLaMA-Factory would sample of each of `videos` (paths
     with distinct stems), reusing what a previous run made from the same files with the same
-    settings."""
+    settings; frames made with other settings are refused unless `replace`."""
     folder.mkdir(parents=True, exist_ok=True)
     options = options_of(budget)
     manifest = read_manifest(folder / MANIFEST)
     distinct = {Path(video).stem: video for video in dict.fromkeys(videos)}
     refuse_reserved_stems({stem: Path(v) for stem, v in distinct.items()}, STAGE, str(folder))
+    if not replace:
+        refuse_other_settings(folder, budget, distinct, manifest)
     done = {
         stem: video
         for stem, video in distinct.items()
@@ -238,9 +274,10 @@ def presample(
     failures = FailureLog(STAGE, folder)
     with exclusive(folder, STAGE):
         shared = [str(Path(tasks[0].source).parent), str(folder)] if tasks else []
-        results = run_stage(STAGE, presample_video, tasks, parallel, failures, shared)
-        for _ in journal(results, folder, manifest, options):
-            pass  # the manifest keeps each result; `failures` counts them
+        gauge = FramesGauge(folder)
+        results = run_stage(STAGE, presample_video, tasks, parallel, failures, shared, gauge)
+        for result in journal(results, folder, manifest, options):
+            gauge.add(result.frames)  # the manifest keeps each result; `failures` counts them
     frames = {}
     for stem, video in distinct.items():
         record = manifest.get(stem)
@@ -262,11 +299,30 @@ def summarise(records: list[dict[str, Any]], budget: Budget) -> None:
     qwen3 = sum(not s["qwen3_same"] for s in sampled)
     again = sum(s["resized_again"] for s in sampled)
     span = budget.video_maxlen / budget.video_fps
-    say(
-        f"{STAGE}: exact for Qwen2-VL; {capped} capped by VIDEO_MAXLEN={budget.video_maxlen} "
-        f"(their lists are timed as if {span:g} s long); timing differs from the video for "
-        f"Qwen2.5-VL on {qwen25}, for Qwen3-VL on {qwen3} (README, PRESAMPLE)"
-    )
+    of = f"of {plural(len(sampled), 'video')}"
+    # The trainer takes a frame list as frames 1/VIDEO_FPS apart from 0 s: only the models that
+    # use time see a difference from the video (docs/presample.md works it through).
+    say(f"{STAGE}: Qwen2-VL: every frame list is seen exactly as its video")
+    if capped:
+        say(
+            f"{STAGE}: {capped} {of} capped at VIDEO_MAXLEN={budget.video_maxlen} frames: the "
+            f"trainer takes their lists as {span:g} s long"
+        )
+    if qwen25:
+        say(
+            f"{STAGE}: Qwen2.5-VL: {qwen25} {of} get other temporal position ids from their "
+            "frame list than from the video; for Qwen2.5-VL raise VIDEO_MAXLEN or lower "
+            "VIDEO_FPS until this is 0, or train on the plain JSON"
+        )
+    else:
+        say(f"{STAGE}: Qwen2.5-VL: every frame list gets its video's temporal position ids")
+    if qwen3:
+        say(
+            f"{STAGE}: Qwen3-VL: {qwen3} {of} get other <t seconds> time stamps from their frame "
+            "list than from the video; train Qwen3-VL on the plain JSON"
+        )
+    else:
+        say(f"{STAGE}: Qwen3-VL: every frame list gets its video's <t seconds> time stamps")
     if again:
         say(
             f"{STAGE}: {plural(again, 'video')}: with VIDEO_MIN_PIXELS={budget.video_min_pixels} "

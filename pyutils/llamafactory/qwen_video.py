@@ -23,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from pyutils.core.media import header_gaps
+from pyutils.core.media import header_gaps, hidden_frames
 
 # LLaMA-Factory's defaults (hparams/model_args.py, hparams/data_args.py), under its own names.
 VIDEO_FPS = 2.0
@@ -86,6 +86,12 @@ class StreamInfo:
     height: int
     container_seconds: float | None
     codec: str
+    hidden: int = 0  # of `frames`, those decoding never yields (edit list: `hidden_frames`)
+
+    @property
+    def decodable(self) -> int:
+        """Frames `container.decode(video_stream)` yields: the ones the edit list shows."""
+        return self.frames - self.hidden
 
 
 def read_stream(path: str | os.PathLike[str]) -> StreamInfo:
@@ -113,6 +119,7 @@ def read_stream(path: str | os.PathLike[str]) -> StreamInfo:
             height=stream.codec_context.height,
             container_seconds=container_seconds,
             codec=stream.codec_context.name,
+            hidden=hidden_frames(container.format.name, stream),
         )
 
 
@@ -122,11 +129,13 @@ def misread_reason(info: StreamInfo) -> str:
     With no frame count `_get_video_sample_indices` takes the video as infinite and keeps its
     *first* VIDEO_MAXLEN decoded frames; with no stream duration the token metadata path gives
     up and the decode path times the frames as 1/VIDEO_FPS apart (or, with a frame count,
-    multiplies None and fails); with no average rate `float(average_rate)` fails. The probe
+    multiplies None and fails); with no average rate `float(average_rate)` fails; with frames
+    an edit list hides, the indices are spread over more frames than decoding yields, and the
+    picks past the last shown frame are never decoded (`frames_fed`). The probe
     records the same for each video (`VideoInfo.header_gaps`), so a cached probe answers this
     without opening the file.
     """
-    return header_gaps(info.frames, info.duration, info.average_fps)
+    return header_gaps(info.frames, info.duration, info.average_fps, info.hidden)
 
 
 def linspace_int(stop: float, num: int) -> list[int]:
@@ -168,7 +177,10 @@ def sample_indices(frames: int, duration: float | None, fps: float, maxlen: int)
 
 def frames_fed(indices: list[int], decodable: int) -> int:
     """Frames `_regularize_videos` collects: decoded frames whose index is sampled, then one
-    repeated if the count is odd (`if len(frames) % 2 != 0: frames.append(frames[-1])`)."""
+    repeated if the count is odd (`if len(frames) % 2 != 0: frames.append(frames[-1])`). Its
+    loop `for frame_idx, frame in enumerate(container.decode(video_stream)): if frame_idx in
+    sample_indices` numbers the frames decoding yields, so an index at or past `decodable` (the
+    "infinite video" guess, or `stream.frames` counting frames an edit list hides) takes none."""
     count = len({i for i in indices if i < decodable})
     return count + count % 2
 

@@ -7,6 +7,11 @@ Each such video's first video stream is copied (`-c copy`: no re-encoding, same 
 `<remux dir>/<stem>.mp4`; a stream that MP4 cannot hold (VP8, Theora, ...) is transcoded to H.264
 instead, with `make didemo-mp4`'s settings. Audio is left out: the trainer reads frames only.
 
+An MP4 with an edit list (`ffmpeg -ss ... -c copy`, yt-dlp's --download-sections) counts frames
+it never shows, so LLaMA-Factory spreads its picks past the last frame it decodes and loses them
+(`replay._edit_list_cost`). Its copy keeps the edit list, so such a video is transcoded instead,
+which writes exactly the frames shown, and checked to have as many.
+
 A stage (`core.stage`): one `RemuxTask` per video, the worker `remux_one`, failures listed in
 `<remux dir>/remux_failures.jsonl`. Outputs are written under a temporary name and renamed once
 PyAV reads them back with a frame count and a stream duration. `<remux dir>/remux_manifest.json`
@@ -103,15 +108,23 @@ def remux_one(task: RemuxTask) -> RemuxResult:
     try:
         with atomic_file(task.target) as temporary:
             method, error = "copy", _run(copy_command(task.source, str(temporary)))
-            if error:
+            # A copy keeps an edit list and the packets it hides (the references of the first
+            # frames shown): such a video is transcoded, which writes only the frames shown.
+            copied = None if error else read_stream(temporary)
+            if error or (copied and copied.hidden):
                 method = "transcode"
                 transcode = TranscodeTask(task.source, task.target, task.threads, 20, "veryfast")
                 error = _run(transcode_command(transcode, str(temporary)))
             if error:
                 raise MediaError(error)
-            still = misread_reason(read_stream(temporary))
+            written = read_stream(temporary)
+            still = misread_reason(written)
             if still:
                 raise MediaError(f"the MP4 still reads with {still}")
+            if copied and copied.hidden and written.frames != copied.decodable:
+                raise MediaError(
+                    f"the MP4 has {written.frames} frames, the original shows {copied.decodable}"
+                )
         return RemuxResult(task.source, task.target, method, os.path.getsize(task.target))
     except (OSError, ValueError, av.FFmpegError, MediaError) as exc:
         return RemuxResult(task.source, task.target, error=f"remux to mp4 failed: {exc}")

@@ -30,8 +30,14 @@ import orjson
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import read_json
 from pyutils.core.parallel import ParallelOptions
+from pyutils.core.report import plural
 from pyutils.core.stage import run_stage
-from pyutils.llamafactory.dataset_info import INFO_NAME, VIDEO_TOKEN, resolve_media
+from pyutils.llamafactory.dataset_info import (
+    INFO_NAME,
+    VIDEO_TOKEN,
+    placeholder_mismatch,
+    resolve_media,
+)
 from pyutils.llamafactory.qwen_video import (
     Budget,
     StreamInfo,
@@ -288,6 +294,18 @@ def conversation(record: Any, dataset: Dataset) -> tuple[list[tuple[str, str]], 
     return [("user", content), ("assistant", response)], system, videos, ""
 
 
+def media_counts(record: Any, dataset: Dataset, videos: list) -> dict[str, int]:
+    """How many images, videos and audios LLaMA-Factory's converter gives the sample: a declared
+    column's list, one for a single value (`DatasetConverter._find_medias`), none for a column
+    the dataset does not declare (`"_images": ... if self.dataset_attr.images else None`)."""
+    counts = {"videos": len(videos)}
+    for column in ("images", "audios"):
+        name = dataset.columns.get(column)
+        value = record.get(name) if name and isinstance(record, dict) else None
+        counts[column] = len(value) if isinstance(value, list) else int(bool(value))
+    return counts
+
+
 def _sharegpt_turns(
     record: dict, dataset: Dataset, system: str, videos: list
 ) -> tuple[list[tuple[str, str]], str, list, str]:
@@ -368,6 +386,8 @@ def video_cost(written: str, header: Header, budget: Budget, vision: VisionConfi
     if not reason:
         indices = sample_indices(info.frames, info.duration, budget.video_fps, budget.video_maxlen)
         return _costed(len(indices), info, budget, vision, [])
+    if info.hidden and info.duration is not None and info.average_fps:
+        return _edit_list_cost(written, info, reason, budget, vision)
     if not info.average_fps or info.frames > 0:
         return VideoCost(
             problems=[
@@ -392,16 +412,42 @@ def video_cost(written: str, header: Header, budget: Budget, vision: VisionConfi
     )
     if info.duration is None:
         return _costed(fed, info, budget, vision, [problem])
-    # With a stream duration the token metadata path counts all VIDEO_MAXLEN indices, while
-    # decoding yields `fed` frames.
-    cost = _costed(len(indices), info, budget, vision, [problem])
-    if fed < cost.frames:
-        cost.problems.append(
-            f"{MISREAD}: {written}: {cost.tokens} video tokens are counted for {cost.frames} "
-            f"frames but {fed} are decoded: video features and video tokens will not match"
+    # With a stream duration the token metadata path counts all VIDEO_MAXLEN indices.
+    return _decoded(written, _costed(len(indices), info, budget, vision, [problem]), fed)
+
+
+def _edit_list_cost(
+    written: str, info: StreamInfo, reason: str, budget: Budget, vision: VisionConfig
+) -> VideoCost:
+    """A stream whose frame count includes frames an edit list hides: `_get_video_sample_indices`
+    spreads its picks over `stream.frames`, the decode loop numbers only the frames shown, so
+    the picks past the last of those vanish and the rest crowd the video's start, while the
+    token metadata path (`_get_qwen_video_stream_metadata`) counts every pick."""
+    indices = sample_indices(info.frames, info.duration, budget.video_fps, budget.video_maxlen)
+    fed = frames_fed(indices, info.decodable)
+    lost = sum(1 for index in indices if index >= info.decodable)
+    if not lost:  # a single pick, frame 0: what the whole video gives too
+        return _costed(len(indices), info, budget, vision, [])
+    problem = (
+        f"{MISREAD}: {written}: PyAV reports {reason}; LLaMA-Factory spreads its "
+        f"{len(indices)} picks over {info.frames} frames, decodes {info.decodable}, and so "
+        f"loses {plural(lost, 'pick')} and crowds the rest into the start; remux it into MP4 "
+        "(make activitynet_qa does)"
+    )
+    return _decoded(written, _costed(len(indices), info, budget, vision, [problem]), fed)
+
+
+def _decoded(written: str, counted: VideoCost, fed: int) -> VideoCost:
+    """`counted`, the tokens the metadata path counts, with the frames decoding feeds (`fed`),
+    and the mismatch the model then stops on when they are fewer than it counted for."""
+    if fed < counted.frames:
+        counted.problems.append(
+            f"{MISREAD}: {written}: {counted.tokens} video tokens are counted for "
+            f"{counted.frames} frames but {fed} are decoded: video features and video tokens "
+            "will not match"
         )
-    cost.frames = fed
-    return cost
+    counted.frames = fed
+    return counted
 
 
 def frame_list_cost(
@@ -497,6 +543,10 @@ def replay_dataset(dataset: Dataset, replay: Replay) -> list[dict[str, Any]]:
         zip(parsed, resolved, counts, strict=True)
     ):
         result = _sample(dataset, index, turns, videos, problem, found, headers, costs, replay)
+        contents = [content for _, content in turns]
+        mismatch = placeholder_mismatch(contents, media_counts(records[index], dataset, videos))
+        if mismatch and not problem:  # a dropped record never reaches _validate_messages
+            result["problems"].insert(0, f"{TOKEN_MISMATCH}: {mismatch}")
         result["text_tokens"] = text_tokens
         result["total_tokens"] = text_tokens + result["video_tokens"]
         if result["total_tokens"] > replay.budget.cutoff_len:
@@ -521,12 +571,6 @@ def _sample(
     replay: Replay,
 ) -> dict[str, Any]:
     problems = [f"{INVALID}: LLaMA-Factory drops this record: {problem}"] if problem else []
-    placeholders = sum(content.count(VIDEO_TOKEN) for _, content in turns)
-    if not problem and placeholders != len(videos):
-        problems.append(
-            f"{TOKEN_MISMATCH}: {placeholders} {VIDEO_TOKEN} placeholder(s) but {len(videos)} "
-            "video(s): LLaMA-Factory's _validate_messages raises"
-        )
     frames = tokens = 0
     size = None
     for video in found:

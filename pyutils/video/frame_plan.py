@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
+from pyutils.core.media import hidden_frames
+
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
 SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")
@@ -140,13 +142,18 @@ def frame_times(source: str) -> FrameTimes:
             stream = container.streams.video[0]
             demuxed = container.demux(stream)
             head = list(itertools.islice(demuxed, 1))  # the first packet, for `_from_index`
+            listed = _from_index(container.format.name, stream, head)
+            # The frames an edit list hides (`hidden_frames`) are decoded but never shown: they
+            # are no frames of the video. Seeking would have to start at their keyframe, which
+            # the shown frames' keyframes do not include, so such a video takes the one pass.
+            hidden = 0 if listed else hidden_frames(container.format.name, stream)
             # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
-            packets = _from_index(container.format.name, stream, head) or [
+            packets = listed or [
                 (p.pts, number, p.is_keyframe)
                 for number, p in enumerate(itertools.chain(head, demuxed))
-                if p.size and p.pts is not None
+                if p.size and p.pts is not None and not p.is_discard
             ]
-            seekable = container.format.name.split(",")[0] in SEEKABLE_FORMATS
+            seekable = not hidden and container.format.name.split(",")[0] in SEEKABLE_FORMATS
             time_base = Fraction(stream.time_base or 1)
             start = Fraction(container.start_time or 0, av.time_base)
             counted_from = Fraction(0) if container.format.name.startswith("matroska") else start

@@ -2,7 +2,8 @@
 
 This is the folder layout AdaCLIP's dataloader reads. Each video is extracted atomically (temporary
 folder, frame count checked, renamed), so a killed run leaves only temporaries; a rerun removes
-them and redoes only what is missing, failed, or was made with other options. The manifest
+them and redoes only what is missing or failed; frames made with other options are refused
+(naming both) unless --replace (REPLACE=1), then redone. The manifest
 `FRAMES/frames_manifest.jsonl` records per video its source, frame count, duration, options,
 status and error text.
 """
@@ -35,12 +36,23 @@ from pyutils.video.frame_extract import METHOD_TEXT, extract_video, seek_method
 from pyutils.video.frame_plan import FrameOptions, FrameTask
 from pyutils.video.manifest import (
     MANIFEST,
+    FramesGauge,
     exclusive,
     is_done,
     journal,
     read_manifest,
+    refuse_other_options,
     refuse_reserved_stems,
 )
+
+# The options a frames folder is made with, by the Make variable (or flag) that sets each.
+OPTION_NAMES = {
+    "fps": "FPS",
+    "short_side": "SIZE",
+    "num_frames": "NUM_FRAMES",
+    "quality": "--quality",
+    "prefix": "--prefix",
+}
 
 # One printf-style frame number, e.g. image_%05d.jpg (AdaCLIP's img_tmpl is image_{:05d}.jpg).
 PREFIX_PATTERN = re.compile(r"[^%/.][^%/]*%0?\d*d[^%/]*\.(jpg|jpeg)")
@@ -54,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     options = FrameOptions(args.fps, args.short_side, args.num_frames, args.quality, args.prefix)
     recorded = asdict(options)
     manifest = read_manifest(frames_dir / MANIFEST)
+    if not (args.replace or args.overwrite):
+        refuse_other_options(manifest, videos, recorded, frames_dir, OPTION_NAMES, "FRAMES=")
     todo = [
         stem
         for stem, video in videos.items()
@@ -93,9 +107,11 @@ def _run(
     for video in refused:
         failures.fail(printable(video), not_utf8_reason(video))
     shared = [str(Path(tasks[0].source).parent), str(frames_dir)] if tasks else []
-    results = run_stage("frames", extract_video, tasks, parallel, failures, shared)
-    written = sum(result.frames for result in journal(results, frames_dir, manifest, options))
-    say(f"frames: {written} frames written into {frames_dir}")
+    gauge = FramesGauge(frames_dir)
+    results = run_stage("frames", extract_video, tasks, parallel, failures, shared, gauge)
+    for result in journal(results, frames_dir, manifest, options):
+        gauge.add(result.frames)
+    say(f"frames: {gauge.finished} frames written into {frames_dir}")
     return failures.finish()
 
 
@@ -182,6 +198,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
             "fps": "FPS",
             "num_frames": "NUM_FRAMES",
             "short_side": "SIZE",
+            "replace": "REPLACE",
         },
     )
     parser.add_argument("videos", help="folder of videos (searched recursively)")
@@ -224,6 +241,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_parallel_options(parser, "threading", "videos extracted")
     parser.add_argument("--dry-run", action="store_true", help="list what would be done")
     parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace frames made with other options (REPLACE=1; else refused)",
+    )
     return parser.parse_args(argv)
 
 

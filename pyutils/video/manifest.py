@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -19,10 +20,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.atomic import TEMP_MARK, remove_stale_temporaries
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import json_line, write_jsonl
-from pyutils.core.report import failure_list, log
+from pyutils.core.report import failure_list, log, plural
 
 MANIFEST = "frames_manifest.jsonl"
 LOCK = ".frames.lock"
@@ -61,6 +62,44 @@ def is_done(
     if {k: record.get(k) for k in ("source_size", "source_mtime_ns")} != fingerprint(video):
         return False
     return frames_present(record, folder)
+
+
+def refuse_other_options(
+    manifest: dict[str, dict[str, Any]],
+    stems: Iterable[str],
+    options: dict[str, Any],
+    folder: Path,
+    names: dict[str, str],
+    elsewhere: str,
+) -> None:
+    """Refuse (UserError) to replace frames the folder holds for `stems` that were made with
+    other options: a forgotten FPS= would otherwise throw away a native extraction without a
+    word. Says the options held and asked, by their Make variables (`names`: option -> variable),
+    and what to set to go on (REPLACE=1, or `elsewhere`: how to name another folder)."""
+    held = Counter(
+        tuple(sorted(record["options"].items()))
+        for stem in stems
+        if (record := manifest.get(stem))
+        and record.get("options") != options
+        and frames_present(record, folder / stem)
+    )
+    if not held:
+        return
+    (other, count), *more = held.most_common()
+    # Only the options that differ, each by its Make variable (its flag for the rest).
+    differ = [k for k in names if dict(other).get(k) != options.get(k)] or list(names)
+
+    def said(values: dict[str, Any]) -> str:
+        return " ".join(
+            f"{names[k]}={'' if values.get(k) is None else values.get(k)}" for k in differ
+        )
+
+    also = f" (and {sum(c for _, c in more)} with other options)" if more else ""
+    raise UserError(
+        f"{folder} holds frames of {plural(count, 'video')} made with {said(dict(other))}{also};"
+        f" asked for {said(options)}: set REPLACE=1 (--replace) to replace them, or {elsewhere} "
+        "to another folder"
+    )
 
 
 def frames_present(record: dict[str, Any] | None, folder: Path) -> bool:
@@ -131,6 +170,39 @@ def journal(
             manifest[record["stem"]] = record
             yield result
     write_manifest(frames_dir / MANIFEST, manifest)
+
+
+def frames_in_progress(frames_dir: Path) -> int:
+    """The frames the running extractions have written so far: the files in the folder's
+    temporaries (one per video being extracted, parts in sub-folders). One listing of the
+    folder and of each temporary: cheap enough to ask twice a second."""
+    count = 0
+    try:
+        with os.scandir(frames_dir) as entries:
+            temporaries = [e.path for e in entries if TEMP_MARK in e.name and e.is_dir()]
+    except OSError:
+        return 0
+    for temporary in temporaries:
+        for _, _, files in os.walk(temporary):  # gone mid-walk when renamed: counts nothing
+            count += len(files)
+    return count
+
+
+class FramesGauge:
+    """Progress in frames for a run into `frames_dir` (a `core.report.Gauge`): the frames of the
+    videos finished (`add` each one's count) and of those being extracted."""
+
+    noun = "frames"
+
+    def __init__(self, frames_dir: Path) -> None:
+        self.frames_dir = frames_dir
+        self.finished = 0
+
+    def add(self, frames: int) -> None:
+        self.finished += frames
+
+    def read(self) -> int:
+        return self.finished + frames_in_progress(self.frames_dir)
 
 
 def refuse_reserved_stems(videos: dict[str, Path], stage: str, where: str) -> None:

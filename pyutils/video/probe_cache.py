@@ -22,7 +22,8 @@ from pyutils.core.parallel import AUTO, ParallelOptions
 from pyutils.core.report import log
 from pyutils.core.stage import run_stage
 
-CACHE_VERSION = 2  # 2: VideoInfo.header_gaps
+# 2: VideoInfo.header_gaps; 3: codec and container (the ledger's); 4: frames an edit list hides
+CACHE_VERSION = 4
 INFO_KEYS = frozenset(field.name for field in fields(VideoInfo))
 
 # Probes run on threads in this process: PyAV lets go of the GIL while it opens and demuxes a
