@@ -286,14 +286,22 @@ def llamafactory_sections(args: argparse.Namespace) -> tuple[list[Section], Budg
         count_tokens=replay.tokenizer_counter(tokenizer) if tokenizer else None,
         jobs=args.jobs,
     )
-    datasets, notes = replay.declared_datasets(args.out, names)
+    datasets, notes, missing = replay.declared_datasets(args.out, names)
     for note in notes:
         log(f"preflight: {note}")
-    sections = []
+    sections = [
+        Section(name, f"LLaMA-Factory {template.name}", [missing_file(name, problem)])
+        for name, problem in missing.items()
+    ]
     for dataset in datasets:
         results = replay.replay_dataset(dataset, run)
         sections.append(Section(dataset.name, f"LLaMA-Factory {template.name}", results, dataset))
     return sections, budget
+
+
+def missing_file(name: str, problem: str) -> dict[str, Any]:
+    """A dataset-level result (no sample index) for a registered file that is not there."""
+    return {"dataset": name, "index": None, "video": None, "problems": [problem]}
 
 
 def adaclip_sections(args: argparse.Namespace) -> list[Section]:
