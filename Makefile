@@ -167,6 +167,9 @@ REPLACE ?=
 REFERENCE ?=
 FETCH_JOBS ?= 8
 RETRIES ?= 3
+# The stall limit: a transfer with no byte for this many seconds is cut and retried (wget's
+# --timeout for the registry's files, fetch_list's for URL lists).
+FETCH_TIMEOUT ?= 60
 known_dataset = $(if $(filter $(DATASET),$(VIDEO_DATASETS)),$(DATASET))
 # $(call of_dataset,FOLDER): DATASET's default folder, e.g. $(msrvtt_VIDEOS); empty without one
 of_dataset = $(if $(known_dataset),$($(known_dataset)_$(1)))
@@ -183,7 +186,7 @@ annots_cmd = $(PY) annot_preprocess/$(1)_preprocess.py --video_dir $(call q,$($(
   --annot_dir $(call q,$($(1)_SRC)) --output_folder $(call q,$($(1)_SPLITS))
 # $(call fetch_cmd,url list,folder) and $(call transcode_cmd,originals,folder)
 fetch_cmd = $(PY) -m pyutils.fetch.fetch_list $(call q,$(1)) $(call q,$(2)) \
-  --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES))
+  --jobs $(call q,$(FETCH_JOBS)) --retries $(call q,$(RETRIES)) --timeout $(call q,$(FETCH_TIMEOUT))
 transcode_cmd = $(PY) -m pyutils.video.transcode $(call q,$(1)) $(call q,$(2)) $(PARALLEL_OPTIONS)
 need_dataset = $(if $(known_dataset),,$(error set DATASET= to one of: $(VIDEO_DATASETS)))
 
@@ -306,7 +309,7 @@ report: $(SETUP_STAMP) ## $(OUT)/report.html (REPORT=file): one offline page of 
 STRICT ?=
 KNOWN_VARIABLES := $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\) ?=.*/\1/p' $(MAKEFILE_LIST)) \
   $(foreach name,$(DOWNLOAD_VARIABLES),$(name)_URL $(name)_SHA256) \
-  FETCH_TRIES FETCH_TIMEOUT FETCH_WAITRETRY FETCH_PROGRESS FFMPEG \
+  FETCH_TRIES FETCH_WAITRETRY FETCH_PROGRESS FFMPEG \
   KAGGLE_USERNAME KAGGLE_KEY KAGGLE_API_TOKEN KAGGLE_CONFIG_DIR
 TYPED_VARIABLES := $(foreach var,$(.VARIABLES),$(if $(filter command line,$(origin $(var))),$(var)))
 UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(TYPED_VARIABLES))

@@ -74,17 +74,20 @@ def test_unknown_dataset_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_class_folders_count_classes_and_images(tmp_path: Path) -> None:
-    layout = ClassFolders({"train": 2, "val": 1}, "classnames.txt", 3)
-    (tmp_path / "classnames.txt").write_text("n01 tench\nn02 goldfish\nn03 shark\n")
-    for split, wnid in (("train", "n01"), ("train", "n02"), ("val", "n03")):
-        for index in range(3):
-            (tmp_path / split / wnid).mkdir(parents=True, exist_ok=True)
-            (tmp_path / split / wnid / f"{index}.jpg").touch()
+    layout = ClassFolders(("train", "val"), 2, "classnames.txt", 3)
+    (tmp_path / "classnames.txt").write_text("n01 tench\nn02 goldfish\n")
+    for split, wnid, index in (
+        *(("train", w, i) for w in ("n01", "n02") for i in (0, 1)),
+        ("val", "n01", 2),
+        ("val", "n02", 2),
+    ):
+        (tmp_path / split / wnid).mkdir(parents=True, exist_ok=True)
+        (tmp_path / split / wnid / f"{wnid}_{index}.jpg").touch()
     assert layout.inspect(tmp_path).status == "complete"
-    (tmp_path / "val" / "n03" / "0.jpg").unlink()
+    (tmp_path / "val" / "n02" / "n02_2.jpg").unlink()
     found = layout.inspect(tmp_path)
     assert found.status == PARTIAL
-    assert found.problems == ["val/: 1 classes with fewer than 3 images (first: n03)"]
+    assert found.problems == ["1 classes with fewer than 3 images (first: n02)"]
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -98,9 +101,14 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 def test_flickr_prepared_from_local_archives_with_seed_json_names(tmp_path: Path) -> None:
     # The Kaggle archives' shapes: images in a nested folder, JSONs named `.json.json`.
     images = {f"flickr30k_images/flickr30k_images/{n}.jpg": b"jpg" for n in (1, 2, 3)}
+    # BLIP's forms: train records with an image_id and one caption, val/test with a list.
+    train = [
+        {"image": f"flickr30k-images/{n}.jpg", "caption": "a dog", "image_id": n} for n in (1, 2, 3)
+    ]
+    valtest = [{"image": f"flickr30k-images/{n}.jpg", "caption": ["a dog"]} for n in (1, 2, 3)]
     captions = {
         f"data/flickr/flickr30k_{split}.json.json": orjson.dumps(
-            [{"image": f"flickr30k-images/{n}.jpg", "caption": "a dog"} for n in (1, 2, 3)]
+            valtest if split != "train" else train
         )
         for split in ("train", "val", "test")
     }

@@ -193,10 +193,10 @@ def test_wrong_checksum_keeps_file_aside_and_extracts_nothing(
 
 
 def test_registry_checksum_applies_to_a_mirror(tmp_path: Path, caltech: dict[str, bytes]) -> None:
-    # No CALTECH101_SHA256: the registry's md5 of the real archive must reject these bytes.
+    # No CALTECH101_SHA256: the registry's size and sha256 of the real archive reject these.
     with LocalServer(dict(caltech)) as server:
         urls = {"CALTECH101_URL": server.url("101_ObjectCategories.tar.gz")}
-        with pytest.raises(DownloadError, match="md5 .*expected b224c7392d521a49829488ab0f1120d9"):
+        with pytest.raises(DownloadError, match="size .* bytes, expected 131740031"):
             fetch("101_ObjectCategories.tar.gz", tmp_path, var="CALTECH101", overrides=urls)
 
 
@@ -407,3 +407,22 @@ def test_offline_a_drive_source_fails_at_once_and_the_last_line_says_what_to_do(
     assert lines[2].startswith("  http://127.0.0.1:") and "404" in lines[2]
     assert lines[3].startswith("put the file there yourself: ") and len(lines) == 4
     assert lines[3].endswith("then rerun") and name in lines[3]
+
+
+def test_a_gzip_encoded_answer_is_a_failed_source_never_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = b"n01440764 tench\n" * 200
+    files = {"gz/classnames.txt": text, "classnames.txt": text}
+    with LocalServer(files, gzip={"gz/classnames.txt"}) as server:
+        sources = (server.url("gz/classnames.txt"), server.url("classnames.txt"))
+        registry = {"classnames.txt": Entry("classnames.txt", None, None, sources, "by hand")}
+        downloads = tmp_path / "downloads"
+        path = fetch("classnames.txt", downloads, registry=registry)
+        assert path.read_bytes() == text  # from the second source: the first was refused
+        registry = {"classnames.txt": Entry("classnames.txt", None, None, sources[:1], "")}
+        (downloads / "classnames.txt").unlink()
+        with pytest.raises(DownloadError, match=r"gzip-encoded \(Content-Encoding: gzip\)"):
+            fetch("classnames.txt", downloads, registry=registry)
+    assert not (downloads / "classnames.txt").exists()
+    assert [p.name for p in downloads.iterdir() if p.name.endswith((".part", ".rejected"))] == []

@@ -250,3 +250,68 @@ def test_list_entries_named_like_the_report_are_refused(tmp_path: Path) -> None:
     result = _fetch(url_list, tmp_path / "dest")
     assert result.returncode == 2
     assert "urls.txt:3: 'fetch_status.jsonl' is the name of fetch's own report" in result.stderr
+
+
+def test_a_gzip_encoded_answer_is_refused_not_saved_as_the_file(tmp_path: Path) -> None:
+    body = _bytes(50_000, 9)
+    dest = tmp_path / "originals"
+    with LocalServer({"v/a.mp4": body, "v/b.mp4": body}, gzip={"v/a.mp4"}) as server:
+        url_list = _write_list(
+            tmp_path / "urls.txt", [server.url("/v/a.mp4"), server.url("/v/b.mp4")]
+        )
+        result = _fetch(url_list, dest)
+    assert result.returncode == 1, result.stderr
+    assert not (dest / "a.mp4").exists() and (dest / "b.mp4").read_bytes() == body
+    assert "Content-Encoding: gzip" in _status(dest)["a.mp4"]["error"]
+    assert [p for p in dest.iterdir() if is_temporary(p)] == []
+
+
+def test_a_stalled_transfer_is_given_up_after_the_stated_limit(tmp_path: Path) -> None:
+    dest = tmp_path / "originals"
+    with LocalServer({"v/a.mp4": _bytes(50_000, 10)}, stall={"v/a.mp4": 1000}) as server:
+        url_list = _write_list(tmp_path / "urls.txt", [server.url("/v/a.mp4")])
+        start = time.monotonic()
+        result = run_module(
+            "pyutils.fetch.fetch_list",
+            str(url_list),
+            str(dest),
+            "--retries",
+            "0",
+            "--timeout",
+            "0.5",
+        )
+        took = time.monotonic() - start
+    assert result.returncode == 1 and took < 10
+    assert "given up after 0.5 s without a byte (FETCH_TIMEOUT)" in result.stderr
+    assert _status(dest)["a.mp4"]["error"] == (
+        "stalled: no byte for 0.5 s (the stall limit, FETCH_TIMEOUT=)"
+    )
+
+
+def test_names_of_231_to_251_bytes_get_temporaries_that_fit(tmp_path: Path) -> None:
+    names = [f"{'é' * 100}{'v' * (length - 204)}.mp4" for length in (231, 251)]
+    assert [len(name.encode()) for name in names] == [231, 251]
+    files = {f"v/{n}": _bytes(30_000, n) for n, _ in enumerate(names)}
+    dest = tmp_path / "originals"
+    with LocalServer(files, stall=dict.fromkeys(files, 10_000)) as server:
+        url_list = _write_list(
+            tmp_path / "urls.txt",
+            [f"{server.url(path)}\t{name}" for path, name in zip(files, names, strict=True)],
+        )
+        with subprocess.Popen(
+            [sys.executable, "-m", "pyutils.fetch.fetch_list", str(url_list), str(dest)],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stderr=subprocess.DEVNULL,
+        ) as process:
+            started = lambda: [p for p in dest.glob(".*") if p.stat().st_size]  # noqa: E731
+            while len(started()) < 2:
+                assert process.poll() is None
+                time.sleep(0.01)
+            process.kill()
+        partials = [p for p in dest.iterdir() if is_temporary(p)]
+        assert all(len(p.name.encode()) <= 255 for p in partials) and len(partials) == 2
+        server.stall.clear()
+        result = _fetch(url_list, dest)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in dest.iterdir() if p.suffix == ".mp4") == sorted(names)
+    assert all(r.range for r in server.requests[-2:])  # each resumed its own partial

@@ -16,7 +16,11 @@ from pyutils.video.frame_commands import frames_command, selection
 from pyutils.video.frame_plan import ExactFrames, FrameOptions, FrameTask
 from pyutils.video.transcode import TranscodeTask, transcode_command
 
-SCALE_224 = r"scale=if(lt(iw\,ih)\,min(224\,iw)\,-2):if(lt(iw\,ih)\,-2\,min(224\,ih))"
+# Never up: a shorter side of 224 or less keeps the native size (issue 22 item 9).
+SCALE_224 = (
+    r"scale=if(lte(min(iw\,ih)\,224)\,iw\,if(lt(iw\,ih)\,224\,-2))"
+    r":if(lte(min(iw\,ih)\,224)\,ih\,if(lt(iw\,ih)\,-2\,224))"
+)
 QUIET = ["-nostdin", "-v", "error"]
 ONE_FILTER_THREAD = ["-filter_threads", "1", "-filter_complex_threads", "1"]
 JPEG = ["-fps_mode", "passthrough"]

@@ -292,7 +292,7 @@ def test_clip_images_referenced_by_the_split(tmp_path: Path) -> None:
     problems = [r["problems"] for r in lines(tmp_path)]
     assert problems[0] == [] and problems[2] == []
     assert problems[1][0].endswith("no JPEG, PNG, GIF, BMP or WebP signature")
-    assert problems[3][0].startswith("missing: face/image_0004.jpg (looked in")
+    assert problems[3][0] == f"missing: face/image_0004.jpg (xtune opens it under {images})"
     deep = run_module("pyutils.catalog.preflight", *args, "--deep")
     assert deep.returncode == 1
     problems = [r["problems"] for r in lines(tmp_path)]

@@ -15,7 +15,9 @@ writes datasets.mk), and `make check` names the same stamps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pyutils.adaclip.splits import RECIPES, SplitRecipe
@@ -26,10 +28,18 @@ from pyutils.catalog.layout import (
     VideoFiles,
     Where,
     activitynet_video_ids,
-    caption_image_paths,
     coop_split_paths,
     didemo_video_ids,
     msrvtt_video_ids,
+)
+from pyutils.catalog.xtune import (
+    caption_train_paths,
+    coco_folder,
+    coco_train_paths,
+    coco_train_records,
+    resplit,
+    rewrite_images,
+    valtest_paths,
 )
 from pyutils.core.errors import UserError
 
@@ -47,15 +57,25 @@ class Place:
     candidates: tuple[str, ...]
 
 
+# Places -> (places, notes): puts what the archive holds into the form the trainer reads, in the
+# extraction folder before anything is moved into the dataset folder; `work` is a free folder there.
+Arrange = Callable[[dict[str, Path], Path], tuple[dict[str, Path], list[str]]]
+# A JSON rewrite: the parsed file -> (the rewritten data, what was changed, by kind).
+Rewrite = Callable[[object], tuple[object, dict[str, int]]]
+
+
 @dataclass(frozen=True)
 class Part:
     """One registry file of a dataset. No `places`: the file itself is copied in as `dest`
-    (default: its registry name)."""
+    (default: its registry name). `arrange` runs on the extracted places; `rewrites` (dest ->
+    rewrite) turn placed JSON files into the trainer's form, the original kept in downloads/."""
 
     file: str
     var: str
     places: tuple[Place, ...] = ()
     dest: str = ""
+    arrange: Arrange | None = None
+    rewrites: tuple[tuple[str, Rewrite], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,11 +162,13 @@ class Dataset:
 
 
 SPLITS = ("train", "val", "test")
+TRAIN_READERS = {"train": caption_train_paths}  # xtune reads val and test with read_valtest_data
 
 
 def _caption_dataset(name: str, images: Part, prefix: str, summary: str) -> Dataset:
     """Flickr30k and Flickr5k: an image archive, and caption JSONs from wangjilong/dataset-json
-    (`data/<name>/<prefix>_<split>.json`, also under the seed's `.json.json` names)."""
+    (`data/<name>/<prefix>_<split>.json`, also under the seed's `.json.json` names), their image
+    paths written as xtune's ITC_Flickr/ITC_Flickr5k open them: under the images' folder."""
     jsons = tuple(
         Place(
             f"{prefix}_{split}.json",
@@ -154,14 +176,24 @@ def _caption_dataset(name: str, images: Part, prefix: str, summary: str) -> Data
         )
         for split in SPLITS
     )
+    under_images = partial(rewrite_images, folder_of=lambda _name: images.places[0].dest)
     return Dataset(
         name=name,
         folder=name,
-        parts=(images, Part("dataset-json.zip", "DATASET_JSON", jsons)),
+        parts=(
+            images,
+            Part(
+                "dataset-json.zip",
+                "DATASET_JSON",
+                jsons,
+                rewrites=tuple((place.dest, under_images) for place in jsons),
+            ),
+        ),
         layout=ReferencedFiles(
-            tuple(f"{prefix}_{split}.json" for split in SPLITS),
-            caption_image_paths,
-            search=(".", images.places[0].dest),
+            tuple(
+                (f"{prefix}_{split}.json", TRAIN_READERS.get(split, valtest_paths))
+                for split in SPLITS
+            ),
             what="images the caption JSONs reference",
         ),
         summary=summary,
@@ -267,7 +299,7 @@ VIDEO_DATASETS = (
         name="activitynet-qa-data",
         folder="activitynet-qa",
         parts=_files("ACTIVITYNET_QA", QA_FILES, "activitynet-qa", "dataset"),
-        layout=ReferencedFiles(tuple(f"dataset/{name}" for name in QA_FILES), lambda data: ()),
+        layout=ReferencedFiles(tuple((f"dataset/{name}", lambda data: ()) for name in QA_FILES)),
         summary="ActivityNet-QA questions and answers (MILVLG/activitynet-qa)",
         trainer="LLaMA-Factory",
     ),
@@ -288,9 +320,8 @@ DATASETS = {
                 Part("split_zhou_Caltech101.json", "CALTECH101_SPLIT"),
             ),
             layout=ReferencedFiles(
-                ("split_zhou_Caltech101.json",),
-                coop_split_paths,
-                search=("101_ObjectCategories",),
+                (("split_zhou_Caltech101.json", coop_split_paths),),
+                folder="101_ObjectCategories",
                 what="images of the CoOp split",
             ),
             summary="Caltech101 images and the CoOp split",
@@ -304,10 +335,11 @@ DATASETS = {
                     "mini-imagenet.tar",
                     "MINI_IMAGENET",
                     tuple(Place(split, (split,)) for split in SPLITS),
+                    arrange=resplit,
                 ),
                 Part("classnames.txt", "MINI_IMAGENET_CLASSNAMES"),
             ),
-            layout=ClassFolders({"train": 64, "val": 16, "test": 20}, "classnames.txt", 600),
+            layout=ClassFolders(SPLITS, 100, "classnames.txt", 600),
             summary="mini-ImageNet (archive placed by hand: says where) and CLIP's class names",
             trainer="CLIP",
         ),
@@ -328,13 +360,22 @@ DATASETS = {
                             "coco_karpathy_test.json",
                         )
                     ),
+                    rewrites=(
+                        ("captions_train.json", coco_train_records),
+                        *(
+                            (name, partial(rewrite_images, folder_of=coco_folder))
+                            for name in ("coco_karpathy_val.json", "coco_karpathy_test.json")
+                        ),
+                    ),
                 ),
             ),
             layout=ReferencedFiles(
-                ("captions_train.json", "coco_karpathy_val.json", "coco_karpathy_test.json"),
-                caption_image_paths,
-                search=(".", "train2014", "val2014"),
-                what="images the caption JSONs reference",
+                (
+                    ("captions_train.json", coco_train_paths),
+                    ("coco_karpathy_val.json", valtest_paths),
+                    ("coco_karpathy_test.json", valtest_paths),
+                ),
+                what="images xtune opens for the caption JSONs",
             ),
             summary="COCO 2014 train/val images and Karpathy caption JSONs (Kaggle credentials)",
             trainer="CLIP",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pyutils.adaclip.splits import SplitRecipe
+from pyutils.catalog import xtune
 from pyutils.core.atomic import is_temporary
 from pyutils.core.errors import UserError
 from pyutils.core.jsonio import expect_type, read_json
@@ -69,17 +70,11 @@ def survey(root: Path) -> tuple[set[str], Inspection]:
 
 
 def coop_split_paths(split: Any) -> Iterable[str]:
-    """CoOp split: {"train"|"val"|"test": [[relpath, label, classname], ...]}."""
+    """CoOp split: {"train"|"val"|"test": [[relpath, label, classname], ...]}; Dassl's
+    OxfordPets.read_split (xtune's Caltech101) opens os.path.join(image_dir, relpath)."""
     for rows in split.values():
         for row in rows:
             yield row[0]
-
-
-def caption_image_paths(data: Any) -> Iterable[str]:
-    """Caption JSON: a list of {"image": path, ...} (BLIP/ALBEF) or COCO's {"images": [...]}."""
-    records = data.get("images", []) if isinstance(data, dict) else data
-    for record in records:
-        yield record.get("image") or record["file_name"]
 
 
 def msrvtt_video_ids(data: Any) -> Iterable[str]:
@@ -191,74 +186,85 @@ def _file_sizes(folder: Path) -> dict[str, int]:
         return {}
 
 
+Reader = Callable[[Any], Iterable[str]]
+
+
+def placed_stamps(root: Path) -> list[Path]:
+    """The stamps `make <dataset>` writes as it places each part: when the data last changed."""
+    return sorted(root.glob(".vlprep-placed-*"))
+
+
 @dataclass(frozen=True)
 class ReferencedFiles:
-    """Complete when the index files exist and every file they reference exists.
+    """Complete when the index files exist, each reads as its reader (the trainer's own rule)
+    says, and every path they give exists as `os.path.join(<dataset folder>, folder, path)`: the
+    exact path the trainer opens, never a file of the same name elsewhere."""
 
-    A reference is looked up under each `search` folder as written, then by its base name (the
-    Flickr JSONs say `flickr30k-images/x.jpg`, some copies put images elsewhere)."""
-
-    indexes: tuple[str, ...]
-    reader: Callable[[Any], Iterable[str]]
-    search: tuple[str, ...] = (".",)
+    indexes: tuple[tuple[str, Reader], ...]  # (file, what it references)
+    folder: str = "."  # what the references are relative to, under the dataset folder
     what: str = "referenced files"
+
+    def references(self, root: Path, result: Inspection) -> Iterable[tuple[str, str]]:
+        """(reference, the path the trainer opens) for every reference of the index files."""
+        for index, reader in self.indexes:
+            path = root / index
+            if not path.is_file():
+                result.problems.append(f"missing {index}")
+                continue
+            for ref in _references(path, reader, result):
+                yield ref, os.path.join(root, self.folder, ref)
 
     def inspect(self, root: Path, where: Where | None = None) -> Inspection:
         """`where` is for video layouts; everything an image layout needs is under `root`."""
         files, result = survey(root)
         if result.status == MISSING:
             return result
-        references: list[str] = []
-        for index in self.indexes:
-            if index not in files:
-                result.problems.append(f"missing {index}")
-                continue
-            references += _references(root / index, self.reader, result)
-        missing = result.missing = [ref for ref in references if not self._found(ref, files)]
+        prefix = str(root) + os.sep
+        references = list(self.references(root, result))
+        missing = result.missing = [
+            ref
+            for ref, path in references
+            if not (path.startswith(prefix) and _relative(path, prefix) in files)
+            and not os.path.isfile(path)
+        ]
         if missing:
             first = f"(first: {missing[0]})"
             result.problems.append(
                 f"{len(missing)} of {len(references)} {self.what} missing {first}"
             )
+        data_files = [root / index for index, _ in self.indexes] + placed_stamps(root)
+        stale = xtune.stale_cache_problem(root, data_files)
+        if stale:
+            result.problems.append(stale)
         return result.settled()
 
-    def _found(self, ref: str, files: set[str]) -> bool:
-        base = posixpath.basename(ref)
-        for folder in self.search:
-            for candidate in (ref, base):
-                if posixpath.normpath(posixpath.join(folder, candidate)) in files:
-                    return True
-        return False
+
+def _relative(path: str, prefix: str) -> str:
+    return posixpath.normpath(path[len(prefix) :].replace(os.sep, "/"))
 
 
 @dataclass(frozen=True)
 class ClassFolders:
-    """`<split>/<class>/<image>` folders with a class-name file ("<wnid> <name>" per line).
-    There is no index of images, so completeness is the class count and images per class."""
+    """`<split>/<class>/<image>` folders with a class-name file ("<wnid> <name>" per line), judged
+    by xtune's MiniImageNet (pyutils.catalog.xtune.class_folder_problems). There is no index of
+    images, so completeness is the class folders and the images per class."""
 
-    splits: dict[str, int]  # split folder -> number of classes
+    splits: tuple[str, ...]
+    classes: int  # in every split
     classnames: str
-    images_per_class: int
+    images_per_class: int  # in all splits together
+
+    def problems(self, root: Path) -> list[str]:
+        return xtune.class_folder_problems(
+            root, self.splits, self.classes, self.classnames, self.images_per_class
+        )
 
     def inspect(self, root: Path, where: Where | None = None) -> Inspection:
-        files, result = survey(root)
+        _files, result = survey(root)
         if result.status == MISSING:
             return result
-        if self.classnames not in files:
-            result.problems.append(f"missing {self.classnames}")
-        per_class: dict[tuple[str, str], int] = {}
-        for path in files:
-            parts = path.split("/")
-            if len(parts) == 3 and parts[0] in self.splits:
-                per_class[(parts[0], parts[1])] = per_class.get((parts[0], parts[1]), 0) + 1
-        for split, expected in self.splits.items():
-            classes = sorted(c for s, c in per_class if s == split)
-            if len(classes) != expected:
-                result.problems.append(f"{split}/: {len(classes)} classes, expected {expected}")
-            short = [c for c in classes if per_class[(split, c)] < self.images_per_class]
-            if short:
-                result.problems.append(
-                    f"{split}/: {len(short)} classes with fewer than {self.images_per_class} "
-                    f"images (first: {short[0]})"
-                )
+        result.problems += self.problems(root)
+        stale = xtune.stale_cache_problem(root, [root / self.classnames, *placed_stamps(root)])
+        if stale:
+            result.problems.append(stale)
         return result.settled()

@@ -11,8 +11,9 @@
   each sample becomes, against CUTOFF_LEN. Container metadata only: no video is decoded.
 - AdaCLIP (`pyutils.adaclip.frames_check`): every video of the splits in ANNOTS has a frame
   folder its loader can sample NUM_FRM frames from.
-- CLIP image datasets in DATA: every image the split/caption files reference exists and is an
-  image (DEEP decodes each).
+- CLIP image datasets in DATA, by xtune's dataset classes (pyutils.catalog.xtune): every image
+  path xtune builds from the split/caption files exists and is an image (DEEP decodes each);
+  mini-ImageNet's class folders number the same classes in every split.
 
 A summary table per dataset, a token histogram per LLaMA-Factory dataset, one JSON line per sample
 in OUT/preflight.jsonl. Exit 0 when nothing is wrong, 1 when samples have problems, 2 for input
@@ -37,11 +38,11 @@ from rich.table import Table
 
 from pyutils.adaclip import frames_check
 from pyutils.catalog.datasets import DATASETS, VIDEO_DATASETS, Dataset
-from pyutils.catalog.layout import ClassFolders, ReferencedFiles
+from pyutils.catalog.layout import COMPLETE, ClassFolders, Inspection, ReferencedFiles
 from pyutils.core.atomic import atomic_write_bytes
 from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
-from pyutils.core.jsonio import read_json, write_json
+from pyutils.core.jsonio import write_json
 from pyutils.core.report import log
 from pyutils.llamafactory import replay
 from pyutils.llamafactory.dataset_info import INFO_NAME, file_name_in, merge_dataset_info
@@ -100,15 +101,15 @@ def image_result(name: str, index: int | None, image: str, problems: list[str]) 
 
 
 def referenced_images(dataset: Dataset, root: Path) -> Iterable[tuple[str, Path | None, str]]:
-    """(reference, path where the loader finds it or None, dataset-level problem) per image.
-
-    The loaders join each reference to an image folder as written (Dassl's Caltech101 joins
-    `101_ObjectCategories/<path>`); the layout's search folders are those image folders.
-    """
+    """(reference, path xtune opens or None, dataset-level problem) per image, by the same rules
+    as `make check` (pyutils.catalog.xtune): each index file through its reader (ITC_Mscoco.
+    read_train_data's image_id path, read_valtest_data's `image`, ITC_Flickr's `image`, Dassl's
+    OxfordPets.read_split for Caltech101), each path exactly as xtune joins it; for mini-ImageNet
+    MiniImageNet.read_data's class folders (same in every split, all in classnames.txt)."""
     layout = dataset.layout
     if isinstance(layout, ClassFolders):
-        if not (root / layout.classnames).is_file():
-            yield layout.classnames, None, f"missing: {root / layout.classnames}"
+        for problem in layout.problems(root):
+            yield layout.classnames, None, f"invalid: {root}: {problem}"
         for split in layout.splits:
             for folder, _dirs, files in sorted(os.walk(root / split)):
                 for name in sorted(files):
@@ -116,19 +117,16 @@ def referenced_images(dataset: Dataset, root: Path) -> Iterable[tuple[str, Path 
                     yield str(path.relative_to(root)), path, ""
         return
     assert isinstance(layout, ReferencedFiles)
-    for index_file in layout.indexes:
-        try:
-            references = list(layout.reader(read_json(root / index_file)))
-        except UserError as exc:
-            yield index_file, None, f"missing: {exc}"
-            continue
-        except (AttributeError, KeyError, TypeError, IndexError) as exc:
-            yield index_file, None, f"invalid: {root / index_file}: unexpected structure ({exc!r})"
-            continue
-        for reference in references:
-            candidates = (os.path.normpath(root / folder / reference) for folder in layout.search)
-            found = next((Path(c) for c in candidates if os.path.isfile(c)), None)
-            yield reference, found, ""
+    found = Inspection(COMPLETE)
+    for reference, path in layout.references(root, found):
+        yield reference, Path(path) if os.path.isfile(path) else None, ""
+    for problem in found.problems:
+        missing = problem.removeprefix("missing ")
+        yield (
+            dataset.name,
+            None,
+            (f"missing: {root / missing}" if missing != problem else f"invalid: {problem}"),
+        )
 
 
 def clip_results(dataset: Dataset, data: Path, deep: bool) -> list[dict[str, Any]]:
@@ -139,8 +137,8 @@ def clip_results(dataset: Dataset, data: Path, deep: bool) -> list[dict[str, Any
             results.append(image_result(dataset.name, None, reference, [problem]))
             continue
         if path is None:
-            folders = ", ".join(str(root / f) for f in dataset.layout.search)
-            problems = [f"missing: {reference} (looked in {folders})"]
+            folder = os.path.normpath(root / dataset.layout.folder)
+            problems = [f"missing: {reference} (xtune opens it under {folder})"]
         else:
             found = image_problem(path, deep)
             problems = [found] if found else []
@@ -288,14 +286,22 @@ def llamafactory_sections(args: argparse.Namespace) -> tuple[list[Section], Budg
         count_tokens=replay.tokenizer_counter(tokenizer) if tokenizer else None,
         jobs=args.jobs,
     )
-    datasets, notes = replay.declared_datasets(args.out, names)
+    datasets, notes, missing = replay.declared_datasets(args.out, names)
     for note in notes:
         log(f"preflight: {note}")
-    sections = []
+    sections = [
+        Section(name, f"LLaMA-Factory {template.name}", [missing_file(name, problem)])
+        for name, problem in missing.items()
+    ]
     for dataset in datasets:
         results = replay.replay_dataset(dataset, run)
         sections.append(Section(dataset.name, f"LLaMA-Factory {template.name}", results, dataset))
     return sections, budget
+
+
+def missing_file(name: str, problem: str) -> dict[str, Any]:
+    """A dataset-level result (no sample index) for a registered file that is not there."""
+    return {"dataset": name, "index": None, "video": None, "problems": [problem]}
 
 
 def adaclip_sections(args: argparse.Namespace) -> list[Section]:

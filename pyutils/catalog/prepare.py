@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pyutils.catalog.datasets import (
     inspect,
 )
 from pyutils.catalog.layout import COMPLETE, Where
+from pyutils.catalog.xtune import remove_caches
 from pyutils.core.atomic import (
     atomic_file,
     atomic_write_text,
@@ -33,6 +35,7 @@ from pyutils.core.atomic import (
 )
 from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_USAGE, UserError, error_line, run_cli
+from pyutils.core.jsonio import parse_json, write_json
 from pyutils.core.report import FailureLog, log
 from pyutils.fetch.download import DownloadError, fetch, read_registry, record_proven
 from pyutils.fetch.extract import UnsafeArchive, extract_into
@@ -65,13 +68,41 @@ def _first_link(tree: Path) -> Path | None:
     return None
 
 
-def place_part(part: Part, download: Path, root: Path, largest: int = 0) -> None:
+def rewrite_json(
+    part: Part, found: Mapping[str, Path | None], download: Path, root: Path
+) -> list[str]:
+    """Apply the part's rewrites to its extracted JSON files (before they are placed), keep the
+    original of each changed one as downloads/original/<dataset folder>/<dest>; say what changed."""
+    notes = []
+    for dest, rewrite in part.rewrites:
+        source = found[dest]
+        assert source is not None, dest  # every place was located
+        where = f"{dest} in {download}"
+        parsed = parse_json(source.read_bytes(), where)
+        try:
+            data, changes = rewrite(parsed)
+        except UserError as exc:  # names the record, not the file
+            raise UserError(f"{where}: {exc}") from None
+        if not changes:
+            continue
+        original = download.parent / "original" / root.name / dest
+        original.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(original) as tmp:
+            shutil.copyfile(source, tmp)
+        write_json(source, data)
+        what = "; ".join(f"{kind}: {count:,}" for kind, count in sorted(changes.items()))
+        notes.append(f"{dest} rewritten for xtune ({what}); the original is {original}")
+    return notes
+
+
+def place_part(part: Part, download: Path, root: Path, largest: int = 0) -> list[str]:
     """Put a verified download's contents where the layout wants them, each by one rename
-    (`largest`: the largest registry file's size, for the extraction's size cap)."""
+    (`largest`: the largest registry file's size, for the extraction's size cap), arranged and
+    rewritten into the trainer's form first; returns what was changed."""
     if not part.places:
         with atomic_file(root / (part.dest or part.file)) as tmp:
             shutil.copyfile(download, tmp)
-        return
+        return []
     with temporary_dir(root / part.file) as tree:
         extract_into(download, tree, largest)
         found = {place.dest: _locate(tree, place.candidates) for place in part.places}
@@ -79,6 +110,10 @@ def place_part(part: Part, download: Path, root: Path, largest: int = 0) -> None
         if absent:
             wanted = next(p.candidates for p in part.places if p.dest == absent[0])
             raise DownloadError(f"{download}: none of {', '.join(wanted)} in the archive")
+        notes = rewrite_json(part, found, download, root)
+        if part.arrange:
+            found, arranged = part.arrange(found, Path(tempfile.mkdtemp(dir=tree)))
+            notes += arranged
         for dest, source in found.items():
             # Extraction refuses links; this guards the move itself: a relative link moved to
             # another depth (MSRVTT/videos/all -> ../../x placed as videos) points elsewhere.
@@ -94,6 +129,7 @@ def place_part(part: Part, download: Path, root: Path, largest: int = 0) -> None
             elif target.exists():
                 target.unlink()
             os.replace(source, target)
+    return notes
 
 
 def prepare(
@@ -109,7 +145,7 @@ def prepare(
     remove_stale_temporaries(root)
     failures = FailureLog(dataset.name, data / "downloads")
     largest = max((entry.size or 0 for entry in read_registry().values()), default=0)
-    usage = False
+    usage = changed = False
     for part in dataset.parts:
         stamp = root / f"{PLACED_STAMP}{part.file}"
         if stamp.exists():
@@ -117,7 +153,8 @@ def prepare(
             continue
         try:
             download = fetch(part.file, data / "downloads", var=part.var, overrides=overrides)
-            place_part(part, download, root, largest)
+            for note in place_part(part, download, root, largest):
+                log(f"{dataset.name}: {note}")
             record_proven(download)
         except (UserError, DownloadError) as exc:
             log(error_line(exc))
@@ -125,7 +162,12 @@ def prepare(
             usage = usage or isinstance(exc, UserError)
             continue
         atomic_write_text(stamp, f"{part.file}\n")
+        changed = True
         failures.ok()
+    if changed and dataset.trainer == "CLIP":
+        removed = remove_caches(root)
+        if removed:
+            log(f"{dataset.name}: removed xtune's caches of the data before: {', '.join(removed)}")
     status = failures.finish()
     if status:
         return EXIT_USAGE if usage else status

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 import stat
@@ -29,8 +30,28 @@ FILE_MODE = 0o666 & ~_UMASK
 DIR_MODE = 0o777 & ~_UMASK
 
 
+# The longest file name most file systems take (ext4, xfs, btrfs: NAME_MAX bytes).
+NAME_MAX = 255
+RANDOM_CHARS = 8  # what mkstemp/mkdtemp add after the prefix
+
+
+def temporary_name(name: str, tail: str, room: int = 0) -> str:
+    """`.<name><TEMP_MARK><tail>`, with `room` bytes left for what the caller adds, in at most
+    NAME_MAX bytes: the name of a temporary beside the file `name`. A name too long for that
+    (a 240-byte video name is valid, its temporary would not be) is cut at a character boundary
+    and given a digest of the whole, so that two long names sharing their start still differ
+    (a partial download resumes from its own file only)."""
+    budget = NAME_MAX - room - len(f".{TEMP_MARK}{tail}".encode())
+    encoded = os.fsencode(name)
+    if len(encoded) > budget:
+        digest = hashlib.blake2b(encoded, digest_size=4).hexdigest()
+        kept = encoded[: budget - len(digest) - 1].decode("utf-8", "ignore")
+        name = f"{kept}~{digest}"
+    return f".{name}{TEMP_MARK}{tail}"
+
+
 def _temp_name(final: Path) -> str:
-    return f".{final.name}{TEMP_MARK}-{os.getpid()}-"
+    return temporary_name(final.name, f"-{os.getpid()}-", RANDOM_CHARS)
 
 
 def _owned_temporary(final: Path, folder: bool = False) -> tuple[int, Path]:
@@ -154,6 +175,44 @@ def atomic_dir(path: str | os.PathLike[str], replace: bool = False) -> Iterator[
                 os.replace(tmp, final)
         else:
             os.replace(tmp, final)
+
+
+def check_writable_folder(
+    path: str | os.PathLike[str], variable: str, where: str | None = None
+) -> None:
+    """Refuse, in one line naming the Make `variable` and the path, an output folder that
+    cannot be written into, before any work is done: a file or a path under a file, a dangling
+    link, a folder that permission or a read-only mount keeps closed. Tried by creating (and
+    removing) a temporary in the folder, or in the nearest existing folder above it when it does
+    not exist yet, so that root's rights, ACLs, immutable flags and read-only mounts all answer
+    as they will for the real outputs. Creates nothing that stays. `where` replaces the message's
+    `VARIABLE=path` when the folder is not what the user typed but follows from it."""
+    folder = Path(path)
+    where = where or f"{variable}={path}"
+    existing = folder
+    while not existing.is_dir():
+        if existing.is_symlink() and not existing.exists():
+            raise UserError(
+                f"{where}: {existing} is a link to {os.readlink(existing)}, which does not exist; "
+                "remove the link or make its target"
+            )
+        if existing.exists():
+            what = "is a file" if existing == folder else f"is under {existing}, which is a file"
+            raise UserError(f"{where}: {what}, not a folder; choose a folder for {variable}")
+        if existing == existing.parent:
+            break
+        existing = existing.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".probe{TEMP_MARK}-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        inside = "" if existing == folder else f" (nor can {folder} be made in {existing})"
+        raise UserError(
+            f"{where}: cannot write there{inside}: {reason}; choose a folder you can write to "
+            "or fix its permissions"
+        ) from None
 
 
 def is_temporary(path: str | os.PathLike[str]) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from pyutils.core.signals import stop_at_once_on_signals
+
 EXIT_ITEM_FAILURES = 1
 EXIT_USAGE = 2
 
@@ -27,13 +29,15 @@ def error_line(message: object) -> str:
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run `main` and turn user errors into one line and exit status 2, without a traceback."""
+    """Run `main` and turn user errors into one line and exit status 2, without a traceback;
+    Ctrl-C and SIGTERM stop it at once (`pyutils.core.signals`)."""
     try:
-        status = main(argv)
+        with stop_at_once_on_signals():
+            status = main(argv)
     except UserError as exc:
         print(error_line(exc), file=sys.stderr)
         status = EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a command that unwinds on Ctrl-C itself (see signals)
         print("vlprep: interrupted", file=sys.stderr)
         status = 130
     sys.exit(status or 0)

@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8786, help="scheduler port on 127.0.0.1")
     args = parser.parse_args(argv)
     # SIGTERM would end Python without unwinding: the workers would outlive us and the folder stay.
+    # Ctrl-C unwinds too (run_cli's handler would kill the workers and leave the folder).
     signal.signal(signal.SIGTERM, _exit_on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with (
         tempfile.TemporaryDirectory(prefix="vlprep-dask-") as tmp,
         local_cluster(Path(tmp), args.workers, args.port) as cluster,

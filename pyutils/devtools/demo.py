@@ -107,7 +107,7 @@ def preflight_sample(root: Path, table: Table) -> None:
     run = replay.Replay(
         Budget(), VisionConfig(), replay.TEMPLATES["qwen2_vl"], media_dir=root / "data"
     )
-    datasets, _ = replay.declared_datasets(root / "data", [])
+    datasets, _, _ = replay.declared_datasets(root / "data", [])
     for dataset in datasets:
         for result in replay.replay_dataset(dataset, run):
             problems = "; ".join(p.split(":", 1)[0] for p in result["problems"]) or "fits"

@@ -8,6 +8,7 @@ shows what it was asked. Bound to 127.0.0.1 only; stopped when its `with` block 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import re
 import threading
@@ -19,6 +20,8 @@ HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head>"
     b"<body>Too many users have viewed or downloaded this file recently.</body></html>"
 )
+
+TRICKLE_BYTES = 1024
 
 
 class Request(NamedTuple):
@@ -33,9 +36,12 @@ class LocalServer:
     each with an ETag of its content. `cut` paths stop half-way through their first full
     transfer, after which `changed` paths serve their new content (the file changed on the
     server); `whole` paths ignore Range and always answer 200; `stall` paths send that many
-    bytes, then wait for `release()` (so a test can kill a client mid-transfer); `html` paths
-    answer 200 with an HTML page; `status` paths answer that error status; `redirect` paths
-    answer 302 to another path; others answer 404."""
+    bytes, then wait for `release()` (so a test can kill a client mid-transfer); `trickle` paths
+    send one TRICKLE_BYTES piece every that many seconds until `release()` (a slow server, for
+    interrupting transfers in flight); `gzip` paths answer with their content gzip-encoded
+    whatever the client asked for (Content-Encoding: gzip: a server that ignores
+    Accept-Encoding: identity); `html` paths answer 200 with an HTML page; `status` paths answer
+    that error status; `redirect` paths answer 302 to another path; others answer 404."""
 
     files: dict[str, bytes]
     cut: set[str] = field(default_factory=set)
@@ -45,6 +51,8 @@ class LocalServer:
     html: set[str] = field(default_factory=set)
     status: dict[str, int] = field(default_factory=dict)
     stall: dict[str, int] = field(default_factory=dict)
+    trickle: dict[str, float] = field(default_factory=dict)
+    gzip: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
 
     def __enter__(self) -> LocalServer:
@@ -89,6 +97,9 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 body = b"<html><body>Not Found</body></html>"
                 return self._send(path, wanted, server.status.get(key, 404), body, "text/html")
             data = server.files[key]
+            if key in server.gzip:
+                encoded = {"Content-Encoding": "gzip"}
+                return self._send(path, wanted, 200, gzip.compress(data, mtime=0), headers=encoded)
             etag = {"ETag": f'"{hashlib.sha256(data).hexdigest()[:16]}"'}
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
             if match is None or key in server.whole:
@@ -134,6 +145,11 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if stall in server.trickle:
+                    while body and not server._released.wait(server.trickle[stall]):
+                        self.wfile.write(body[:TRICKLE_BYTES])
+                        self.wfile.flush()
+                        body = body[TRICKLE_BYTES:]
                 if stall in server.stall:
                     sent = server.stall[stall]
                     self.wfile.write(body[:sent])

@@ -32,6 +32,7 @@ same bytes, so the registry checksum still applies to it.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import os
 import re
@@ -378,7 +379,16 @@ def _transfer(
         same = _SameEntity(part, resuming=web and part.exists() and part.stat().st_size > 0)
         if same.complete():
             return None  # a killed run had it all: verification judges it
-        status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env, same.check)
+        encoded: list[str] = []
+        watch = functools.partial(_identity_only, encoded, same.check)
+        status, tail = _run_streaming([str(FETCH_SCRIPT), source, str(part)], env, watch)
+        if encoded:
+            part.unlink(missing_ok=True)
+            _validators_of(part).unlink(missing_ok=True)
+            raise SourceFailed(
+                f"the server sent it {encoded[0]}-encoded (Content-Encoding: {encoded[0]}) "
+                "although wget asks for the file as it is; that would not be the file"
+            )
         if part.exists() and part.stat().st_size == 0:
             part.unlink()  # wget creates its output before it knows the request failed
         if same.changed is None:
@@ -393,6 +403,21 @@ def _transfer(
             tail = f"redirect loop ({tail})"
         raise SourceFailed(tail or f"fetch.sh exit status {status}", usage=status == 2)
     return None
+
+
+def _identity_only(
+    encoded: list[str],
+    then: Callable[[int, dict[str, str]], bool],
+    status: int,
+    headers: dict[str, str],
+) -> bool:
+    """Stop wget at an answer whose body is encoded (wget asks `Accept-Encoding: identity` and
+    saves what comes as it is): note the encoding in `encoded`; else ask `then`."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if status in (200, 206) and encoding not in ("", "identity"):
+        encoded.append(encoding)
+        return False
+    return then(status, headers)
 
 
 # ---- resuming into the same file only --------------------------------------------------------

@@ -3,9 +3,11 @@
 Every member is checked before anything is written, and one bad member refuses the whole archive:
 a path leaving the target (`../`, absolute), any symbolic or hard link (the datasets need none,
 and a chain of links that each point "inside" can still lead out: CVE-2025-4517), a device or
-fifo, a name that is both a file and a folder, or a declared size that is absurd (a decompression
-bomb) or larger than the free space. Extraction goes into a temporary folder renamed into place
-when complete, with a stamp file for `make`.
+fifo, a name that is both a file and a folder or that is there twice (which one would be the
+file?), or a declared size that is absurd (a decompression bomb) or larger than the free space.
+An encrypted zip is refused in one line saying what to do; a Deflate64 zip (what Windows writes
+for big archives, which Python's zipfile cannot read) is decoded with `inflate64`. Extraction
+goes into a temporary folder renamed into place when complete, with a stamp file for `make`.
 
     python -m pyutils.fetch.extract ARCHIVE DEST     # DEST/.vlprep-extracted marks completion
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import shutil
 import stat
 import tarfile
@@ -21,7 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from pyutils.core.atomic import atomic_dir, atomic_write_text, disk_full_is_user_error
 from pyutils.core.errors import UserError, run_cli
@@ -36,6 +39,12 @@ MAX_EXCESS = 1 << 30
 
 class UnsafeArchive(UserError):
     """An archive with a member that must not be written (outside the target, a link, a device)."""
+
+
+# Zip's compression method 9 (APPNOTE 4.4.5), "enhanced deflate": Deflate with a 64 KiB window.
+DEFLATE64 = 9
+ENCRYPTED = 0x1  # general purpose bit 0
+CHUNK = 1 << 20
 
 
 class Member(NamedTuple):
@@ -75,6 +84,12 @@ def _refuse_link(archive: Path, name: str, kind: str, target: str) -> UnsafeArch
 
 def _zip_member(info: zipfile.ZipInfo, archive: Path, zipped: zipfile.ZipFile) -> Member:
     name = _checked_name(info.filename, archive)
+    if info.flag_bits & ENCRYPTED:
+        raise UserError(
+            f"{archive}: member {info.filename!r} is encrypted (the zip has a password); "
+            f"extract it yourself with the password (`unzip {archive}` or `7z x {archive}`), "
+            "zip the result again without one in its place, and rerun"
+        )
     # Unix zips keep the mode in the high 16 bits; unzip (not Python) recreates these as links.
     if stat.S_ISLNK(info.external_attr >> 16):
         with zipped.open(info) as link:  # its data is the target path; a short look is enough
@@ -94,8 +109,17 @@ def _tar_member(member: tarfile.TarInfo, archive: Path) -> Member:
 
 
 def _check_names(members: list[Member], archive: Path) -> None:
-    """A name that is a file and also a folder (explicitly or above another member) cannot be
-    extracted as the archive means it; refuse it before writing anything."""
+    """A name that is a file and also a folder (explicitly or above another member), or a file
+    twice (a zip or a tar appended to: which copy is the file?), cannot be extracted as the
+    archive means it; refuse it before writing anything."""
+    seen: set[str] = set()
+    for member in members:
+        if not member.is_dir and member.name in seen:
+            raise UnsafeArchive(
+                f"{archive}: member {member.name!r} is in the archive twice; which copy is the "
+                "file cannot be told: fetch a clean copy of the archive"
+            )
+        seen.add(member.name)
     folders = {m.name for m in members if m.is_dir}
     for member in members:
         parts = member.name.split("/")
@@ -117,6 +141,11 @@ def _checked_members(
             yield opened, members
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise UserError(f"{archive}: damaged archive ({exc}); delete it, fetch it again") from None
+    except NotImplementedError as exc:  # a zip method neither zipfile nor Deflate64 decoding reads
+        raise UserError(
+            f"{archive}: {exc}; extract it with a tool that can (7z x), zip it again with "
+            "ordinary Deflate in its place, and rerun"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -159,8 +188,12 @@ def extract_into(archive: Path, folder: Path, largest: int = 0, excess: int = MA
         _check_size(archive, members, folder, largest, excess)
         with disk_full_is_user_error(f"{archive}: extracting into {folder}"):
             for member in track(members, len(members), f"extract {archive.name}"):
-                if isinstance(opened, zipfile.ZipFile):
-                    opened.extract(member.info, folder)
+                if isinstance(opened, zipfile.ZipFile) and member.is_dir:
+                    (folder / member.name).mkdir(parents=True, exist_ok=True)
+                elif isinstance(opened, zipfile.ZipFile):  # names checked: written as they are
+                    (folder / member.name).parent.mkdir(parents=True, exist_ok=True)
+                    with open(folder / member.name, "wb") as out:
+                        _copy_zip_member(opened, member.info, out)
                 else:  # the "data" filter drops owners and odd modes
                     opened.extract(member.info, folder, filter="data")
 
@@ -182,12 +215,38 @@ def copy_member(archive: Path, member: str, out: Path) -> None:
         found = next((m for m in members if m.name == wanted and not m.is_dir), None)
         if found is None:
             raise UserError(f"{archive}: no file member {member!r}")
-        if isinstance(opened, zipfile.ZipFile):
-            source = opened.open(found.info)
-        else:
-            source = opened.extractfile(found.info)
-        with source, open(out, "wb") as target:
-            shutil.copyfileobj(source, target, 1 << 20)
+        with open(out, "wb") as target:
+            if isinstance(opened, zipfile.ZipFile):
+                _copy_zip_member(opened, found.info, target)
+            else:
+                source = opened.extractfile(found.info)
+                assert source is not None  # a file member
+                with source:
+                    shutil.copyfileobj(source, target, CHUNK)
+
+
+def _copy_zip_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo, out: BinaryIO) -> None:
+    """Write a zip member's contents to `out`, Deflate64 ones included (decoded by inflate64
+    from the member's raw bytes, checked against its CRC-32 and size as zipfile checks others)."""
+    if info.compress_type != DEFLATE64:
+        with zipped.open(info) as source:
+            shutil.copyfileobj(source, out, CHUNK)
+        return
+    import inflate64  # on first use: only Deflate64 archives need it
+
+    raw = copy.copy(info)  # read as stored: the compressed bytes, unchecked (checked below)
+    raw.compress_type, raw.file_size, raw.CRC = zipfile.ZIP_STORED, info.compress_size, None
+    inflater, crc, size = inflate64.Inflater(), 0, 0
+    with zipped.open(raw) as source:
+        while chunk := source.read(CHUNK):
+            try:
+                data = inflater.inflate(chunk)
+            except ValueError as exc:  # inflate64's word for corrupt data
+                raise zipfile.BadZipFile(f"Deflate64 member {info.filename!r}: {exc}") from None
+            crc, size = zlib.crc32(data, crc), size + len(data)
+            out.write(data)
+    if crc != info.CRC or size != info.file_size:
+        raise zipfile.BadZipFile(f"Bad CRC-32 or size for Deflate64 member {info.filename!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pyutils.core.atomic import TEMP_MARK
+from pyutils.core.atomic import check_writable_folder, temporary_name
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import read_text, write_jsonl
@@ -108,7 +108,8 @@ def _download(url: str, partial: Path, name: str, timeout: float) -> bool:
     """Fetch `url` into `partial` (for the file `name`), continuing from its current size; raise
     _Retry or _GiveUp. True when the size was verified against the server's Content-Length."""
     offset = partial.stat().st_size if partial.exists() else 0
-    headers = {"User-Agent": "vlprep-fetch"}
+    # identity: the bytes of the file itself, which is what is saved, resumed and measured.
+    headers = {"User-Agent": "vlprep-fetch", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
@@ -126,8 +127,18 @@ def _download(url: str, partial: Path, name: str, timeout: float) -> bool:
         message = f"HTTP {exc.code} {exc.reason}"
         raise (_Retry if exc.code in RETRY_STATUSES else _GiveUp)(message) from None
     except (urllib.error.URLError, OSError) as exc:
-        raise _Retry(str(getattr(exc, "reason", exc))) from None
+        reason = getattr(exc, "reason", exc)
+        raise _Retry(
+            _stalled(timeout) if isinstance(reason, TimeoutError) else str(reason)
+        ) from None
     with response:
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise _GiveUp(
+                f"the server sent it {encoding}-encoded (Content-Encoding: {encoding}) although "
+                "asked for the file as it is; saving that would not be the file: download it "
+                f"with a client that decodes it (curl --compressed -o {name!r} URL) into the folder"
+            )
         resumed = response.status == 206
         if resumed and not (response.headers.get("Content-Range") or "").startswith(
             f"bytes {offset}-"
@@ -150,12 +161,18 @@ def _download(url: str, partial: Path, name: str, timeout: float) -> bool:
                 # read1: what has arrived so far, so a killed run keeps what it received
                 while chunk := response.read1(CHUNK):
                     out.write(chunk)
+        except TimeoutError:
+            raise _Retry(_stalled(timeout)) from None
         except (http.client.HTTPException, OSError) as exc:
             raise _Retry(f"transfer broken: {exc!r}") from None
     size = partial.stat().st_size
     if expected is not None and size != expected:
         raise _Retry(f"connection closed after {size} of {expected} bytes")
     return expected is not None
+
+
+def _stalled(timeout: float) -> str:
+    return f"stalled: no byte for {timeout:g} s (the stall limit, FETCH_TIMEOUT=)"
 
 
 @dataclass(frozen=True)
@@ -201,7 +218,7 @@ def fetch_one(task: FetchTask) -> FetchResult:
     if target.exists():
         return FetchResult(task.url, target.name, "present", 0, target.stat().st_size)
     # A fixed partial name (no pid), so that the next run resumes it.
-    partial = target.with_name(f".{target.name}{TEMP_MARK}-partial")
+    partial = target.with_name(temporary_name(target.name, "-partial"))
     error = ""
     for attempt in range(1, task.retries + 2):
         try:
@@ -237,7 +254,7 @@ def fetch_all(
     log(
         f"fetch: {plural(len(entries), 'URL')}, {present} already in {dest}; "
         f"{plural(parallel.jobs, 'download')} at once, {plural(retries, 'retry', 'retries')} "
-        f"per URL, {timeout:g} s timeout"
+        f"per URL, given up after {timeout:g} s without a byte (FETCH_TIMEOUT)"
     )
     failures = FailureLog("fetch", dest)
     by_name = {
@@ -267,19 +284,26 @@ def main(argv: list[str] | None = None) -> int:
             "dest": "DIDEMO_SRC",
             "jobs": "FETCH_JOBS",
             "retries": "RETRIES",
+            "timeout": "FETCH_TIMEOUT",
         },
     )
     parser.add_argument("list", type=Path, help="file of URLs: `URL` or `URL<TAB>file name`")
     parser.add_argument("dest", type=Path, help="folder to download into")
     add_parallel_options(parser, "threading", "downloads", jobs=8)
     parser.add_argument("--retries", type=int, default=3, help="retries per URL (default 3)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="stall limit: seconds without a byte before a transfer is retried (default 60)",
+    )
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay, doubling")
     parser.add_argument("--report", type=Path, help="JSON lines (default DEST/fetch_status.jsonl)")
     args = parser.parse_args(argv)
     if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
         raise UserError("--retries and --backoff must be >= 0, --timeout > 0")
     entries = read_list(args.list)
+    check_writable_folder(args.dest, "DIDEMO_SRC")
     parallel = parallel_options(args)
     return fetch_all(
         entries, args.dest, parallel, args.retries, args.timeout, args.backoff, args.report

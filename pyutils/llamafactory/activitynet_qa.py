@@ -32,17 +32,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyutils.core.atomic import remove_stale_temporaries
+from pyutils.core.atomic import check_writable_folder, remove_stale_temporaries
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.jsonio import expect_keys, read_json, write_json, write_jsonl
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int
-from pyutils.core.video_index import QA_EXTENSIONS, find_videos, index_by_stem
+from pyutils.core.video_index import (
+    QA_EXTENSIONS,
+    find_videos,
+    index_by_stem,
+    is_utf8,
+    not_utf8_reason,
+    printable,
+)
 from pyutils.llamafactory.dataset_info import (
     INFO_NAME,
     PLACEHOLDERS,
+    check_registrable,
     media_path,
     read_dataset_info,
     register,
@@ -196,6 +204,8 @@ def select(
             question.status = NO_ANSWER
         elif question.video is None:
             question.status = MISSING
+        elif not is_utf8(question.video):  # never probed: see `needed`
+            question.status, question.error = UNREADABLE, not_utf8_reason(question.video)
         else:
             while question.video not in known:
                 found = next(probes)
@@ -268,7 +278,7 @@ def summarise(
             failures.fail(q.question_id, "question without answer in the answers file")
         elif q.status == UNREADABLE and q.video not in reported:
             reported.add(q.video)
-            failures.fail(q.video or "", q.error or "unreadable")
+            failures.fail(printable(q.video or ""), q.error or "unreadable")
 
 
 def nothing_kept(questions: list[Question], videos: Path, seconds: float) -> str:
@@ -291,7 +301,8 @@ def nothing_kept(questions: list[Question], videos: Path, seconds: float) -> str
 
 def write_report(path: Path, questions: list[Question]) -> None:
     keys = ("question_id", "status", "video", "duration", "error", "written")
-    write_jsonl(path, ({k: getattr(q, k) for k in keys} for q in questions))
+    records = ({k: getattr(q, k) for k in keys} for q in questions)
+    write_jsonl(path, ({**r, "video": r["video"] and printable(r["video"])} for r in records))
 
 
 def write_presampled(
@@ -337,14 +348,28 @@ def presample_folder(args: argparse.Namespace) -> Path:
     return args.presample_dir or frames_folder(args.out, budget_from(args))
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every folder the run writes into can be written, and dataset_info.json updated (a
+    UserError naming the setting otherwise), before any work."""
+    check_writable_folder(args.out, "OUT")
+    if args.remux_dir is not None:
+        check_writable_folder(args.remux_dir, "--remux-dir")
+    if args.presample:
+        folder = presample_folder(args)
+        check_writable_folder(folder, "OUT", f"PRESAMPLE=1: its frames folder {folder}")
+    if args.register:
+        check_registrable(args.out)
+
+
 def convert(args: argparse.Namespace) -> int:
     # Every input is checked before any work, so that an input error leaves nothing behind.
-    if args.presample:  # the settings, and what the frames folder holds
-        budget = budget_from(args)
-        if not args.replace:
-            from pyutils.llamafactory.presample import refuse_other_settings
+    if args.presample:
+        budget = budget_from(args)  # the settings first: the frames folder is named after them
+    check_outputs(args)
+    if args.presample and not args.replace:  # what the frames folder holds
+        from pyutils.llamafactory.presample import refuse_other_settings
 
-            refuse_other_settings(presample_folder(args), budget)
+        refuse_other_settings(presample_folder(args), budget)
     if args.register:
         read_dataset_info(args.out / INFO_NAME)
     if args.fps is not None:
@@ -356,7 +381,8 @@ def convert(args: argparse.Namespace) -> int:
     name = args.name or f"{args.type}_q"
     questions = load_questions(args.qa_dir, name, args.type, videos)
     log(f"{STAGE}: {len(videos)} videos under {args.videos}, {len(questions)} questions")
-    needed = [q.video for q in questions if q.answer is not None and q.video]
+    # A path that is not UTF-8 cannot be named in the probe cache or the JSON: refused in select.
+    needed = [q.video for q in questions if q.answer is not None and q.video and is_utf8(q.video)]
     cache = ProbeCache(args.probe_cache or None)
     probes = probe_videos(needed, cache, parallel_options(args))
     try:

@@ -20,6 +20,7 @@ import orjson
 
 from pyutils.core.atomic import (
     atomic_write_bytes,
+    check_writable_folder,
     exclusive_lock,
     remove_stale_temporaries,
     write_target,
@@ -172,6 +173,30 @@ def _formatter_of(original: bytes, data: Any) -> Formatter:
     return FORMATTERS[0]
 
 
+def check_registrable(folder: Path, variable: str = "OUT") -> None:
+    """Refuse before any work, in one line, a `folder/dataset_info.json` that cannot be
+    updated: a folder of that name, a link to nothing (following it would create folders outside
+    OUT), a read-only file, or a file in a folder that cannot be written (the update is a new
+    file renamed over it, in the folder of the file a link points to)."""
+    info = folder / INFO_NAME
+    where = f"{variable}={folder}: {info}"
+    if info.is_symlink() and not info.exists():
+        raise UserError(
+            f"{where} is a link to {os.readlink(info)}, which does not exist; remove the link, "
+            "or point it at LLaMA-Factory's data/dataset_info.json"
+        )
+    if info.is_dir():
+        raise UserError(f"{where} is a folder, not LLaMA-Factory's file; move it away")
+    target = write_target(info)
+    if target.exists() and not os.access(target, os.W_OK):
+        link = " (through its link)" if target != info else ""
+        raise UserError(
+            f"{where}{link} is read-only; make it writable, or set {variable}= elsewhere"
+        )
+    linked = f"{where} (a link into {target.parent})" if target != info else None
+    check_writable_folder(target.parent, variable, linked)
+
+
 def merge_dataset_info(info_path: Path, entries: dict[str, dict[str, Any]]) -> bool:
     """Add or update `entries` in `info_path`, keeping all others; return whether it changed."""
     remove_stale_temporaries(info_path.parent)
@@ -249,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.files and not args.seed_entries:
         parser.error("nothing to register: give sharegpt JSON files and/or --seed-entries")
+    check_writable_folder(args.dir, "OUT")
+    check_registrable(args.dir)
     args.dir.mkdir(parents=True, exist_ok=True)
     register(args.dir, args.files, args.media_dir, args.seed_entries)
     return 0

@@ -209,9 +209,13 @@ def load_dataset_info(out: Path) -> dict[str, dict[str, Any]]:
     return info
 
 
-def declared_datasets(out: Path, names: list[str]) -> tuple[list[Dataset], list[str]]:
-    """The datasets to replay (every local one with a `videos` column, or `names`), and a note
-    for each entry skipped (not a local file)."""
+def declared_datasets(
+    out: Path, names: list[str]
+) -> tuple[list[Dataset], list[str], dict[str, str]]:
+    """The datasets to replay (every local one with a `videos` column, or `names`), a note for
+    each entry skipped (on the hub, a script), and the problem of each whose registered file is
+    not there: LLaMA-Factory's `_load_single_dataset` raises `File ... not found` for it (a
+    `file_name` names a file or a folder of files under dataset_dir), so training stops."""
     info = load_dataset_info(out)
     unknown = [n for n in names if n not in info]
     if unknown:
@@ -220,7 +224,7 @@ def declared_datasets(out: Path, names: list[str]) -> tuple[list[Dataset], list[
             f"LF_DATASETS (--lf-datasets): {unknown[0]!r} is not in {out / INFO_NAME} "
             f"(with videos there: {', '.join(known) or 'none'})"
         )
-    chosen, notes = [], []
+    chosen, notes, missing = [], [], {}
     for name in names or list(info):
         entry = info[name]
         if not isinstance(entry, dict):
@@ -230,6 +234,12 @@ def declared_datasets(out: Path, names: list[str]) -> tuple[list[Dataset], list[
             continue
         file_name = entry.get("file_name")
         path = out / str(file_name) if file_name else None
+        if path is not None and not path.exists():
+            missing[name] = (
+                f"{MISSING}: {path}: registered in {out / INFO_NAME} as {name!r} but not there "
+                "(LLaMA-Factory stops on it: File not found); make it again or remove the entry"
+            )
+            continue
         if path is None or path.suffix not in (".json", ".jsonl") or not path.is_file():
             where = "hub or script" if not file_name else f"file {path}"
             notes.append(f"{name}: skipped ({where} is not a local .json/.jsonl file)")
@@ -239,7 +249,7 @@ def declared_datasets(out: Path, names: list[str]) -> tuple[list[Dataset], list[
         formatting = entry.get("formatting", "alpaca")
         tags = {**SHAREGPT_TAGS, **entry.get("tags", {})} if formatting == "sharegpt" else {}
         chosen.append(Dataset(name, entry, path, formatting, columns, tags))
-    return chosen, notes
+    return chosen, notes, missing
 
 
 def _columns(entry: dict[str, Any]) -> dict[str, str]:

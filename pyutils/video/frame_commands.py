@@ -40,14 +40,15 @@ ONE_FILTER_THREAD = ("-filter_threads", "1", "-filter_complex_threads", "1")
 
 
 def short_side_scale(short_side: int) -> tuple[str, str]:
-    """The scale filter's width and height to make the shorter side `short_side`, never up, the
-    other side even.
+    """The scale filter's width and height to make the shorter side `short_side`, the other side
+    even; never up: a video whose shorter side is `short_side` or less keeps its size (rounding
+    its other side to even would make a 1x1 video 2x1).
 
     Expressions on the decoded (auto-rotated) size, so portrait videos, including phone videos
     stored landscape with a rotation flag, stay portrait.
     """
-    s = short_side
-    return f"if(lt(iw,ih),min({s},iw),-2)", f"if(lt(iw,ih),-2,min({s},ih))"
+    s, small = short_side, f"lte(min(iw,ih),{short_side})"
+    return f"if({small},iw,if(lt(iw,ih),{s},-2))", f"if({small},ih,if(lt(iw,ih),-2,{s}))"
 
 
 def exact_size(video: ffmpeg.nodes.FilterableStream, width: int, height: int) -> Any:

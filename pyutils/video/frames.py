@@ -17,13 +17,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from pyutils.core.atomic import check_writable_folder
 from pyutils.core.cli import Parser
 from pyutils.core.errors import UserError, run_cli
 from pyutils.core.media import describe_ffmpeg, require
 from pyutils.core.parallel import ParallelOptions
 from pyutils.core.report import FailureLog, log, plural, say
 from pyutils.core.stage import add_parallel_options, parallel_options, positive_int, run_stage
-from pyutils.core.video_index import VIDEO_EXTENSIONS, find_videos, index_by_stem
+from pyutils.core.video_index import (
+    VIDEO_EXTENSIONS,
+    find_videos,
+    index_by_stem,
+    is_utf8,
+    not_utf8_reason,
+    printable,
+)
 from pyutils.video.frame_extract import METHOD_TEXT, extract_video, seek_method
 from pyutils.video.frame_plan import FrameOptions, FrameTask
 from pyutils.video.manifest import (
@@ -52,7 +60,8 @@ PREFIX_PATTERN = re.compile(r"[^%/.][^%/]*%0?\d*d[^%/]*\.(jpg|jpeg)")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    videos = _select_videos(args)
+    check_writable_folder(args.frames, "FRAMES")
+    videos, refused = _select_videos(args)
     frames_dir = Path(args.frames)
     options = FrameOptions(args.fps, args.short_side, args.num_frames, args.quality, args.prefix)
     recorded = asdict(options)
@@ -67,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parallel = parallel_options(args)
     log(f"frames: {describe_run(options, parallel)}")
     done = len(videos) - len(todo)
-    log(f"frames: {plural(len(videos), 'video')}, {done} already done, {len(todo)} to do")
+    said = f", {len(refused)} refused (path not UTF-8)" if refused else ""
+    log(f"frames: {plural(len(videos), 'video')}, {done} already done, {len(todo)} to do{said}")
     if args.dry_run:
         for stem in todo:
             print(f"{videos[stem]} -> {frames_dir / stem}")
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             FrameTask(stem, str(videos[stem]), str(frames_dir / stem), options, threads)
             for stem in todo
         ]
-        return _run(tasks, parallel, frames_dir, manifest, recorded)
+        return _run(tasks, parallel, frames_dir, manifest, recorded, refused)
 
 
 def _run(
@@ -91,8 +101,11 @@ def _run(
     frames_dir: Path,
     manifest: dict[str, dict[str, Any]],
     options: dict[str, Any],
+    refused: list[Path],
 ) -> int:
     failures = FailureLog("frames", frames_dir)
+    for video in refused:
+        failures.fail(printable(video), not_utf8_reason(video))
     shared = [str(Path(tasks[0].source).parent), str(frames_dir)] if tasks else []
     gauge = FramesGauge(frames_dir)
     results = run_stage("frames", extract_video, tasks, parallel, failures, shared, gauge)
@@ -123,16 +136,18 @@ def describe_run(options: FrameOptions, parallel: ParallelOptions) -> str:
     return f"{what}, {size}, JPEG q{options.quality}, {where}; {describe_ffmpeg()}, {method}"
 
 
-def _select_videos(args: argparse.Namespace) -> dict[str, Path]:
+def _select_videos(args: argparse.Namespace) -> tuple[dict[str, Path], list[Path]]:
+    """The videos to extract by stem, and those refused because their path is not UTF-8 (each
+    that one item's failure: the others go on)."""
     if args.file_list:
         videos = _read_file_list(Path(args.file_list), Path(args.videos))
     else:
         videos = find_videos(args.videos, args.ext)
     if not videos:
         raise UserError(f"{args.videos}: no videos with extension {', '.join(args.ext)} found")
-    by_stem = index_by_stem(videos)
+    by_stem = index_by_stem(video for video in videos if is_utf8(video))
     refuse_reserved_stems(by_stem, "frames", "FRAMES")
-    return by_stem
+    return by_stem, [video for video in videos if not is_utf8(video)]
 
 
 def _read_file_list(path: Path, videos_dir: Path) -> list[Path]:

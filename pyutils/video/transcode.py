@@ -18,14 +18,25 @@ from pathlib import Path
 
 import ffmpeg
 
-from pyutils.core.atomic import atomic_file, is_temporary, remove_stale_temporaries
+from pyutils.core.atomic import (
+    atomic_file,
+    check_writable_folder,
+    is_temporary,
+    remove_stale_temporaries,
+)
 from pyutils.core.cli import Parser
 from pyutils.core.errors import MediaError, UserError, run_cli
 from pyutils.core.media import describe_ffmpeg, ffmpeg_command, probe, require
 from pyutils.core.parallel import ParallelOptions, threads_here
 from pyutils.core.report import FailureLog, log
 from pyutils.core.stage import add_parallel_options, parallel_options, run_stage
-from pyutils.core.video_index import ORIGINAL_EXTENSIONS
+from pyutils.core.video_index import (
+    ORIGINAL_EXTENSIONS,
+    is_utf8,
+    not_utf8_reason,
+    printable,
+    require_folder,
+)
 from pyutils.video.frame_plan import ExtractionError, frame_times
 
 
@@ -41,8 +52,7 @@ def is_original(name: str) -> bool:
 
 def find_originals(source: Path, dest: Path) -> list[Path]:
     """The originals directly in `source` (DiDeMo is one flat folder), sorted."""
-    if not source.is_dir():
-        raise UserError(f"{source}: folder of original videos not found; set DIDEMO_SRC=")
+    require_folder(source, "DIDEMO_SRC", "original videos")
     if source.resolve() == dest.resolve():
         raise UserError(f"{source}: write the .mp4 files to another folder (VIDEOS=), not here")
     return sorted(p for p in source.iterdir() if p.is_file() and is_original(p.name))
@@ -109,9 +119,27 @@ def _check_whole(source: str, decoded: float) -> None:
         )
 
 
+def _refuse_without_video(source: str) -> None:
+    """An original that holds only other streams (audio, subtitles) is said to be one, not left
+    to ffmpeg's "Error binding filtergraph". A file PyAV cannot open goes on to ffmpeg, which
+    reads more by content and says why it cannot."""
+    import av  # on first use: 0.06 s of start-up
+
+    try:
+        with av.open(source, metadata_errors="ignore") as container:
+            kinds = sorted({stream.type for stream in container.streams})
+            has_video = bool(container.streams.video)
+    except (av.FFmpegError, OSError, ValueError):
+        return
+    if not has_video:
+        holds = f" (it holds {' and '.join(kinds)} only)" if kinds else ""
+        raise MediaError(f"no video stream{holds}: not a video, nothing to transcode")
+
+
 def transcode_one(task: TranscodeTask) -> TranscodeResult:
     """Worker: transcode `task.source` to `task.target`; never raises, reports instead."""
     try:
+        _refuse_without_video(task.source)
         with atomic_file(task.target) as temporary:
             command = transcode_command(task, str(temporary))
             result = subprocess.run(command, capture_output=True, text=True, errors="replace")
@@ -133,6 +161,7 @@ def transcode_all(
     preset: str = "veryfast",
 ) -> int:
     originals = find_originals(source, dest)
+    check_writable_folder(dest, "VIDEOS")
     require("transcode")
     log(
         f"transcode: H.264 (libx264, crf {crf}, preset {preset}, yuv420p), {parallel.where()}; "
@@ -143,8 +172,15 @@ def transcode_all(
     todo = [p for p in originals if not (dest / f"{p.name}.mp4").exists()]
     log(f"transcode: {len(originals)} originals in {source}, {len(originals) - len(todo)} done")
     threads = parallel.ffmpeg_threads()
-    tasks = [TranscodeTask(str(p), str(dest / f"{p.name}.mp4"), threads, crf, preset) for p in todo]
+    tasks = [
+        TranscodeTask(str(p), str(dest / f"{p.name}.mp4"), threads, crf, preset)
+        for p in todo
+        if is_utf8(p)
+    ]
     failures = FailureLog("transcode", dest)
+    for original in todo:
+        if not is_utf8(original):
+            failures.fail(printable(original.name), not_utf8_reason(original))
     shared = [str(source), str(dest)]
     for _ in run_stage("transcode", transcode_one, tasks, parallel, failures, shared):
         pass  # the outputs are the files; `failures` counts the results
