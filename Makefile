@@ -270,6 +270,11 @@ TOKENIZER ?=
 NUM_FRM ?=
 DROP ?=
 DEEP ?=
+# The fit preflight prescribes when samples are over CUTOFF_LEN: the share of samples it must
+# fit (the rest are DROP=1's to drop), and what it keeps while giving up the other (frames or
+# pixels).
+FIT_SHARE ?= 1
+FIT_KEEP ?= frames
 
 .PHONY: preflight ledger report
 
@@ -280,7 +285,8 @@ TRAINER_SETTINGS = --video-fps $(call q,$(VIDEO_FPS)) --video-maxlen $(call q,$(
   --out $(call q,$(OUT)) --media-dir $(call q,$(MEDIA_DIR)) --data $(call q,$(DATA)) --annots $(call q,$(ANNOTS)) \
   --frames $(call q,$(FRAMES)) --num-frm $(call q,$(NUM_FRM)) --jobs $(call q,$(JOBS))
 preflight_cmd = $(PY) -m pyutils.catalog.preflight $(TRAINER_SETTINGS) --lf-datasets $(call q,$(LF_DATASETS)) \
-  --tokenizer $(call q,$(TOKENIZER)) --dataset $(call q,$(DATASET)) $(if $(DEEP),--deep) $(if $(DROP),--drop)
+  --tokenizer $(call q,$(TOKENIZER)) --dataset $(call q,$(DATASET)) $(if $(DEEP),--deep) $(if $(DROP),--drop) \
+  --fit-share $(call q,$(FIT_SHARE)) --fit-keep $(call q,$(FIT_KEEP))
 ledger_cmd = $(PY) -m pyutils.catalog.ledger $(TRAINER_SETTINGS)
 # Preflight's results, made first when there are none yet or dataset_info.json is newer than them
 # (exit 1, samples with problems, is a result: the ledger shows them).
@@ -289,7 +295,7 @@ preflight_first = results=$(call q,$(OUT)/preflight.jsonl); \
   $(preflight_cmd) || test "$$?" -eq 1; fi
 REPORT ?=
 
-preflight: $(SETUP_STAMP) ## replay LLaMA-Factory/Qwen2-VL, AdaCLIP and CLIP loaders on what is prepared; $(OUT)/preflight.jsonl and the ledger [DROP=1 DEEP=1]
+preflight: $(SETUP_STAMP) ## replay LLaMA-Factory (Qwen2/2.5/3-VL), AdaCLIP and CLIP loaders on what is prepared; the settings that fit; $(OUT)/preflight.jsonl [DROP=1 DEEP=1]
 	$(Q)status=0; $(preflight_cmd) || status=$$?; \
 	  if [ "$$status" -le 1 ]; then $(ledger_cmd) --after-preflight; fi; exit "$$status"
 

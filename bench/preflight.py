@@ -7,12 +7,19 @@ headers only. The baseline is what knowing the frames by decoding costs (PyAV de
 of each video, as LLaMA-Factory's `_regularize_videos` does), measured on 100 videos and scaled,
 since it is linear in the videos. Real videos are minutes long and larger than these clips:
 decoding grows with them, reading a header does not, so the ratio here is the least it will be.
+
+The fit (`pyutils.llamafactory.fit`, run when samples are over CUTOFF_LEN) is timed twice: as part
+of preflight on the 10,000 videos with a CUTOFF_LEN they are over, and, since those clips share a
+few headers that it prices once each, in-process on 10,000 samples whose videos all differ
+(duration, rate and size drawn at random, as in a real dataset), against one pricing pass of the
+same samples (the verdict's arithmetic, which every setting it tries repeats).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +28,9 @@ import av
 from _common import BENCH_OUT, REPO, header, row, timed
 
 from pyutils.devtools.sample import make_video
+from pyutils.llamafactory import fit, replay
 from pyutils.llamafactory.dataset_info import sharegpt_video_entry
+from pyutils.llamafactory.qwen_video import Budget, StreamInfo
 
 SEEDS = [("mp4", 3.0), ("mp4", 2.0), ("mkv", 3.0), ("mp4", 4.0)]
 SAMPLES = 10_000
@@ -58,9 +67,9 @@ def build(root: Path, videos: int) -> Path:
     return root
 
 
-def run_preflight(root: Path) -> None:
+def run_preflight(root: Path, *extra: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "pyutils.catalog.preflight", "--out", str(root)]
+    command = [sys.executable, "-m", "pyutils.catalog.preflight", "--out", str(root), *extra]
     command += ["--sections", "llamafactory", "--jobs", str(os.cpu_count() or 1)]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode not in (0, 1):  # 1: the mkv samples are misread, as they should be
@@ -73,6 +82,31 @@ def decode_all(root: Path, videos: int) -> None:
         with av.open(str(root / f"videos/v_{n:05d}.{SEEDS[index][0]}")) as container:
             for _frame in container.decode(video=0):
                 pass
+
+
+def distinct_samples(count: int, seed: int = 0) -> list[replay.Priced]:
+    """`count` samples, each on its own video: 20-300 s at 24, 25, 30 or 60 fps, 480p to 1080p."""
+    chance = random.Random(seed)
+    samples = []
+    for index in range(count):
+        fps = chance.choice([24.0, 25.0, 30.0, 60.0])
+        seconds = round(chance.uniform(20, 300), 2)
+        width, height = chance.choice([(854, 480), (1280, 720), (1920, 1080), (640, 360)])
+        info = StreamInfo(int(seconds * fps), seconds, fps, width, height, seconds, "h264")
+        located = replay.Located(f"v{index}.mp4", f"v{index}.mp4", True)
+        header = replay.Header(f"v{index}.mp4", info)
+        samples.append(replay.Priced("qa", index, 60, ((located, header),)))
+    return samples
+
+
+def fit_rows() -> None:
+    samples = distinct_samples(10_000)
+    run = replay.Replay(Budget(), replay.VisionConfig(), replay.TEMPLATES["qwen2_vl"], Path("."))
+    one_pass = min(timed(lambda: fit.Pricer(samples, run).totals(run.budget)) for _ in range(3))
+    row("one pricing pass, 10,000 samples on 10,000 distinct videos (in-process)", one_pass)
+    for keep in fit.KEEP_CHOICES:
+        seconds = min(timed(lambda k=keep: fit.search(samples, run, 1.0, k)) for _ in range(2))
+        row(f"the fit, FIT_KEEP={keep}, same samples", seconds, seconds / one_pass, "passes")
 
 
 def main() -> None:
@@ -90,6 +124,10 @@ def main() -> None:
         10 * baseline / distinct_time,
         "faster than decoding them",
     )
+    over = min(timed(lambda: run_preflight(distinct, "--cutoff-len", "100")) for _ in range(2))
+    row("preflight with the fit (CUTOFF_LEN=100), 10,000 samples on 10,000 videos", over,
+        over / distinct_time, "preflight without it")  # fmt: skip
+    fit_rows()
 
 
 if __name__ == "__main__":

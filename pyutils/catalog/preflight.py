@@ -2,13 +2,15 @@
 
     python -m pyutils.catalog.preflight --out OUT [--media-dir DIR] [--lf-datasets "a b"]
         [--video-fps 2.0 --video-maxlen 128 --video-max-pixels 65536 --video-min-pixels 256
-         --cutoff-len 2048 --template qwen2_vl --tokenizer DIR]
+         --cutoff-len 2048 --template qwen2_vl --tokenizer DIR --fit-share 1 --fit-keep frames]
         [--annots ANNOTS --frames FRAMES --dataset NAME --num-frm K] [--data DATA] [--deep]
         [--drop] [--report FILE]
 
-- LLaMA-Factory / Qwen2-VL (`pyutils.llamafactory.replay`): every dataset of OUT/dataset_info.json
-  with a `videos` column: paths as LLaMA-Factory resolves them, the frames it samples, the tokens
-  each sample becomes, against CUTOFF_LEN. Container metadata only: no video is decoded.
+- LLaMA-Factory / Qwen2-VL, Qwen2.5-VL, Qwen3-VL (`pyutils.llamafactory.replay`): every dataset
+  of OUT/dataset_info.json with a `videos` column: paths as LLaMA-Factory resolves them, the
+  frames it samples, the tokens each sample becomes, against CUTOFF_LEN. Container metadata
+  only: no video is decoded. When samples are over CUTOFF_LEN, the settings under which they fit
+  (`pyutils.llamafactory.fit`): a `to fit:` line and OUT/preflight_fit.yaml.
 - AdaCLIP (`pyutils.adaclip.frames_check`): every video of the splits in ANNOTS has a frame
   folder its loader can sample NUM_FRM frames from.
 - CLIP image datasets in DATA, by xtune's dataset classes (pyutils.catalog.xtune): every image
@@ -28,7 +30,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,9 @@ from pyutils.core.cli import Parser
 from pyutils.core.errors import EXIT_ITEM_FAILURES, UserError, run_cli
 from pyutils.core.jsonio import write_json
 from pyutils.core.report import log
-from pyutils.llamafactory import replay
+from pyutils.llamafactory import fit, replay
 from pyutils.llamafactory.dataset_info import INFO_NAME, file_name_in, merge_dataset_info
-from pyutils.llamafactory.qwen_video import Budget, VisionConfig
+from pyutils.llamafactory.qwen_video import Budget
 from pyutils.llamafactory.trainer_args import add_budget_options, budget_from, number
 
 REPORT_NAME = "preflight.jsonl"
@@ -212,23 +214,33 @@ def token_summary(section: Section) -> str:
     return "/".join(str(percentile(totals, p)) for p in (50, 90, 99, 100))
 
 
-def summary_table(sections: list[Section], cutoff: int) -> Table:
+def summary_table(sections: list[Section], cutoff: int, found: fit.Fit | None = None) -> Table:
+    """One row per dataset; with a fit that changes the settings, a column of the samples that
+    fit under it (a sample with another problem fits under no setting)."""
     table = Table(title=f"preflight (tokens against CUTOFF_LEN {cutoff})")
     table.add_column("dataset", no_wrap=True)
     table.add_column("trainer")
     for column in ("samples", "fitting", *COLUMNS):
         table.add_column(column, justify="right")
     table.add_column("tokens p50/p90/p99/max", justify="right")
+    under_fit = found is not None and found.budget is not None and found.needed_at_all
+    if under_fit:
+        table.add_column("fitting under the fit", justify="right")
     for section in sections:
         counts = section.counts()
-        table.add_row(
+        row = [
             section.name,
             section.trainer,
             f"{len(section.samples):,}",
             f"{counts['fitting']:,}",
             *(f"{counts[c]:,}" for c in COLUMNS),
             token_summary(section),
-        )
+        ]
+        if under_fit:
+            keys = [(section.name, r["index"]) for r in section.samples]
+            totals = [found.totals[k] for k in keys if k in found.totals]
+            row.append(f"{sum(t <= cutoff for t in totals):,}" if section.source else "-")
+        table.add_row(*row)
     return table
 
 
@@ -262,25 +274,52 @@ def drop_unfitting(section: Section, out: Path) -> str:
 # ---- arguments --------------------------------------------------------------------------------
 
 
-def llamafactory_sections(args: argparse.Namespace) -> tuple[list[Section], Budget]:
+@dataclass
+class Trainer:
+    """What the LLaMA-Factory part found: its sections, the replay that made them, the samples
+    other settings could fix (for the fit) and where the processor's pixel bounds came from."""
+
+    sections: list[Section]
+    run: replay.Replay
+    priced: list[replay.Priced]
+    bounds: str
+
+
+def fit_options(args: argparse.Namespace) -> tuple[float, str]:
+    share = number(args.fit_share, "FIT_SHARE", "--fit-share", float, 1e-9)
+    if share > 1:
+        raise UserError(f"FIT_SHARE={args.fit_share} (--fit-share): expected a share in (0, 1]")
+    if args.fit_keep not in fit.KEEP_CHOICES:
+        raise UserError(
+            f"FIT_KEEP={args.fit_keep} (--fit-keep): expected {' or '.join(fit.KEEP_CHOICES)}"
+        )
+    return share, args.fit_keep
+
+
+def llamafactory_sections(args: argparse.Namespace) -> Trainer | None:
     budget = budget_from(args)
     template = replay.find_template(args.template)
     names = args.lf_datasets.split()
     if not names and not (args.out / INFO_NAME).is_file():
         log(f"preflight: no {args.out / INFO_NAME}: LLaMA-Factory datasets not checked")
-        return [], budget
+        return None
     tokenizer = Path(args.tokenizer) if args.tokenizer else None
     if tokenizer is not None and not tokenizer.is_dir():
         raise UserError(f"TOKENIZER={tokenizer} (--tokenizer): not a folder")
-    vision = VisionConfig()
+    vision = replay.base_vision(template)
+    bounds = "the published defaults"
     if args.processor_min_pixels or args.processor_max_pixels:
-        vision = VisionConfig(
+        vision = replace(
+            vision,
             min_pixels=int(args.processor_min_pixels or vision.min_pixels),
             max_pixels=int(args.processor_max_pixels or vision.max_pixels),
         )
+        bounds = "--processor-min-pixels/--processor-max-pixels"
+    if tokenizer is not None and vision != replay.vision_config_from(tokenizer, vision):
+        vision, bounds = replay.vision_config_from(tokenizer, vision), f"{tokenizer}"
     run = replay.Replay(
         budget=budget,
-        vision=replay.vision_config_from(tokenizer, vision),
+        vision=vision,
         template=template,
         media_dir=args.media_dir or args.out,
         count_tokens=replay.tokenizer_counter(tokenizer) if tokenizer else None,
@@ -293,10 +332,11 @@ def llamafactory_sections(args: argparse.Namespace) -> tuple[list[Section], Budg
         Section(name, f"LLaMA-Factory {template.name}", [missing_file(name, problem)])
         for name, problem in missing.items()
     ]
+    priced: list[replay.Priced] = []
     for dataset in datasets:
-        results = replay.replay_dataset(dataset, run)
+        results = replay.replay_dataset(dataset, run, priced)
         sections.append(Section(dataset.name, f"LLaMA-Factory {template.name}", results, dataset))
-    return sections, budget
+    return Trainer(sections, run, priced, bounds)
 
 
 def missing_file(name: str, problem: str) -> dict[str, Any]:
@@ -339,8 +379,10 @@ def clip_sections(args: argparse.Namespace) -> list[Section]:
     ]
 
 
-def print_summary(console: Console, sections: list[Section], budget: Budget) -> None:
-    console.print(summary_table(sections, budget.cutoff_len))
+def print_summary(
+    console: Console, sections: list[Section], budget: Budget, found: fit.Fit | None
+) -> None:
+    console.print(summary_table(sections, budget.cutoff_len, found))
     for section in sections:
         totals = [r["total_tokens"] for r in section.samples if "total_tokens" in r]
         if totals:
@@ -352,6 +394,34 @@ def print_summary(console: Console, sections: list[Section], budget: Budget) -> 
             console.print(f"  {section.name} {where}: {problem}", highlight=False, soft_wrap=True)
         if len(problems) > 3:
             console.print(f"  ... and {len(problems) - 3} more problems", highlight=False)
+
+
+def print_fit(
+    console: Console, trainer: Trainer, found: fit.Fit, share: float, keep: str, out: Path
+) -> None:
+    """The timing traps of the given settings (and of the fit's), the fit, its YAML."""
+    run = trainer.run
+    vision = run.vision
+    console.print(
+        f"{replay.MODELS[run.template.plugin]} processor ({run.template.name}): "
+        f"{vision.patch_size}-pixel patches x merge {vision.merge_size}, min_pixels "
+        f"{vision.min_pixels}, max_pixels {vision.max_pixels} (from {trainer.bounds})",
+        highlight=False,
+    )
+    for trap in fit.timing_traps(trainer.priced, run, run.budget):
+        console.print(trap, highlight=False, soft_wrap=True)
+    for line in fit.describe(found, share, keep):
+        console.print(line, highlight=False, soft_wrap=True)
+    target = out / fit.FIT_NAME
+    if found.budget is None:
+        target.unlink(missing_ok=True)  # a stale fit would be pasted as if it were this one
+        return
+    if found.needed_at_all:
+        for trap in fit.timing_traps(trainer.priced, run, found.budget):
+            console.print(f"under the fit, {trap}", highlight=False, soft_wrap=True)
+    datasets = [s.name for s in trainer.sections if s.source is not None]
+    fit.write_yaml(target, found, run.template.name, datasets)
+    console.print(f"the same as LLaMA-Factory keys: {target}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,12 +445,18 @@ def main(argv: list[str] | None = None) -> int:
         "--tokenizer", default="", help="local Hugging Face tokenizer folder (exact text tokens)"
     )
     parser.add_argument(
-        "--processor-min-pixels", default="", help="Qwen2-VL processor min_pixels (default 3136)"
+        "--processor-min-pixels",
+        default="",
+        help="processor min_pixels (default Qwen2-VL's 3136, Qwen3-VL's 4096)",
     )
     parser.add_argument(
         "--processor-max-pixels",
         default="",
-        help="Qwen2-VL processor max_pixels (default 12845056)",
+        help="processor max_pixels (default Qwen2-VL's 12845056, Qwen3-VL's 25165824)",
+    )
+    parser.add_argument("--fit-share", default="1", help="share of samples to fit (FIT_SHARE)")
+    parser.add_argument(
+        "--fit-keep", default="frames", help="what the fit keeps: frames or pixels (FIT_KEEP)"
     )
     parser.add_argument("--data", type=Path, default=Path("datasets"), help="dataset root (DATA)")
     parser.add_argument(
@@ -409,9 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections, budget = [], budget_from(args)
-    if "llamafactory" in args.sections:
-        found, budget = llamafactory_sections(args)
-        sections += found
+    share, keep = fit_options(args)
+    trainer = llamafactory_sections(args) if "llamafactory" in args.sections else None
+    if trainer is not None:
+        sections += trainer.sections
     if "adaclip" in args.sections:
         sections += adaclip_sections(args)
     if "clip" in args.sections:
@@ -423,11 +500,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     report = args.report or args.out / REPORT_NAME
     write_report(report, sections)
+    found = None
+    if trainer is not None and trainer.priced:
+        found = fit.search(trainer.priced, trainer.run, share, keep)
     console = Console(highlight=False)
     if not console.is_terminal:  # logs and CI: wide enough for the table, no wrapping
         console = Console(highlight=False, width=max(console.width, 160))
-    print_summary(console, sections, budget)
+    print_summary(console, sections, budget, found)
     console.print(f"per-sample results: {report}")
+    if trainer is not None and found is not None:
+        print_fit(console, trainer, found, share, keep, args.out)
     if args.drop:
         for section in sections:
             if section.source is not None and not section.name.endswith(FITTING):

@@ -1,4 +1,4 @@
-"""What LLaMA-Factory's Qwen2-VL path does with one video, replayed without a GPU or a model.
+"""What LLaMA-Factory's Qwen-VL paths do with one video, replayed without a GPU or a model.
 
 Each function is the arithmetic of one place in LLaMA-Factory 0.9.5 (unchanged up to 0.9.6.dev,
 `src/llamafactory/data/mm_plugin.py`) or transformers 5.x, kept importable on its own so that the
@@ -10,7 +10,10 @@ preflight check and a later frame pre-sampler compute exactly what the trainer w
 - `sample_indices` is `MMPluginMixin._get_video_sample_indices`.
 - `regularized_size` is `Qwen2VLPlugin._get_qwen_video_size_after_regularization`, the frame
   size that `MMPluginMixin._preprocess_image` + `Qwen2VLPlugin._preprocess_image` produce.
-- `smart_resize` is transformers' `models/qwen2_vl/image_processing_qwen2_vl.smart_resize`.
+- `smart_resize` is transformers' `models/qwen2_vl/image_processing_qwen2_vl.smart_resize`
+  (Qwen2-VL, Qwen2.5-VL); `qwen3_smart_resize` is `models/qwen3_vl/video_processing_qwen3_vl.
+  smart_resize`, which `Qwen3VLPlugin._get_qwen_video_resize` calls with the frame count: its pixel
+  bounds hold for all the frames together.
 - `video_tokens` is the grid of `Qwen2VLPlugin._get_qwen_video_grid_metadata` and the expansion
   of `Qwen2VLPlugin.process_messages` (grid t*h*w // merge_size**2 `<|video_pad|>` tokens).
 
@@ -41,22 +44,32 @@ TEMPORAL_PATCH_SIZE = 2
 MERGE_SIZE = 2
 PROCESSOR_MIN_PIXELS = 56 * 56
 PROCESSOR_MAX_PIXELS = 28 * 28 * 16384
+QWEN2_VL, QWEN3_VL = "qwen2_vl", "qwen3_vl"  # LLaMA-Factory's mm_plugin names
 
 
 @dataclass(frozen=True)
 class VisionConfig:
     """The processor values `_get_qwen_video_grid_metadata` reads (`patch_size`,
-    `temporal_patch_size`, `merge_size`, `size.shortest_edge/longest_edge`)."""
+    `temporal_patch_size`, `merge_size`, `size.shortest_edge/longest_edge`), and which plugin
+    reads them (`plugin`: Qwen2VLPlugin or Qwen3VLPlugin)."""
 
     patch_size: int = PATCH_SIZE
     temporal_patch_size: int = TEMPORAL_PATCH_SIZE
     merge_size: int = MERGE_SIZE
     min_pixels: int = PROCESSOR_MIN_PIXELS
     max_pixels: int = PROCESSOR_MAX_PIXELS
+    plugin: str = QWEN2_VL
 
     @property
     def factor(self) -> int:
         return self.patch_size * self.merge_size
+
+
+# Qwen3-VL's video processor as its models publish it (video_preprocessor_config.json of
+# Qwen3-VL-2B/4B/8B/32B-Instruct: 16-pixel patches, `size` {"shortest_edge": 4096,
+# "longest_edge": 25165824}); transformers' class defaults (128 and 768 x 32 x 32) are not what a
+# model folder loads, so the published file is the default here.
+QWEN3_VISION = VisionConfig(patch_size=16, min_pixels=4096, max_pixels=25165824, plugin=QWEN3_VL)
 
 
 @dataclass(frozen=True)
@@ -231,14 +244,64 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def qwen3_smart_resize(
+    num_frames: int,
+    height: int,
+    width: int,
+    temporal_factor: int = 2,
+    factor: int = 32,
+    min_pixels: int = 4096,
+    max_pixels: int = 25165824,
+) -> tuple[int, int]:
+    """transformers' Qwen3-VL video `smart_resize`: like Qwen2-VL's, but a side under `factor`
+    is first scaled up to it, and the bounds are on frames x height x width (the frame count
+    rounded to `temporal_factor`), so more frames means smaller ones."""
+    if num_frames < temporal_factor:
+        raise ValueError(f"t:{num_frames} must be larger than temporal_factor:{temporal_factor}")
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height, width = int(height * scale), int(width * scale)
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(
+            f"absolute aspect ratio must be smaller than 200, got "
+            f"{max(height, width) / min(height, width)}"
+        )
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
 def video_grid(
     frames: int, width: int, height: int, budget: Budget, vision: VisionConfig
 ) -> tuple[int, int, int]:
     """`video_grid_thw` of `_get_qwen_video_grid_metadata` for `frames` sampled frames of a
-    `width` x `height` video: the even frame count, the regularized size, then smart_resize."""
+    `width` x `height` video: the even frame count, the regularized size, then the plugin's
+    `_get_qwen_video_resize` (Qwen2VLPlugin: smart_resize; Qwen3VLPlugin: the Qwen3-VL one)."""
     frames += frames % 2
     w, h = regularized_size(width, height, budget.video_max_pixels, budget.video_min_pixels)
-    resized_h, resized_w = smart_resize(h, w, vision.factor, vision.min_pixels, vision.max_pixels)
+    if vision.plugin == QWEN3_VL:
+        resized_h, resized_w = qwen3_smart_resize(
+            frames,
+            h,
+            w,
+            vision.temporal_patch_size,
+            vision.factor,
+            vision.min_pixels,
+            vision.max_pixels,
+        )
+    else:
+        resized_h, resized_w = smart_resize(
+            h, w, vision.factor, vision.min_pixels, vision.max_pixels
+        )
     return (
         math.ceil(frames / vision.temporal_patch_size),
         resized_h // vision.patch_size,

@@ -6,8 +6,10 @@ converters do (sharegpt or alpaca, with the entry's columns and tags), resolve e
 stream header as PyAV gives it to `Qwen2VLPlugin` (a video given as a list of frame images, as
 `make activitynet_qa PRESAMPLE=1` writes it: its frames counted and its first frame's size read),
 and count the tokens the sample becomes under
-the `qwen2_vl` template: the video's `<|video_pad|>` tokens (`pyutils.llamafactory.qwen_video`) and
-the text's (estimated from characters, or exact with a local Hugging Face tokenizer folder).
+the `qwen2_vl` template (Qwen2-VL, Qwen2.5-VL) or `qwen3_vl`/`qwen3_vl_nothink` (Qwen3-VL): the
+video's `<|video_pad|>` tokens (`pyutils.llamafactory.qwen_video`), with Qwen3-VL's timestamp text
+before each temporal patch, and the text's (estimated from characters, or exact with a local
+Hugging Face tokenizer folder).
 
 One result per sample: a plain dict with `dataset`, `index`, `videos`, `video_frames`,
 `video_tokens`, `text_tokens`, `total_tokens`, `frame_size` and `problems`, each problem a string
@@ -39,11 +41,15 @@ from pyutils.llamafactory.dataset_info import (
     resolve_media,
 )
 from pyutils.llamafactory.qwen_video import (
+    QWEN2_VL,
+    QWEN3_VISION,
+    QWEN3_VL,
     Budget,
     StreamInfo,
     VisionConfig,
     frames_fed,
     misread_reason,
+    qwen3_timestamps,
     read_stream,
     sample_indices,
     video_grid,
@@ -72,43 +78,72 @@ class Template:
     default_system: str
     vision_start: str
     vision_end: str
+    plugin: str = QWEN2_VL  # the mm_plugin: how a video is resized and what it expands to
+    # ReasoningTemplate (qwen3_vl): an assistant turn with no `<think>` gets an empty thought,
+    # `add_thought()` of the default thought_words, in its prompt or its response.
+    empty_thought: str = ""
 
     def render(self, turns: list[tuple[str, str]], system: str) -> str:
         """The text of a conversation as `Template._encode` lays it out, each `<video>`
-        replaced by the vision markers around its (separately counted) pad tokens."""
+        replaced by the vision markers around its (separately counted) pad tokens; for
+        Qwen3VLPlugin, which puts markers around each temporal patch, by nothing (the markers
+        and timestamps are counted with the video: `Replay.price`)."""
         parts = []
         system = system or self.default_system
         if system:
             parts.append(self.system.format(system))
         for role, content in turns:
+            thought = "<think>" in content or "</think>" in content
+            if role == "assistant" and self.empty_thought and not thought:
+                content = self.empty_thought + content
             parts.append((self.user if role == "user" else self.assistant).format(content))
         text = "".join(parts)
-        return text.replace(VIDEO_TOKEN, self.vision_start + self.vision_end)
+        markers = "" if self.plugin == QWEN3_VL else self.vision_start + self.vision_end
+        return text.replace(VIDEO_TOKEN, markers)
 
 
-# `qwen2_vl` in LLaMA-Factory: the template of Qwen2-VL and Qwen2.5-VL (their model groups in
-# extras/constants.py both name it), with Qwen2VLPlugin (<|vision_start|> ... <|vision_end|>).
+# `qwen2_vl` in LLaMA-Factory (data/template.py): the template of Qwen2-VL and Qwen2.5-VL (their
+# model groups in extras/constants.py both name it), with Qwen2VLPlugin (<|vision_start|> ...
+# <|vision_end|>). `qwen3_vl` and `qwen3_vl_nothink`: the same turns, no default system prompt,
+# Qwen3VLPlugin; `qwen3_vl` is a ReasoningTemplate (an empty thought in each assistant turn).
+_QWEN_TURNS = {
+    "system": "<|im_start|>system\n{}<|im_end|>\n",
+    "user": "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
+    "assistant": "{}<|im_end|>\n",
+    "vision_start": "<|vision_start|>",
+    "vision_end": "<|vision_end|>",
+}
 TEMPLATES = {
     "qwen2_vl": Template(
-        name="qwen2_vl",
-        system="<|im_start|>system\n{}<|im_end|>\n",
-        user="<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
-        assistant="{}<|im_end|>\n",
-        default_system="You are a helpful assistant.",
-        vision_start="<|vision_start|>",
-        vision_end="<|vision_end|>",
-    )
+        name="qwen2_vl", default_system="You are a helpful assistant.", **_QWEN_TURNS
+    ),
+    "qwen3_vl": Template(
+        name="qwen3_vl",
+        default_system="",
+        plugin=QWEN3_VL,
+        empty_thought="<think>\n\n</think>\n\n",
+        **_QWEN_TURNS,
+    ),
+    "qwen3_vl_nothink": Template(
+        name="qwen3_vl_nothink", default_system="", plugin=QWEN3_VL, **_QWEN_TURNS
+    ),
 }
+MODELS = {QWEN2_VL: "Qwen2-VL, Qwen2.5-VL", QWEN3_VL: "Qwen3-VL"}
 
 
 def find_template(name: str) -> Template:
     if name not in TEMPLATES:
         raise UserError(
             f"TEMPLATE={name} (--template): not supported; supported: {', '.join(TEMPLATES)} "
-            "(Qwen2-VL and Qwen2.5-VL; LLaMA-Factory's qwen3_vl and other plugins resize and "
-            "count differently)"
+            "(Qwen2-VL and Qwen2.5-VL: qwen2_vl; Qwen3-VL: qwen3_vl, qwen3_vl_nothink; other "
+            "plugins resize and count differently)"
         )
     return TEMPLATES[name]
+
+
+def base_vision(template: Template) -> VisionConfig:
+    """The published processor values of the template's models (before TOKENIZER='s own)."""
+    return QWEN3_VISION if template.plugin == QWEN3_VL else VisionConfig()
 
 
 # ---- counting text tokens -------------------------------------------------------------------
@@ -371,9 +406,10 @@ def read_headers(paths: list[str], jobs: int) -> dict[str, Header]:
 @dataclass
 class VideoCost:
     frames: int = 0
-    tokens: int = 0
+    tokens: int = 0  # `<|video_pad|>` tokens; `Replay.price` adds Qwen3-VL's per-patch text
     size: tuple[int, int] | None = None
     problems: list[str] = field(default_factory=list)
+    timestamps: list[str] = field(default_factory=list)  # Qwen3-VL: one per temporal patch
 
 
 def video_cost(written: str, header: Header, budget: Budget, vision: VisionConfig) -> VideoCost:
@@ -385,7 +421,7 @@ def video_cost(written: str, header: Header, budget: Budget, vision: VisionConfi
     reason = misread_reason(info)
     if not reason:
         indices = sample_indices(info.frames, info.duration, budget.video_fps, budget.video_maxlen)
-        return _costed(len(indices), info, budget, vision, [])
+        return _costed(indices, info, budget, vision, [])
     if info.hidden and info.duration is not None and info.average_fps:
         return _edit_list_cost(written, info, reason, budget, vision)
     if not info.average_fps or info.frames > 0:
@@ -411,9 +447,9 @@ def video_cost(written: str, header: Header, budget: Budget, vision: VisionConfi
         "MP4 (make activitynet_qa does)"
     )
     if info.duration is None:
-        return _costed(fed, info, budget, vision, [problem])
+        return _costed(indices[:fed], info, budget, vision, [problem])
     # With a stream duration the token metadata path counts all VIDEO_MAXLEN indices.
-    return _decoded(written, _costed(len(indices), info, budget, vision, [problem]), fed)
+    return _decoded(written, _costed(indices, info, budget, vision, [problem]), fed)
 
 
 def _edit_list_cost(
@@ -427,14 +463,14 @@ def _edit_list_cost(
     fed = frames_fed(indices, info.decodable)
     lost = sum(1 for index in indices if index >= info.decodable)
     if not lost:  # a single pick, frame 0: what the whole video gives too
-        return _costed(len(indices), info, budget, vision, [])
+        return _costed(indices, info, budget, vision, [])
     problem = (
         f"{MISREAD}: {written}: PyAV reports {reason}; LLaMA-Factory spreads its "
         f"{len(indices)} picks over {info.frames} frames, decodes {info.decodable}, and so "
         f"loses {plural(lost, 'pick')} and crowds the rest into the start; remux it into MP4 "
         "(make activitynet_qa does)"
     )
-    return _decoded(written, _costed(len(indices), info, budget, vision, [problem]), fed)
+    return _decoded(written, _costed(indices, info, budget, vision, [problem]), fed)
 
 
 def _decoded(written: str, counted: VideoCost, fed: int) -> VideoCost:
@@ -460,15 +496,32 @@ def frame_list_cost(
     if first.info is None:
         reason = first.error
         return VideoCost(problems=[f"{UNREADABLE}: {written}: not an image PyAV reads ({reason})"])
-    return _costed(frames, first.info, budget, vision, [])
+    # `frames_indices = list(range(len(frames)))` at `fps_per_video = video_fps`: the list is
+    # timed as sampled VIDEO_FPS apart from its start.
+    return _costed(list(range(frames)), first.info, budget, vision, [], budget.video_fps)
 
 
 def _costed(
-    frames: int, info: StreamInfo, budget: Budget, vision: VisionConfig, problems: list[str]
+    indices: list[int],
+    info: StreamInfo,
+    budget: Budget,
+    vision: VisionConfig,
+    problems: list[str],
+    rate: float | None = None,
 ) -> VideoCost:
+    """The cost of the sampled `indices` (frame numbers at `rate` frames per second: the
+    stream's average rate unless given). Qwen3-VL's timestamps follow
+    `_get_qwen_video_grid_metadata`'s `frames_indices` (`idx / average_fps * video_fps`) through
+    the processor's `_calculate_timestamps` at `video_fps`."""
+    frames = len(indices)
     grid = video_grid(frames, info.width, info.height, budget, vision)
     size = (grid[2] * vision.patch_size, grid[1] * vision.patch_size)
-    return VideoCost(frames + frames % 2, video_tokens(grid, vision), size, problems)
+    cost = VideoCost(frames + frames % 2, video_tokens(grid, vision), size, problems)
+    rate = rate or info.average_fps
+    if vision.plugin == QWEN3_VL and indices and rate:
+        scaled = [index / rate * budget.video_fps for index in indices]
+        cost.timestamps = qwen3_timestamps(scaled, budget.video_fps)
+    return cost
 
 
 # ---- samples --------------------------------------------------------------------------------
@@ -482,6 +535,35 @@ class Replay:
     media_dir: Path
     count_tokens: Callable[[list[str]], list[int]] | None = None  # None: the estimate
     jobs: int = 1
+    _stamp_tokens: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def price(self, video: Located, header: Header, budget: Budget) -> VideoCost:
+        """What one located video costs under `budget`: the same arithmetic for the verdict
+        and for every setting the fit tries. Qwen3VLPlugin.process_messages writes each
+        temporal patch as `<{t:.1f} seconds><|vision_start|>` + pads + `<|vision_end|>`, so its
+        timestamp text and two markers per patch count with the video."""
+        if video.frames is None:
+            cost = video_cost(video.written, header, budget, self.vision)
+        else:
+            cost = frame_list_cost(video.written, video.frames, header, budget, self.vision)
+        if cost.timestamps:
+            cost.tokens += self.stamp_tokens(cost.timestamps) + 2 * len(cost.timestamps)
+        return cost
+
+    def stamp_tokens(self, timestamps: list[str]) -> int:
+        """Tokens of the `<t seconds>` texts, each counted once (exact with TOKENIZER=)."""
+        texts = [f"<{t} seconds>" for t in timestamps]
+        new = [t for t in dict.fromkeys(texts) if t not in self._stamp_tokens]
+        if new:
+            counts = self.count_tokens(new) if self.count_tokens else map(stamp_estimate, new)
+            self._stamp_tokens.update(zip(new, counts, strict=True))
+        return sum(self._stamp_tokens[t] for t in texts)
+
+
+def stamp_estimate(text: str) -> int:
+    """`<12.5 seconds>` as Qwen's pre-tokenizer splits it: one token per digit (`\\p{N}`), and
+    `<`, `.`, ` seconds`, `>`."""
+    return sum(c.isdigit() for c in text) + 4
 
 
 @dataclass(frozen=True)
@@ -519,8 +601,22 @@ def _media_key(video: object) -> str | tuple[str, ...] | None:
     return None
 
 
-def replay_dataset(dataset: Dataset, replay: Replay) -> list[dict[str, Any]]:
-    """One result per record of `dataset`, in file order."""
+@dataclass(frozen=True)
+class Priced:
+    """What a sample's token count is made of, for pricing it under other settings (the fit):
+    its text tokens and its videos as located and opened."""
+
+    dataset: str
+    index: int
+    text_tokens: int
+    videos: tuple[tuple[Located, Header], ...]
+
+
+def replay_dataset(
+    dataset: Dataset, replay: Replay, priced: list[Priced] | None = None
+) -> list[dict[str, Any]]:
+    """One result per record of `dataset`, in file order. With `priced`, appends there each
+    sample whose only problem, if any, is its length (the samples other settings can fix)."""
     records = read_records(dataset.path)
     parsed = [conversation(record, dataset) for record in records]
     where: dict[str | tuple[str, ...], Located] = {}
@@ -549,6 +645,9 @@ def replay_dataset(dataset: Dataset, replay: Replay) -> list[dict[str, Any]]:
             result["problems"].insert(0, f"{TOKEN_MISMATCH}: {mismatch}")
         result["text_tokens"] = text_tokens
         result["total_tokens"] = text_tokens + result["video_tokens"]
+        if priced is not None and not result["problems"]:
+            videos = tuple((v, headers[os.path.abspath(v.path)]) for v in found if v.path)
+            priced.append(Priced(dataset.name, index, text_tokens, videos))
         if result["total_tokens"] > replay.budget.cutoff_len:
             result["problems"].append(
                 f"{OVER_CUTOFF}: {result['total_tokens']} tokens > CUTOFF_LEN "
@@ -579,12 +678,7 @@ def _sample(
             continue
         key = os.path.abspath(video.path)
         if key not in costs:
-            if video.frames is None:
-                costs[key] = video_cost(video.written, headers[key], replay.budget, replay.vision)
-            else:
-                costs[key] = frame_list_cost(
-                    video.written, video.frames, headers[key], replay.budget, replay.vision
-                )
+            costs[key] = replay.price(video, headers[key], replay.budget)
         cost = costs[key]
         frames, tokens = frames + cost.frames, tokens + cost.tokens
         size = size or cost.size
