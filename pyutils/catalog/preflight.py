@@ -408,7 +408,8 @@ def print_fit(
         f"{vision.min_pixels}, max_pixels {vision.max_pixels} (from {trainer.bounds})",
         highlight=False,
     )
-    for trap in fit.timing_traps(trainer.priced, run, run.budget):
+    given_traps = fit.timing_traps(trainer.priced, run, run.budget)
+    for trap in given_traps:
         console.print(trap, highlight=False, soft_wrap=True)
     for line in fit.describe(found, share, keep):
         console.print(line, highlight=False, soft_wrap=True)
@@ -418,7 +419,8 @@ def print_fit(
         return
     if found.needed_at_all:
         for trap in fit.timing_traps(trainer.priced, run, found.budget):
-            console.print(f"under the fit, {trap}", highlight=False, soft_wrap=True)
+            if trap not in given_traps:
+                console.print(f"under the fit, {trap}", highlight=False, soft_wrap=True)
     datasets = [s.name for s in trainer.sections if s.source is not None]
     fit.write_yaml(target, found, run.template.name, datasets)
     console.print(f"the same as LLaMA-Factory keys: {target}", highlight=False)

@@ -178,10 +178,14 @@ def describe(fit: Fit, share: float, keep: str) -> list[str]:
     gave = [f"{KNOBS[k][1]} {_value(given, k)} -> {_value(fit.budget, k)}" for k in changed]
     longest = max((t for t in fit.totals.values() if t <= given.cutoff_len), default=0)
     dropped = fit.priced - sum(t <= given.cutoff_len for t in fit.totals.values())
+    field, name = KNOBS[changed[-1]]
+    higher = f"{name}={getattr(fit.budget, field) + 1}"
     lines = [
         f"{head}: kept {', '.join(kept) or 'nothing'}; gave up {', '.join(gave)}",
-        f"  under the fit {fit.priced - dropped} of {fit.priced} samples fit, the longest "
-        f"{longest} of CUTOFF_LEN {given.cutoff_len} tokens"
+        f"  under the fit {fit.priced - dropped} of {fit.priced} samples fit, the longest is "
+        f"{longest} of CUTOFF_LEN {given.cutoff_len} tokens ({higher} puts "
+        + ("more" if dropped else "one")
+        + " over)"
         + (f"; DROP=1 with these settings drops the other {dropped}" if dropped else ""),
         f"  or keep the given settings and set CUTOFF_LEN={fit.cutoff_for_given}",
         f"to fit: {make_line(fit.budget)}",
@@ -216,11 +220,11 @@ def write_yaml(path: Path, fit: Fit, template: str, datasets: list[str]) -> None
 def timing_traps(samples: list[Priced], replay: Replay, budget: Budget) -> list[str]:
     """Settings under which the model's time axis is not the video's, from the trainer's code,
     each with the setting that avoids it."""
-    infos = {}
+    infos = {}  # each video file once
     for sample in samples:
         for located, header in sample.videos:
             if header.info is not None and located.frames is None and header.info.duration:
-                infos.setdefault(_key(located, header), (located, header))
+                infos.setdefault(located.path, (located, header))
     traps = []
     capped = []
     for _located, header in infos.values():
@@ -265,16 +269,19 @@ def _qwen25_traps(videos, budget: Budget) -> list[str]:
     traps = []
     if same:
         traps.append(
-            f"timing (Qwen2.5-VL): {plural(len(same), 'video')} sampled at more than 2 frames "
-            "per s get second_per_grid_ts under 1, which Qwen2.5-VL truncates to 0: all their "
-            "frames share one temporal position; VIDEO_FPS=2 or lower avoids it"
+            f"timing (Qwen2.5-VL): sampled at more than 2 frames per s, "
+            f"{plural(len(same), 'video')} get second_per_grid_ts under 1, which Qwen2.5-VL "
+            "truncates to 0: all their frames share one temporal position; VIDEO_FPS=2 or lower "
+            "avoids it"
         )
     if shrunk:
+        low, high = f"{min(shrunk):.2f}x", f"{max(shrunk):.2f}x"
         traps.append(
-            f"timing (Qwen2.5-VL): {plural(len(shrunk), 'video')} get a second_per_grid_ts "
-            f"whose fraction Qwen2.5-VL drops: their time axis is {min(shrunk):.2f}x to "
-            f"{max(shrunk):.2f}x the real one; a VIDEO_FPS of 2/k (2, 1, 0.5, 0.4, 0.25) that "
-            "no VIDEO_MAXLEN caps keeps it whole (Qwen2-VL is not affected)"
+            f"timing (Qwen2.5-VL): for {plural(len(shrunk), 'video')}, second_per_grid_ts has "
+            f"a fraction Qwen2.5-VL drops: the model's time axis is {low}"
+            + (f" to {high}" if high != low else "")
+            + " the real one; a VIDEO_FPS of 2/k (2, 1, 0.5, 0.4, 0.25) that no VIDEO_MAXLEN "
+            "caps keeps it whole (Qwen2-VL is not affected)"
         )
     return traps
 
