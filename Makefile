@@ -75,8 +75,11 @@ test: lint ## set up, lint, then run every test
 demo: $(SETUP_STAMP) ## run every stage end to end on a generated sample in $(DEMO)/ (no download)
 	$(Q)$(PY) -m pyutils.devtools.demo --dir $(call q,$(DEMO)) $(if $(V),--verbose)
 
+# frames first: the longest, and the one a machine's other work disturbs most.
+BENCH_SCRIPTS = bench/frames.py $(filter-out bench/_common.py bench/frames.py,$(wildcard bench/*.py))
+
 bench: $(DEV_STAMP) ## run the benchmarks in bench/ and print their ratios
-	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do $(PY) "$$script"; done
+	for script in $(BENCH_SCRIPTS); do $(PY) "$$script"; done
 
 clean: ## remove the demo sample, benchmark corpora and caches (never $(DATA) or $(OUT))
 	rm -rf -- $(call q,$(DEMO)) bench/out .pytest_cache .ruff_cache .hypothesis

@@ -148,5 +148,6 @@ def row(name: str, seconds: float, ratio: float | None = None, against: str = ""
     line(name, seconds, f"{ratio:.2f}x {against}".strip() if ratio is not None else "")
 
 
-def line(name: str, seconds: float, ratio_text: str) -> None:
-    print(f"| {name} | {seconds:.2f} | {ratio_text} |", flush=True)
+def line(name: str, seconds: float | None, ratio_text: str) -> None:
+    shown = "" if seconds is None else f"{seconds:.2f}"
+    print(f"| {name} | {shown} | {ratio_text} |", flush=True)
