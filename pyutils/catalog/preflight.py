@@ -315,7 +315,8 @@ def llamafactory_sections(args: argparse.Namespace) -> Trainer | None:
             max_pixels=int(args.processor_max_pixels or vision.max_pixels),
         )
         bounds = "--processor-min-pixels/--processor-max-pixels"
-    if tokenizer is not None and vision != replay.vision_config_from(tokenizer, vision):
+    configs = replay.PROCESSOR_CONFIGS
+    if tokenizer is not None and any((tokenizer / name).is_file() for name in configs):
         vision, bounds = replay.vision_config_from(tokenizer, vision), f"{tokenizer}"
     run = replay.Replay(
         budget=budget,

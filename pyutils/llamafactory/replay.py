@@ -177,13 +177,17 @@ def tokenizer_counter(folder: Path) -> Callable[[list[str]], list[int]]:
     return count
 
 
+# A model folder's processor settings; transformers prefers the second for videos.
+PROCESSOR_CONFIGS = ("preprocessor_config.json", "video_preprocessor_config.json")
+
+
 def vision_config_from(folder: Path | None, base: VisionConfig) -> VisionConfig:
     """The processor values of a model folder's `preprocessor_config.json` (and
     `video_preprocessor_config.json`, which transformers prefers for videos), else `base`."""
     values = asdict(base)
     if folder is None:
         return base
-    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+    for name in PROCESSOR_CONFIGS:
         path = folder / name
         if not path.is_file():
             continue
