@@ -226,22 +226,7 @@ def smart_resize(
 ) -> tuple[int, int]:
     """transformers' Qwen2-VL `smart_resize`: (height, width), both multiples of `factor`,
     nearest to the input (Python's round: halves go to even), pixels within the bounds."""
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(
-            f"absolute aspect ratio must be smaller than 200, got "
-            f"{max(height, width) / min(height, width)}"
-        )
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+    return _within_bounds(height, width, factor, min_pixels, max_pixels)
 
 
 def qwen3_smart_resize(
@@ -261,6 +246,22 @@ def qwen3_smart_resize(
     if height < factor or width < factor:
         scale = max(factor / height, factor / width)
         height, width = int(height * scale), int(width * scale)
+    rounded = round(num_frames / temporal_factor) * temporal_factor
+    return _within_bounds(height, width, factor, min_pixels, max_pixels, num_frames, rounded)
+
+
+def _within_bounds(
+    height: int,
+    width: int,
+    factor: int,
+    min_pixels: int,
+    max_pixels: int,
+    frames: int = 1,
+    rounded_frames: int = 1,
+) -> tuple[int, int]:
+    """The arithmetic both smart_resizes share, on `frames` frames (1: Qwen2-VL's, per image):
+    the nearest multiples of `factor`, scaled down (up) by the square root of the pixels'
+    excess (shortfall) when `rounded_frames` x the result is over (under) the bounds."""
     if max(height, width) / min(height, width) > 200:
         raise ValueError(
             f"absolute aspect ratio must be smaller than 200, got "
@@ -268,13 +269,12 @@ def qwen3_smart_resize(
         )
     h_bar = round(height / factor) * factor
     w_bar = round(width / factor) * factor
-    t_bar = round(num_frames / temporal_factor) * temporal_factor
-    if t_bar * h_bar * w_bar > max_pixels:
-        beta = math.sqrt((num_frames * height * width) / max_pixels)
+    if rounded_frames * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((frames * height * width) / max_pixels)
         h_bar = max(factor, math.floor(height / beta / factor) * factor)
         w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif t_bar * h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (num_frames * height * width))
+    elif rounded_frames * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (frames * height * width))
         h_bar = math.ceil(height * beta / factor) * factor
         w_bar = math.ceil(width * beta / factor) * factor
     return h_bar, w_bar

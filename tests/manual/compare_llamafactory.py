@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import importlib.machinery
 import json
@@ -305,6 +306,10 @@ class Tally:
             counts[1] += 1
             print(f"DIFF  {what}: vlprep {ours} != LLaMA-Factory {theirs}")
 
+    def skip(self, what: str) -> None:
+        self.skipped = getattr(self, "skipped", 0) + 1
+        print(f"skip  {what}")
+
 
 def compare_video(
     plugin: object, path: Path, budget: qwen_video.Budget, tally: Tally, smart_resize: object
@@ -408,11 +413,26 @@ def hf_processor(
         "merge_size": vision.merge_size,
     }
     size = {"shortest_edge": vision.min_pixels, "longest_edge": vision.max_pixels}
-    processor = Processor(
-        image_processor=Qwen2VLImageProcessor(**patches),
-        tokenizer=tokenizer,
-        video_processor=VideoProcessor(**patches, size=size),
-    )
+    try:
+        processor = Processor(
+            image_processor=Qwen2VLImageProcessor(**patches),
+            tokenizer=tokenizer,
+            video_processor=VideoProcessor(**patches, size=size),
+        )
+        processor.decodes = True
+    except (TypeError, ImportError):
+        # No torchvision (transformers' video processors need it to run): the processor's
+        # values only, which the metadata path and `process_messages` read; the decode-path
+        # checks are skipped and said so.
+        processor = SimpleNamespace(
+            image_processor=SimpleNamespace(**patches),
+            video_processor=SimpleNamespace(**patches, size=size),
+            tokenizer=tokenizer,
+            decodes=False,
+        )
+        timestamps = getattr(Processor, "_calculate_timestamps", None)
+        if timestamps is not None:
+            processor._calculate_timestamps = functools.partial(timestamps, processor)
     processor.video_fps = budget.video_fps
     processor.video_maxlen = budget.video_maxlen
     processor.video_max_pixels = budget.video_max_pixels
@@ -431,6 +451,9 @@ def compare_qwen25(
     header = replay.read_header(str(path))
     located = replay.locate(path.name, path.parent)
     cost = replay.video_cost(path.name, header, budget, vision)
+    if not processor.decodes:
+        tally.skip(f"{label}: second_per_grid_ts (needs torchvision to run the video processor)")
+        return
     mm_inputs = plugin._get_mm_inputs([], [str(path)], [], processor)
     grid = ints(mm_inputs["video_grid_thw"][0])
     tally.check(f"{label}: video_grid_thw (Qwen2VLVideoProcessor)", cost_grid(cost, vision), grid)
@@ -495,6 +518,9 @@ def compare_qwen3_video(
         tally.check(f"{label}: video_grid_thw (metadata path)", ours, counted)
     else:
         tally.check(f"{label}: metadata path gives up on a misread video", None, metadata)
+    if counted is None and not processor.decodes:  # process_messages would decode it
+        tally.skip(f"{label}: <video> expansion (a misread video: needs torchvision)")
+        return
     messages = [{"role": "user", "content": "<video>"}]
     (expanded,) = plugin.process_messages(messages, [], [str(path)], [], processor)
     expansion = expanded["content"]
@@ -506,6 +532,9 @@ def compare_qwen3_video(
     tally.check(f"{label}: vision markers", 2 * len(cost.timestamps), markers)
     tally.check(f"{label}: <video> expansion tokens (price)", cost.tokens, tokens)
     # The decode path: frames decoded and regularized, then the real video processor.
+    if not processor.decodes:
+        tally.skip(f"{label}: decode path (needs torchvision to run the video processor)")
+        return
     mm_inputs = plugin._get_mm_inputs([], [str(path)], [], processor)
     grid = ints(mm_inputs["video_grid_thw"][0])
     if counted is not None and misread:  # tokens counted from the picks, features from frames
