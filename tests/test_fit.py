@@ -198,6 +198,31 @@ def test_qwen3_pixel_bounds_hold_for_all_frames(clips: Path, tmp_path: Path) -> 
     assert "(from --processor-min-pixels/--processor-max-pixels)" in result.stdout
 
 
+def test_a_side_under_32_is_what_qwen3_refuses(tmp_path: Path) -> None:
+    """40x24: `_preprocess_image` raises the short side to 28 (40x28), under Qwen3-VL's factor
+    of 32, and transformers 5.8.0's smart_resize (LLaMA-Factory's pin) raises on it."""
+    make_video(tmp_path / "thin.mp4", 2.0, width=40, height=24, fps=25)
+    out = lf_dataset(tmp_path / "data", [record("what?", str(tmp_path / "thin.mp4"))])
+    result = run(out, "--template", "qwen3_vl")
+    assert result.returncode == 1
+    ((problem,),) = [r["problems"] for r in lines(out)]
+    assert problem.startswith(f"unreadable: {tmp_path / 'thin.mp4'}: the Qwen3-VL processor's")
+    assert "height:28 or width:40 must be larger than factor:32" in problem
+    assert run(out).returncode == 0  # Qwen2-VL's factor is 28
+
+
+def test_the_fit_never_takes_a_size_qwen3_refuses(tmp_path: Path) -> None:
+    """320x40 fits Qwen3-VL as it is, but below about 8,200 VIDEO_MAX_PIXELS its short side
+    falls under 32: the fit gives up frames instead of going there."""
+    make_video(tmp_path / "strip.mp4", 6.0, width=320, height=40, fps=25)
+    out = lf_dataset(tmp_path / "data", [record("what?", str(tmp_path / "strip.mp4"))])
+    args = ("--template", "qwen3_vl", "--cutoff-len", "60")
+    given = run(out, *args)
+    settings = fit_line(given)
+    assert int(settings["VIDEO_MAX_PIXELS"]) >= 8192 and int(settings["VIDEO_MAXLEN"]) < 12
+    assert run(out, *args, *as_options(settings)).returncode == 0
+
+
 # ---- timing traps ----------------------------------------------------------------------------
 
 

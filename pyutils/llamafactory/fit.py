@@ -38,6 +38,7 @@ KNOBS = {
     "pixels": ("video_max_pixels", "VIDEO_MAX_PIXELS"),
 }
 MIN_FRAMES = 2  # one temporal patch: fewer frames are padded to 2 anyway
+NEVER_FITS = 2**62  # the tokens of a sample no CUTOFF_LEN holds
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,13 @@ class Pricer:
         self.evaluations = 0
 
     def totals(self, budget: Budget) -> list[int]:
+        """Each sample's tokens; a sample with a video the trainer stops on under `budget` (a
+        processor that refuses its size) counts as fitting nowhere."""
         self.evaluations += 1
-        price = self.replay.price
-        tokens = {key: price(v, h, budget).tokens for key, (v, h) in self.videos.items()}
+        tokens = {}
+        for key, (located, header) in self.videos.items():
+            cost = self.replay.price(located, header, budget)
+            tokens[key] = NEVER_FITS if cost.problems else cost.tokens
         return [s.text_tokens + sum(tokens[_key(v, h)] for v, h in s.videos) for s in self.samples]
 
 
@@ -91,7 +96,7 @@ def kth_smallest(values: list[int], k: int) -> int:
 
 def largest(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
     """The largest whole value in [low, high] that fits (fits is monotone: true up to a point),
-    or None when not even `low` does."""
+    or None when not even `low` does: a bisection."""
     if high < low or not fits(low):
         return None
     while low < high:
@@ -115,7 +120,14 @@ def search(samples: list[Priced], replay: Replay, share: float, keep: str) -> Fi
     def fits(budget: Budget) -> bool:
         return kth_smallest(pricer.totals(budget), needed) <= cutoff
 
-    lowest = {"frames": MIN_FRAMES, "pixels": given.video_min_pixels}
+    # Pixels so few that a processor refuses a video (Qwen3-VL: a side under 32) fit nothing, so
+    # the pixels searched start above the most at which some video is refused.
+    def refused(pixels: int) -> bool:
+        return max(pricer.totals(replace(given, video_max_pixels=pixels))) >= NEVER_FITS
+
+    last_refused = largest(given.video_min_pixels, given.video_max_pixels, refused)
+    lowest_pixels = given.video_min_pixels if last_refused is None else last_refused + 1
+    lowest = {"frames": MIN_FRAMES, "pixels": lowest_pixels}
     first, second = ("pixels", "frames") if keep == "frames" else ("frames", "pixels")
 
     def raised(budget: Budget, knob: str) -> Budget | None:

@@ -238,15 +238,13 @@ def qwen3_smart_resize(
     min_pixels: int = 4096,
     max_pixels: int = 25165824,
 ) -> tuple[int, int]:
-    """transformers' Qwen3-VL video `smart_resize`: like Qwen2-VL's, but a side under `factor`
-    is first scaled up to it, and the bounds are on frames x height x width (the frame count
-    rounded to `temporal_factor`), so more frames means smaller ones."""
-    if num_frames < temporal_factor:
-        raise ValueError(f"t:{num_frames} must be larger than temporal_factor:{temporal_factor}")
+    """transformers' Qwen3-VL video `smart_resize` as LLaMA-Factory's pin (transformers
+    <= 5.8.0) has it: like Qwen2-VL's, but the bounds are on frames x height x width (the frame
+    count rounded up to `temporal_factor`), so more frames means smaller ones, and a side under
+    `factor` raises (later transformers scale it up instead)."""
     if height < factor or width < factor:
-        scale = max(factor / height, factor / width)
-        height, width = int(height * scale), int(width * scale)
-    rounded = round(num_frames / temporal_factor) * temporal_factor
+        raise ValueError(f"height:{height} or width:{width} must be larger than factor:{factor}")
+    rounded = math.ceil(num_frames / temporal_factor) * temporal_factor
     return _within_bounds(height, width, factor, min_pixels, max_pixels, num_frames, rounded)
 
 

@@ -546,10 +546,18 @@ class Replay:
         and for every setting the fit tries. Qwen3VLPlugin.process_messages writes each
         temporal patch as `<{t:.1f} seconds><|vision_start|>` + pads + `<|vision_end|>`, so its
         timestamp text and two markers per patch count with the video."""
-        if video.frames is None:
-            cost = video_cost(video.written, header, budget, self.vision)
-        else:
-            cost = frame_list_cost(video.written, video.frames, header, budget, self.vision)
+        try:
+            if video.frames is None:
+                cost = video_cost(video.written, header, budget, self.vision)
+            else:
+                cost = frame_list_cost(video.written, video.frames, header, budget, self.vision)
+        except ValueError as exc:  # the processor's resize refuses the regularized size
+            return VideoCost(
+                problems=[
+                    f"{UNREADABLE}: {video.written}: the {MODELS[self.vision.plugin]} "
+                    f"processor's smart_resize raises on it ({exc}); LLaMA-Factory stops there"
+                ]
+            )
         if cost.timestamps:
             cost.tokens += self.stamp_tokens(cost.timestamps) + 2 * len(cost.timestamps)
         return cost

@@ -52,10 +52,10 @@ the frames x height x width bound bites, and transformers' class defaults 131072
   `second_per_grid_ts` integer part and the Qwen3-VL timestamps as vlprep predicts them, and the
   PSNR of each of vlprep's JPEGs against the trainer's own decoded-and-resized frame (printed
   per video, and checked to be at least PSNR_FLOOR dB).
-torchvision is not installed (its wheel does not load beside the CPU torch): transformers then
-runs its video processors on torch alone, or, where a version still calls torchvision's resize,
-the script resizes with `torch.nn.functional.interpolate` (bicubic, antialiased) in its place,
-which changes pixel values but not the sizes, grids and metadata compared here.
+Without torchvision (its wheel does not load beside the CPU torch) transformers' video
+processors cannot run: the processor is then built from its values alone (what the metadata path
+and `process_messages` read), and every check that runs the video processor (the decode paths,
+Qwen2.5-VL's `second_per_grid_ts`) is printed as skipped.
 Prints one line per comparison and a count per section, and exits 1 on any difference; exits 0
 with a note when torch is absent.
 """
