@@ -45,6 +45,9 @@ def test_demo_probes_every_sample_video(tmp_path: Path) -> None:
         assert match, f"{name} missing from the demo output"
         assert abs(float(match.group(1)) - seconds) < 0.1
     assert not (tmp_path / "pwned").exists()
+    # The fit, at a CUTOFF_LEN its samples are over: the line to pass back to make preflight.
+    assert re.search(r"preflight fit +│ CUTOFF_LEN=256 .*│ to fit: VIDEO_FPS=2 VIDEO_MAXLEN=128 "
+                     r"VIDEO_MAX_PIXELS=\d+ ", result.stdout)  # fmt: skip
     # Quiet: one line per stage and the table; no tool logs (wget's retry chatter, progress)
     # and no failure lists when nothing failed.
     assert result.stdout.count("\nok  ") == len(STAGES) == 10

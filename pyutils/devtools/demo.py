@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -35,7 +36,7 @@ from pyutils.devtools.sample import (
     build_demo_sample,
     make_video,
 )
-from pyutils.llamafactory import activitynet_qa, dataset_info, replay
+from pyutils.llamafactory import activitynet_qa, dataset_info, fit, replay
 from pyutils.llamafactory.qwen_video import Budget, VisionConfig
 from pyutils.video import frames, manifest
 from pyutils.video.contact_sheet import write_contact_sheet
@@ -108,8 +109,9 @@ def preflight_sample(root: Path, table: Table) -> None:
         Budget(), VisionConfig(), replay.TEMPLATES["qwen2_vl"], media_dir=root / "data"
     )
     datasets, _, _ = replay.declared_datasets(root / "data", [])
+    priced: list[replay.Priced] = []
     for dataset in datasets:
-        for result in replay.replay_dataset(dataset, run):
+        for result in replay.replay_dataset(dataset, run, priced):
             problems = "; ".join(p.split(":", 1)[0] for p in result["problems"]) or "fits"
             table.add_row(
                 "preflight",
@@ -117,6 +119,10 @@ def preflight_sample(root: Path, table: Table) -> None:
                 f"{result['video_frames']} frames {result['frame_size']}, "
                 f"{result['video_tokens']} video + {result['text_tokens']} text tokens: {problems}",
             )
+    # The fit preflight prescribes when samples are over budget, here under a CUTOFF_LEN of 256.
+    tight = replace(run, budget=Budget(cutoff_len=256))
+    found = fit.search(priced, tight, 1.0, "frames")
+    table.add_row("preflight fit", "CUTOFF_LEN=256", fit.describe(found, 1.0, "frames")[-1])
 
 
 # DiDeMo-style originals: odd containers, and a bare-dot name whose format only its bytes tell.
