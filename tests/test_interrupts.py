@@ -45,6 +45,14 @@ def stop(process: subprocess.Popen, signum: int, group: bool) -> float:
     return time.monotonic() - start
 
 
+def name_of(process: psutil.Process) -> str:
+    """Its name, or "" for one that ended between being listed and being read."""
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
+
+
 def descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -99,7 +107,7 @@ def long_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def extraction_started(run: subprocess.Popen, frames: Path) -> bool:
-    ffmpegs = [p for p in descendants(run.pid) if "ffmpeg" in p.name()]
+    ffmpegs = [p for p in descendants(run.pid) if "ffmpeg" in name_of(p)]
     written = any(frames.glob(".*vlprep-tmp*/*.jpg"))
     return len(ffmpegs) == 2 and written
 
@@ -153,6 +161,6 @@ def test_sigterm_to_make_stops_the_python_process_and_its_ffmpegs(
         children = descendants(run.pid)
         took = stop(run, signal.SIGTERM, group=False)  # to make alone
     psutil.wait_procs(children, timeout=STOP_SECONDS)
-    assert [child.name() for child in children if child.is_running()] == []
+    assert [n for child in children if child.is_running() and (n := name_of(child))] == []
     assert took < STOP_SECONDS and run.returncode != 0
     assert sorted(p.name for p in frames.iterdir() if p.is_dir() and not is_temporary(p)) == []
