@@ -1,7 +1,8 @@
 """Disposable frames (H.264 nal_ref_idc 0, HEVC sub-layer non-reference pictures, AV1 frames that
-refresh no reference slot) that nothing keeps never reach the decoder, and the frames written are
-byte for byte the one pass's: for each codec real downloads hold, at --fps (one ffmpeg, and parts
-side by side) and --num-frames."""
+refresh no reference slot) that nothing keeps never reach the decoder, nor at --fps the packets
+between the last frame kept and the next fresh keyframe (H.264 and HEVC IDR pictures, VP9 and
+AV1 key frames), and the frames written are byte for byte the one pass's: for each codec real
+downloads hold, at --fps (one ffmpeg, and parts side by side) and --num-frames."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from pyutils.video.frame_plan import (
     ExactFrames,
     FrameOptions,
     FrameTask,
+    FrameTimes,
+    decoded_for,
     fps_kept,
     frame_times,
     uniform_indices,
@@ -100,6 +103,65 @@ def test_vp9_spares_nothing(videos: dict[str, Path]) -> None:
     assert frame_times(str(videos["vp9"])).disposable == frozenset()
 
 
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_fresh_keyframes_are_found_and_nothing_after_them_needs_what_came_before(
+    videos: dict[str, Path], codec: str
+) -> None:
+    """Every keyframe of these closed-GOP encodes starts afresh; dropping the packets just
+    before each one (the last 5 of each 2 s) leaves every frame from it on as decoded."""
+    frames = frame_times(str(videos[codec]))
+    assert frames.fresh == frozenset(frames.keyframes) == frozenset(range(0, 300, 50))
+    fresh_packets = sorted(frames.packets[i] for i in frames.fresh)
+    before = {packet - back for packet in fresh_packets[1:] for back in range(1, 6)}
+    whole, without_them = decoded(videos[codec]), decoded(videos[codec], before)
+    left = {frames.times[i] for i in range(len(frames.times)) if frames.packets[i] not in before}
+    assert {pts: whole[pts] for pts in left} == without_them
+
+
+def test_an_open_gop_keyframe_is_not_fresh(tmp_path: Path) -> None:
+    """x264 --open-gop: keyframes after the first are I pictures whose leading B-frames refer
+    to the GOP before; only the first, an IDR picture, starts afresh."""
+    video = tmp_path / "open.mp4"
+    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=6"]
+    encoder = ["-c:v", "libx264", "-bf", "3", "-g", "50", "-x264-params", "open-gop=1"]
+    subprocess.run([find_ffmpeg(), "-v", "error", *source, *encoder, str(video)], check=True)
+    frames = frame_times(str(video))
+    assert len(frames.keyframes) > 1
+    assert frames.fresh == {0}
+
+
+def test_fresh_keyframes_are_read_from_an_mp4_index(tmp_path: Path) -> None:
+    """MP4s whose frames are not reordered are listed from their index; their keyframes' packets
+    are read where the index says: VP9 in MP4, and H.264 without B-frames."""
+    source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=4", "-g", "25"]
+    for name, encoder in (
+        ("vp9.mp4", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]),
+        ("h264.mp4", ["-c:v", "libx264", "-bf", "0"]),
+    ):
+        video = tmp_path / name
+        subprocess.run([find_ffmpeg(), "-v", "error", *source, *encoder, str(video)], check=True)
+        assert frame_times(str(video)).fresh == {0, 25, 50, 75}, name
+
+
+def timeline(packets: list[int], fresh: set[int]) -> FrameTimes:
+    """Frames 0.. in presentation order with these packet numbers, all keyframes fresh."""
+    times = list(range(len(packets)))
+    return FrameTimes(times, packets, sorted(fresh), True, fresh=frozenset(fresh))
+
+
+def test_decoded_for_worked_by_hand() -> None:
+    # 12 frames in presentation order; B-frames make frame 2 packet 3, frame 3 packet 2, ...
+    frames = timeline([0, 1, 3, 2, 4, 5, 6, 8, 7, 9, 10, 11], fresh={0, 6, 10})
+    # frame 3 (packet 2) needs 0-2; frame 2 is packet 3: 0-3 in all
+    assert decoded_for(frames, {2, 3}) == [(0, 3)]
+    # a gap: frame 4 ends the first stretch; frame 7 (packet 8) starts at fresh frame 6
+    assert decoded_for(frames, {0, 4, 7}) == [(0, 4), (6, 8)]
+    # stretches that meet are joined: frame 5 (packet 5) ends where frame 6's begins
+    assert decoded_for(frames, {5, 6}) == [(0, 6)]
+    # no fresh keyframe before: from the first packet
+    assert decoded_for(timeline([0, 1, 2], fresh=set()), {1}) == [(0, 1)]
+
+
 # 1 fps on every codec; 5 fps (a slot every 5 frames, some of them disposable) on H.264.
 @pytest.mark.parametrize(("codec", "fps"), [*((codec, "1") for codec in CODECS), ("h264", "5")])
 def test_fps_frames_are_the_one_pass_bytes(
@@ -150,9 +212,10 @@ def test_presampled_frames_are_the_one_pass_bytes(
 
 def test_fps_kept_is_every_frame_the_fps_filter_writes(videos: dict[str, Path]) -> None:
     """Worked by hand: 25 fps from 0 s, 1 fps with round=near: slot n takes the last frame
-    before n + 0.5 s, frame 25n + 12; and the last frame, whose end is where the slots end."""
+    before n + 0.5 s, frame 25n + 12; the first frame, whose slot is where the slots begin; and
+    the last, whose end is where they end."""
     frames = frame_times(str(videos["h264"]))
-    assert fps_kept(frames, Fraction(1), [0]) == {25 * n + 12 for n in range(12)} | {299}
+    assert fps_kept(frames, Fraction(1), [0]) == {25 * n + 12 for n in range(12)} | {0, 299}
     # a part starting at frame 100 keeps frame 99, where the part before it ends
     assert 99 in fps_kept(frames, Fraction(1), [0, 100])
 

@@ -1,11 +1,13 @@
-"""Which frames no other frame refers to, read from their packets' bytes: what the decoder can be
-spared when they are not kept (`pyutils.video.frame_plan`).
+"""What a packet's bytes say of how its frame is referred to, for `pyutils.video.frame_plan`:
+whether no other frame refers to it (disposable: the decoder can be spared it when it is not
+kept), and whether a keyframe starts afresh (fresh: no frame from it on refers to one before it,
+so the packets after the last kept frame before it can be spared too).
 
 Only headers are read (a few bytes per packet; no pixel is decoded), for the codecs that say it
-there: H.264 and HEVC in their NAL unit headers, AV1 in each frame header's refresh_frame_flags.
-VP9 says it too (refresh_frame_flags), but libvpx leaves no frame unreferenced, so it is not
-read. Anything unexpected reads as "may be referred to": a wrong "disposable" would change the
-frames written, a wrong "referred to" only costs decoding.
+there: H.264 and HEVC in their NAL unit headers, VP9 and AV1 in their frame headers. VP9 says
+which frames are disposable too (refresh_frame_flags), but libvpx leaves no frame unreferenced,
+so that is not read. Anything unexpected reads as "may be referred to" and "not fresh": a wrong
+yes would change the frames written, a wrong no only costs decoding.
 """
 
 from __future__ import annotations
@@ -30,13 +32,59 @@ def disposable_test(stream: Any) -> Callable[[Buffer], bool] | None:
     codec = stream.codec_context.codec.canonical_name
     extra = bytes(stream.codec_context.extradata or b"")
     if codec == "av1" and len(extra) > 4 and extra[0] == 0x81:
-        return _av1_test(extra[4:])
+        return _av1_test(extra[4:], _av1_refreshes_none)
     if codec == "h264" and len(extra) > 4 and extra[0] == 1:
         return _nal_test((extra[4] & 3) + 1, _h264_disposable)
     if codec == "hevc" and len(extra) > 22 and extra[0] == 1 and (extra[21] >> 3) & 7:
         top_layer = ((extra[21] >> 3) & 7) - 1
         return _nal_test((extra[21] & 3) + 1, lambda header: _hevc_disposable(header, top_layer))
     return None
+
+
+def fresh_test(stream: Any) -> Callable[[Buffer], bool] | None:
+    """A test of a keyframe packet's bytes: True when decoding from it needs no packet before it
+    and no packet after it refers to a frame before it: an H.264 IDR picture (ITU-T H.264,
+    8.2.5.1: every reference is marked unused), an HEVC IDR picture (H.265, 8.3.2; not a CRA or
+    BLA, whose leading pictures may refer back), a VP9 key frame (VP9 spec 7.2: it refreshes
+    every reference slot), an AV1 shown key frame (AV1 spec 7.20: refresh_frame_flags is
+    allFrames). None for another codec, or extradata not in the form packets are read by."""
+    codec = stream.codec_context.codec.canonical_name
+    extra = bytes(stream.codec_context.extradata or b"")
+    if codec == "vp9":
+        return _vp9_key_frame
+    if codec == "av1" and len(extra) > 4 and extra[0] == 0x81:
+        return _av1_test(extra[4:], _av1_shown_key_frame)
+    if codec == "h264" and len(extra) > 4 and extra[0] == 1:
+        return _nal_test((extra[4] & 3) + 1, _h264_idr)
+    if codec == "hevc" and len(extra) > 22 and extra[0] == 1:
+        return _nal_test((extra[21] & 3) + 1, _hevc_idr)
+    return None
+
+
+def _h264_idr(header: Buffer) -> bool | None:
+    """H.264, 7.4.1.2.4: an IDR picture's slices are NAL units of type 5, its other pictures'
+    of types 1-4. None: not a slice."""
+    kind = header[0] & 31
+    return kind == 5 if 1 <= kind <= 5 else None
+
+
+def _hevc_idr(header: Buffer) -> bool | None:
+    """H.265, 7.4.2.2: IDR_W_RADL (19) and IDR_N_LP (20); a RADL picture after an IDR refers only
+    to it and what follows it. None: not a slice (VCL types are 0-31)."""
+    kind = header[0] >> 1 & 63
+    return kind in (19, 20) if kind <= 31 else None
+
+
+def _vp9_key_frame(data: Buffer) -> bool:
+    """VP9 spec 6.2, uncompressed_header, from the top bit of the first byte: frame_marker (2
+    bits, 0b10), profile_low_bit, profile_high_bit, a reserved bit in profile 3,
+    show_existing_frame (a frame shown again decodes nothing), frame_type (0: a key frame). A
+    superframe's first frame is at the start of its packet."""
+    if not data or data[0] >> 6 != 2:
+        return False
+    profile = (data[0] >> 5 & 1) | (data[0] >> 3 & 2)
+    show_existing = 2 if profile == 3 else 3  # its bit, counted from the lowest
+    return not data[0] >> show_existing & 1 and not data[0] >> (show_existing - 1) & 1
 
 
 def _h264_disposable(header: Buffer) -> bool | None:
@@ -213,26 +261,43 @@ def _av1_refreshes(payload: Buffer, seq: dict[str, Any], temporal: int, spatial:
     return bits.f(8) != 0  # refresh_frame_flags
 
 
-def _av1_test(config_obus: Buffer) -> Callable[[Buffer], bool]:
-    """Disposable when every frame the packet (a temporal unit) codes refreshes no reference
-    slot; the sequence header from av1C's configOBUs, or the latest one in the packets."""
+def _av1_test(
+    config_obus: Buffer, verdict: Callable[[list[tuple[Buffer, int, int]], dict[str, Any]], bool]
+) -> Callable[[Buffer], bool]:
+    """A test of a packet (a temporal unit): `verdict` on its frame headers (each with its
+    temporal and spatial id, in order) and the sequence header they are read by, from av1C's
+    configOBUs or the latest one in the packets; False for a packet that cannot be read."""
     state: dict[str, Any] = {}
 
-    def disposable(data: Buffer) -> bool:
+    def test(data: Buffer) -> bool:
         try:
-            frames = 0
+            headers = []
             for kind, temporal, spatial, payload in _obus(data):
                 if kind == OBU_SEQUENCE_HEADER:
                     state["seq"] = _av1_sequence(payload)
                 elif kind in (OBU_FRAME_HEADER, OBU_FRAME):
                     # the header is the payload's first bytes: tile data follows in an OBU_FRAME
-                    header, seq = payload[:HEADER_BYTES], state.get("seq")
-                    if seq is None or _av1_refreshes(header, seq, temporal, spatial):
-                        return False
-                    frames += 1
-            return frames > 0
+                    headers.append((payload[:HEADER_BYTES], temporal, spatial))
+            return "seq" in state and bool(headers) and verdict(headers, state["seq"])
         except (ValueError, IndexError):
             return False
 
-    disposable(config_obus)  # reads the sequence header
-    return disposable
+    test(config_obus)  # reads the sequence header
+    return test
+
+
+def _av1_refreshes_none(headers: list[tuple[Buffer, int, int]], seq: dict[str, Any]) -> bool:
+    """Disposable: no frame of the temporal unit stores itself for others to refer to."""
+    return not any(
+        _av1_refreshes(header, seq, temporal, spatial) for header, temporal, spatial in headers
+    )
+
+
+def _av1_shown_key_frame(headers: list[tuple[Buffer, int, int]], seq: dict[str, Any]) -> bool:
+    """Fresh: the temporal unit's first frame is a key frame, shown (AV1 spec 5.9.2: a
+    reduced still-picture header makes every frame one). A key frame kept hidden and shown
+    later (show_existing_frame) may have frames before it refer back: not fresh."""
+    if seq["reduced"]:
+        return True
+    bits = _Bits(headers[0][0])
+    return not bits.f(1) and bits.f(2) == KEY_FRAME and bool(bits.f(1))

@@ -38,9 +38,11 @@ from pyutils.video.frame_plan import (
     Method,
     SeekMethod,
     choose_method,
+    clipped,
+    decoded_for,
     fps_kept,
     frame_times,
-    may_have_disposable,
+    may_spare_packets,
     part_starts,
     spared,
     uniform_indices,
@@ -229,28 +231,33 @@ def _extract_fps(task: FrameTask, tmp: Path) -> tuple[Method, str]:
     """`--fps`: one pass through ffmpeg's fps filter, or, for a task given several threads (the
     last videos of a draining batch, fewer jobs than cores) when this ffmpeg can drop packets
     before its decoder, the same frames from parts of the video run side by side (`fps_parts`).
-    Either way, where it can drop packets, the disposable frames that the fps filter does not
-    write never reach the decoder (`fps_kept`). Returns the method and ffmpeg's messages."""
+    Either way, where it can drop packets, the decoder gets only what the frames the fps filter
+    needs (`fps_kept`) need: not the disposable frames outside them, nor the packets between the
+    last of them and the next fresh keyframe (`decoded_for`). Returns the method and ffmpeg's
+    messages."""
     fps = task.options.fps or ""
     threads = threads_here(task.threads)
     frames = _frames_to_spare(task.source, choose_ffmpeg().tool, parts=threads > 1)
     if frames is None:
         return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", fps)))
     starts = part_starts(frames, threads) if threads > 1 else [0]
-    drops = spared(frames, fps_kept(frames, Fraction(fps), starts))
-    if len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts, drops):
+    kept = fps_kept(frames, Fraction(fps), starts)
+    keep = without(decoded_for(frames, kept), spared(frames, kept))
+    if len(starts) > 1 and _extract_in_parts(task, tmp, frames, starts, keep):
         return "fps_parts", ""
-    keep = without([(0, TO_THE_END)], drops) if drops else None
-    return "fps", run_ffmpeg(tmp, frames_command(task, ("fps", fps), keep=keep))
+    everything = keep == [(0, max(frames.packets))]
+    return "fps", run_ffmpeg(
+        tmp, frames_command(task, ("fps", fps), keep=None if everything else keep)
+    )
 
 
 def _frames_to_spare(source: str, tool: Ffmpeg, parts: bool) -> FrameTimes | None:
-    """The frame list that lets this ffmpeg drop packets before its decoder (disposable frames
-    not written, and `parts`), or None where it cannot: no input bitstream filter, a container
-    whose packets PyAV may number otherwise (`SEEKABLE_FORMATS`), or frame times PyAV cannot
-    read (its libraries may lack what the ffmpeg binary has); and None, without the demux it
-    costs, for one pass of a codec with no disposable frames to find (VP9)."""
-    if not tool.input_bsf or not (parts or may_have_disposable(source)):
+    """The frame list that lets this ffmpeg drop packets before its decoder (frames the fps
+    filter does not need, and `parts`), or None where it cannot: no input bitstream filter, a
+    container whose packets PyAV may number otherwise (`SEEKABLE_FORMATS`), or frame times PyAV
+    cannot read (its libraries may lack what the ffmpeg binary has); and None, without the demux
+    it costs, for one pass of a codec whose headers are not read (`may_spare_packets`)."""
+    if not tool.input_bsf or not (parts or may_spare_packets(source)):
         return None
     try:
         frames = frame_times(source)
@@ -260,11 +267,11 @@ def _frames_to_spare(source: str, tool: Ffmpeg, parts: bool) -> FrameTimes | Non
 
 
 def _extract_in_parts(
-    task: FrameTask, tmp: Path, frames: FrameTimes, starts: list[int], drops: list[int]
+    task: FrameTask, tmp: Path, frames: FrameTimes, starts: list[int], keep: list[tuple[int, int]]
 ) -> bool:
     """The fps filter's frames, from one-thread ffmpegs side by side, each decoding one part of
-    the video (its packets from its keyframe to the next part's, less `drops`; the others
-    dropped before the decoder) and naming its frames by their output timestamp: the fps
+    the video (the packets of `keep` from its keyframe to the next part's; the others dropped
+    before the decoder) and naming its frames by their output timestamp: the fps
     filter's slot numbers.
 
     The fps filter (FFmpeg libavfilter/vf_fps.c, write_frame) gives output slot n the last frame
@@ -281,7 +288,7 @@ def _extract_in_parts(
     for number, (folder, start, end) in enumerate(zip(parts, starts, ends, strict=True)):
         folder.mkdir()
         first_packet = 0 if number == 0 else frames.packets[start]
-        commands.append(part_command(task, without([(first_packet, end)], drops), folder.name))
+        commands.append(part_command(task, clipped(keep, first_packet, end), folder.name))
     try:
         run_ffmpeg(tmp, *commands)
         chosen = _slots_in_order(parts)

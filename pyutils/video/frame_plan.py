@@ -14,12 +14,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
 from pyutils.core.media import hidden_frames
-from pyutils.video.bitstream import disposable_test
+from pyutils.video.bitstream import disposable_test, fresh_test
 
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
@@ -124,6 +125,10 @@ class FrameTimes:
     # Frames (presentation order) whose packets no other frame refers to (`disposable_test`):
     # the decoder can be spared them when they are not kept themselves.
     disposable: frozenset[int] = frozenset()
+    # Keyframes (presentation order) whose packets start afresh (`fresh_test`): no frame from
+    # them on refers to one before, so what lies between the last kept frame and one of them
+    # need not be decoded.
+    fresh: frozenset[int] = frozenset()
 
     def span(self) -> float:
         """Seconds from the first frame to the end of the last (its length taken as the mean
@@ -153,18 +158,20 @@ def frame_times(source: str) -> FrameTimes:
             stream = container.streams.video[0]
             demuxed = container.demux(stream)
             head = list(itertools.islice(demuxed, 1))  # the first packet, for `_from_index`
-            disposable = disposable_test(stream)
+            disposable, fresh = disposable_test(stream), fresh_test(stream)
             # The index says nothing of the packets' contents: a codec whose frames may be
             # disposable without being reordered (AV1's hidden frames) is demuxed.
             reads_packets = disposable and stream.codec_context.codec.canonical_name == "av1"
             listed = None if reads_packets else _from_index(container.format.name, stream, head)
+            if listed and fresh:
+                listed = _fresh_in_index(source, stream, listed, fresh)
             # The frames an edit list hides (`hidden_frames`) are decoded but never shown: they
             # are no frames of the video. Seeking would have to start at their keyframe, which
             # the shown frames' keyframes do not include, so such a video takes the one pass.
             hidden = 0 if listed else hidden_frames(container.format.name, stream)
             # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
             packets = listed or [
-                (p.pts, number, p.is_keyframe, bool(disposable and disposable(memoryview(p))))
+                _packet(p.pts, number, p.is_keyframe, memoryview(p), disposable, fresh)
                 for number, p in enumerate(itertools.chain(head, demuxed))
                 if p.size and p.pts is not None and not p.is_discard
             ]
@@ -173,33 +180,70 @@ def frame_times(source: str) -> FrameTimes:
             start = Fraction(container.start_time or 0, av.time_base)
             counted_from = Fraction(0) if container.format.name.startswith("matroska") else start
             has_duration = bool(stream.duration)
-    except (av.FFmpegError, IndexError) as exc:
+    except (av.FFmpegError, IndexError, OSError) as exc:
         raise ExtractionError(f"cannot read the frame times: {exc}") from None
     packets.sort()
     keyframes = [i for i, (_, _, key, _) in enumerate(packets) if key] or [0]
     times, numbers = [p[0] for p in packets], [p[1] for p in packets]
     first = times[0] * time_base if times else counted_from
     lead = Fraction(0) if has_duration else max(Fraction(0), first - counted_from)
-    disposable = frozenset(i for i, (_, _, _, spare) in enumerate(packets) if spare)
-    return FrameTimes(times, numbers, keyframes, seekable, time_base, start, lead, disposable)
+    disposable_frames = frozenset(i for i, (*_, kind) in enumerate(packets) if kind == DISPOSABLE)
+    fresh_frames = frozenset(i for i, (*_, kind) in enumerate(packets) if kind == FRESH)
+    return FrameTimes(
+        times, numbers, keyframes, seekable, time_base, start, lead, disposable_frames, fresh_frames
+    )
 
 
-def may_have_disposable(source: str) -> bool:
+# What a packet's bytes say of its frame (`pyutils.video.bitstream`): nothing known, no other
+# frame refers to it, or a keyframe that starts afresh.
+REFERRED, DISPOSABLE, FRESH = 0, 1, 2
+Packet = tuple[int, int, bool, int]  # pts, packet number, keyframe, what its bytes say
+
+
+def _packet(
+    pts: int,
+    number: int,
+    keyframe: bool,
+    data: memoryview,
+    disposable: Callable[[memoryview], bool] | None,
+    fresh: Callable[[memoryview], bool] | None,
+) -> Packet:
+    if keyframe:
+        return pts, number, True, FRESH if fresh and fresh(data) else REFERRED
+    return pts, number, False, DISPOSABLE if disposable and disposable(data) else REFERRED
+
+
+def _fresh_in_index(
+    source: str, stream: Any, listed: list[Packet], fresh: Callable[[memoryview], bool]
+) -> list[Packet]:
+    """`listed` (from the index) with its keyframes' packets read where the index says they are
+    in the file (a few dozen reads), to mark those that start afresh."""
+    entries = stream.index_entries
+    with open(source, "rb") as file:
+        marked = []
+        for pts, number, key, kind in listed:
+            if key:
+                file.seek(entries[number].pos)
+                kind = FRESH if fresh(memoryview(file.read(entries[number].size))) else REFERRED
+            marked.append((pts, number, key, kind))
+    return marked
+
+
+def may_spare_packets(source: str) -> bool:
     """Whether the first video stream's codec says in its headers which frames no other frame
-    refers to (`disposable_test`): opening the file costs a millisecond, demuxing it for
-    `frame_times` tens."""
+    refers to, or which keyframes start afresh (`pyutils.video.bitstream`): opening the file
+    costs a millisecond, demuxing it for `frame_times` tens."""
     import av
 
     try:
         with av.open(source, metadata_errors="ignore") as container:
-            return disposable_test(container.streams.video[0]) is not None
+            stream = container.streams.video[0]
+            return disposable_test(stream) is not None or fresh_test(stream) is not None
     except (av.FFmpegError, IndexError):
         return False
 
 
-def _from_index(
-    format_name: str, stream: Any, head: list[Any]
-) -> list[tuple[int, int, bool, bool]] | None:
+def _from_index(format_name: str, stream: Any, head: list[Any]) -> list[Packet] | None:
     """The packets of an MP4/MOV stream whose frames are shown in decoding order, from the
     container's sample index instead of a demux: about 7 ms for 5,400 samples against 46 ms,
     spent holding Python's lock. Its timestamps are decoding times; with no frame reordering
@@ -218,8 +262,8 @@ def _from_index(
     if first.pts is None or first.dts != entries[0].timestamp:
         return None
     offset = first.pts - first.dts
-    # Its packets are never read, so none is known to be disposable.
-    return [(e.timestamp + offset, n, e.is_keyframe, False) for n, e in enumerate(entries)]
+    # Its packets are not read here, so none is known to be disposable.
+    return [(e.timestamp + offset, n, e.is_keyframe, REFERRED) for n, e in enumerate(entries)]
 
 
 def keyframe_before(frames: FrameTimes, pick: int) -> int:
@@ -302,10 +346,39 @@ def without(keep: list[tuple[int, int]], drops: list[int]) -> list[tuple[int, in
     return result
 
 
+def decoded_for(frames: FrameTimes, kept: set[int]) -> list[tuple[int, int]]:
+    """The packet stretches (first, last, in decode order) that decode every frame of `kept`:
+    from the last fresh keyframe at or before each one's packet (the first packet where there
+    is none) to that packet, stretches that meet joined. What lies between one stretch's end
+    and the next one's fresh keyframe, no frame kept refers to: everything before the end a
+    frame kept may need is inside, and nothing from a fresh keyframe on refers back past it."""
+    fresh = sorted(frames.packets[frame] for frame in frames.fresh)
+    ends: dict[int, int] = {}
+    for frame in kept:
+        packet = frames.packets[frame]
+        before = bisect.bisect_right(fresh, packet) - 1
+        start = fresh[before] if before >= 0 else 0
+        ends[start] = max(ends.get(start, packet), packet)
+    joined: list[tuple[int, int]] = []
+    for start in sorted(ends):
+        if joined and start <= joined[-1][1] + 1:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], ends[start]))
+        else:
+            joined.append((start, ends[start]))
+    return joined
+
+
+def clipped(keep: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
+    """The parts of the `keep` stretches between packets `first` and `last`."""
+    clipped = ((max(start, first), min(end, last)) for start, end in keep)
+    return [(start, end) for start, end in clipped if start <= end]
+
+
 def fps_kept(frames: FrameTimes, fps: Fraction, cuts: list[int]) -> set[int]:
     """The frames that ffmpeg's fps filter may write at `fps`, and those that must stay for it to
-    write the others: the last frame, and the last before each of `cuts` (part starts), whose end
-    is where a part's slots end.
+    write the others: the first frame, whose slot is where the slots begin; the last, whose end
+    is where they end; and the last before each of `cuts` (part starts), whose end is where a
+    part's slots end.
 
     The fps filter (FFmpeg libavfilter/vf_fps.c, write_frame) rounds each frame's timestamp to
     the output rate (`round=near`) and drops its oldest frame while the next one's rounded
@@ -320,7 +393,7 @@ def fps_kept(frames: FrameTimes, fps: Fraction, cuts: list[int]) -> set[int]:
         slot = (time * base - start) * rate
         slots.append((_round_near(slot - doubt), _round_near(slot + doubt)))
     kept = {index for index in range(len(slots) - 1) if slots[index + 1][1] > slots[index][0]}
-    return kept | {len(slots) - 1} | {cut - 1 for cut in cuts if cut > 0}
+    return kept | {0, len(slots) - 1} | {cut - 1 for cut in cuts if cut > 0}
 
 
 def _round_near(value: float) -> int:
