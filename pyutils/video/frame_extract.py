@@ -183,13 +183,16 @@ def _one_pass_command(
     task: FrameTask, frames: FrameTimes, picks: list[int], tool: Ffmpeg
 ) -> list[str]:
     """The picks in one pass from the first packet, selected by frame number; or, where this
-    ffmpeg can drop packets before its decoder and the video has disposable frames besides the
-    picks, selected by timestamp with those dropped (and nothing read past the last pick)."""
-    drops = spared(frames, set(picks)) if tool.input_bsf and frames.seekable else []
-    if not drops:
+    ffmpeg can drop packets before its decoder and the video has packets the picks do not need
+    (`decoded_for`, less the disposable frames not picked), selected by timestamp with those
+    dropped (and nothing read past the last pick)."""
+    kept = set(picks)
+    keep = None
+    if tool.input_bsf and frames.seekable:
+        keep = without(decoded_for(frames, kept), spared(frames, kept))
+    if not keep or keep == [(0, max(frames.packets[pick] for pick in picks))]:
         return frames_command(task, ("select", selection(picks)), len(picks))
     select = ("select", selection([frames.times[pick] for pick in picks], "pts"))
-    keep = without([(0, max(frames.packets[pick] for pick in picks))], drops)
     return frames_command(task, select, len(picks), keep, copyts=True)
 
 
