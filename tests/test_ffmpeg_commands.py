@@ -5,6 +5,8 @@ different frames. The frames tests check that these commands give the bytes they
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import ffmpeg
@@ -12,7 +14,13 @@ import ffmpeg
 from pyutils.core.media import ffmpeg_command, find_ffmpeg
 from pyutils.llamafactory.remux import copy_command
 from pyutils.video.contact_sheet import sheet_command
-from pyutils.video.frame_commands import frames_command, selection
+from pyutils.video.frame_commands import (
+    PLANNING,
+    PlanningTurn,
+    frames_command,
+    run_ffmpeg,
+    selection,
+)
 from pyutils.video.frame_plan import ExactFrames, FrameOptions, FrameTask
 from pyutils.video.transcode import TranscodeTask, transcode_command
 
@@ -156,3 +164,47 @@ def test_remux_copy_command_takes_the_first_video_stream_as_it_is() -> None:
         *QUIET,
         "-y",
     ]
+
+
+def test_tasks_plan_one_at_a_time_until_their_ffmpeg_starts() -> None:
+    turn, order = PlanningTurn(), []
+    first_planning = threading.Event()
+
+    def first() -> None:
+        with turn.taken():
+            order.append("first plans")
+            first_planning.set()
+            time.sleep(0.2)  # the second waits, however long this takes
+            order.append("first runs ffmpeg")
+            turn.end()
+            time.sleep(0.2)  # decoding: the second plans meanwhile
+            order.append("first done")
+
+    def second() -> None:
+        first_planning.wait()
+        with turn.taken():
+            order.append("second plans")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert order == ["first plans", "first runs ffmpeg", "second plans", "first done"]
+
+
+def test_run_ffmpeg_ends_the_planning_turn(tmp_path: Path) -> None:
+    """Once this thread's ffmpeg has run, another thread takes the turn while it still holds
+    its `taken()`."""
+    taken_elsewhere = threading.Event()
+
+    def take() -> None:
+        with PLANNING.taken():
+            taken_elsewhere.set()
+
+    with PLANNING.taken():
+        run_ffmpeg(tmp_path, [find_ffmpeg(), "-hide_banner", "-version"])
+        other = threading.Thread(target=take)
+        other.start()
+        other.join(timeout=5)
+        assert taken_elsewhere.is_set()

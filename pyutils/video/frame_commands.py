@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -220,10 +223,41 @@ def _jpeg_output(
     )
 
 
+class PlanningTurn:
+    """One task's Python work (probing, reading the frame list, planning) at a time among the
+    threads of a run, until its first ffmpeg starts (`run_ffmpeg`). That work holds Python's
+    lock, so tasks that start together and share it all start their ffmpegs late, leaving
+    cores idle: one at a time, the first starts as soon as its own plan is ready, and the
+    others plan while it decodes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder = threading.local()
+
+    @contextmanager
+    def taken(self) -> Iterator[None]:
+        self._lock.acquire()
+        self._holder.turn = True
+        try:
+            yield
+        finally:
+            self.end()
+
+    def end(self) -> None:
+        """Give the turn up, if this thread holds it."""
+        if getattr(self._holder, "turn", False):
+            self._holder.turn = False
+            self._lock.release()
+
+
+PLANNING = PlanningTurn()
+
+
 def run_ffmpeg(cwd: Path, *commands: list[str]) -> str:
     """Run the ffmpeg commands side by side inside the temporary folder (so a '%' in a folder
     name is never read as an image pattern); return their messages, or raise ExtractionError
-    with those of the first that failed."""
+    with those of the first that failed. Ends this thread's `PLANNING` turn first."""
+    PLANNING.end()
     running: list[subprocess.Popen[str]] = []
     try:
         for command in commands:

@@ -24,6 +24,7 @@ from pyutils.core.media import Ffmpeg, VideoInfo, choose_ffmpeg, probe
 from pyutils.core.parallel import threads_here
 from pyutils.video.frame_commands import (
     PICK_PATTERN,
+    PLANNING,
     frames_command,
     part_command,
     run_ffmpeg,
@@ -79,7 +80,8 @@ class FrameResult:
 def extract_video(task: FrameTask) -> FrameResult:
     """Extract one video's frames as `task` says; return its result (never raises)."""
     try:
-        frames, duration, method = _extract(task)
+        with PLANNING.taken():
+            frames, duration, method = _extract(task)
         return FrameResult(task.stem, task.source, "ok", frames, duration, method)
     except (ExtractionError, MediaError) as exc:
         error = str(exc)
