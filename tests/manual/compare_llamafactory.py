@@ -499,7 +499,21 @@ def compare_qwen3_video(
     info = qwen_video.read_stream(path)
     header = replay.read_header(str(path))
     located = replay.locate(path.name, path.parent)
-    pads = replay.video_cost(path.name, header, budget, vision)  # `<|video_pad|>` tokens only
+    try:
+        pads = replay.video_cost(path.name, header, budget, vision)  # `<|video_pad|>` tokens only
+    except ValueError:
+        # transformers 5.8.0's Qwen3-VL smart_resize raises for a side under 32 (after
+        # `_preprocess_image`): vlprep calls such a video unreadable; LLaMA-Factory must raise
+        try:
+            plugin._get_qwen_video_grid_metadata([str(path)], processor)
+            theirs = "no error"
+        except ValueError:
+            theirs = "raises"
+        tally.check(f"{label}: a frame side under 32 raises", "raises", theirs)
+        problems = run.price(located, header, budget).problems
+        unreadable = any(problem.startswith(replay.UNREADABLE) for problem in problems)
+        tally.check(f"{label}: preflight calls it unreadable", True, unreadable)
+        return
     cost = run.price(located, header, budget)  # with the timestamps and markers
     metadata = plugin._get_qwen_video_grid_metadata([str(path)], processor)
     applies = bool(info.frames and info.duration is not None and info.average_fps)
