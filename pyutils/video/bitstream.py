@@ -25,40 +25,39 @@ Buffer = bytes | memoryview
 HEADER_BYTES = 64
 
 
-def disposable_test(stream: Any) -> Callable[[Buffer], bool] | None:
-    """A test of one packet's bytes (decode order, every packet of the stream in turn): True
-    when no other frame refers to its frame. None for a codec whose headers are not read, or
-    whose extradata is not the MP4/Matroska form (avcC, hvcC, av1C) the packets are read by."""
-    codec = stream.codec_context.codec.canonical_name
-    extra = bytes(stream.codec_context.extradata or b"")
-    if codec == "av1" and len(extra) > 4 and extra[0] == 0x81:
-        return _av1_test(extra[4:], _av1_refreshes_none)
-    if codec == "h264" and len(extra) > 4 and extra[0] == 1:
-        return _nal_test((extra[4] & 3) + 1, _h264_disposable)
-    if codec == "hevc" and len(extra) > 22 and extra[0] == 1 and (extra[21] >> 3) & 7:
-        top_layer = ((extra[21] >> 3) & 7) - 1
-        return _nal_test((extra[21] & 3) + 1, lambda header: _hevc_disposable(header, top_layer))
-    return None
+# A test of one packet's bytes, or None where the stream's headers are not read.
+Test = Callable[[Buffer], bool] | None
 
 
-def fresh_test(stream: Any) -> Callable[[Buffer], bool] | None:
-    """A test of a keyframe packet's bytes: True when decoding from it needs no packet before it
-    and no packet after it refers to a frame before it: an H.264 IDR picture (ITU-T H.264,
-    8.2.5.1: every reference is marked unused), an HEVC IDR picture (H.265, 8.3.2; not a CRA or
-    BLA, whose leading pictures may refer back), a VP9 key frame (VP9 spec 7.2: it refreshes
-    every reference slot), an AV1 shown key frame (AV1 spec 7.20: refresh_frame_flags is
-    allFrames). None for another codec, or extradata not in the form packets are read by."""
+def packet_tests(stream: Any) -> tuple[Test, Test]:
+    """Two tests of a packet's bytes, each None for a codec whose headers are not read, or whose
+    extradata is not the MP4/Matroska form (avcC, hvcC, av1C) the packets are read by:
+
+    - disposable (every packet of the stream in turn, decode order): no other frame refers to
+      its frame;
+    - fresh (keyframe packets): decoding from it needs no packet before it and no packet after
+      it refers to a frame before it: an H.264 IDR picture (ITU-T H.264, 8.2.5.1: every
+      reference is marked unused), an HEVC IDR picture (H.265, 8.3.2; not a CRA or BLA, whose
+      leading pictures may refer back), a VP9 key frame (VP9 spec 7.2: it refreshes every
+      reference slot), an AV1 shown key frame (AV1 spec 7.20: refresh_frame_flags is
+      allFrames).
+    """
     codec = stream.codec_context.codec.canonical_name
     extra = bytes(stream.codec_context.extradata or b"")
     if codec == "vp9":
-        return _vp9_key_frame
+        return None, _vp9_key_frame
     if codec == "av1" and len(extra) > 4 and extra[0] == 0x81:
-        return _av1_test(extra[4:], _av1_shown_key_frame)
+        return _av1_test(extra[4:], _av1_refreshes_none), _av1_test(extra[4:], _av1_shown_key)
     if codec == "h264" and len(extra) > 4 and extra[0] == 1:
-        return _nal_test((extra[4] & 3) + 1, _h264_idr)
+        length_size = (extra[4] & 3) + 1
+        return _nal_test(length_size, _h264_disposable), _nal_test(length_size, _h264_idr)
     if codec == "hevc" and len(extra) > 22 and extra[0] == 1:
-        return _nal_test((extra[21] & 3) + 1, _hevc_idr)
-    return None
+        length_size, layers = (extra[21] & 3) + 1, (extra[21] >> 3) & 7
+        disposable = None
+        if layers:  # numTemporalLayers known: the top one's non-reference pictures
+            disposable = _nal_test(length_size, lambda header: _hevc_disposable(header, layers - 1))
+        return disposable, _nal_test(length_size, _hevc_idr)
+    return None, None
 
 
 def _h264_idr(header: Buffer) -> bool | None:
@@ -293,7 +292,7 @@ def _av1_refreshes_none(headers: list[tuple[Buffer, int, int]], seq: dict[str, A
     )
 
 
-def _av1_shown_key_frame(headers: list[tuple[Buffer, int, int]], seq: dict[str, Any]) -> bool:
+def _av1_shown_key(headers: list[tuple[Buffer, int, int]], seq: dict[str, Any]) -> bool:
     """Fresh: the temporal unit's first frame is a key frame, shown (AV1 spec 5.9.2: a
     reduced still-picture header makes every frame one). A key frame kept hidden and shown
     later (show_existing_frame) may have frames before it refer back: not fresh."""

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from pyutils.core.media import hidden_frames
-from pyutils.video.bitstream import disposable_test, fresh_test
+from pyutils.video.bitstream import Buffer, Test, packet_tests
 
 # Containers whose packets come in the same order and number to PyAV and to ffmpeg, with
 # reliable keyframe flags; elsewhere (MPEG-PS, AVI, ASF) only the sequential pass is trusted.
@@ -122,10 +122,10 @@ class FrameTimes:
     # duration from 0 (the segment's start) and have no duration per stream, so a video that
     # starts later, or after its audio, is that much shorter than the duration they declare.
     lead: Fraction = Fraction(0)
-    # Frames (presentation order) whose packets no other frame refers to (`disposable_test`):
+    # Frames (presentation order) whose packets no other frame refers to (`packet_tests`):
     # the decoder can be spared them when they are not kept themselves.
     disposable: frozenset[int] = frozenset()
-    # Keyframes (presentation order) whose packets start afresh (`fresh_test`): no frame from
+    # Keyframes (presentation order) whose packets start afresh (`packet_tests`): no frame from
     # them on refers to one before, so what lies between the last kept frame and one of them
     # need not be decoded.
     fresh: frozenset[int] = frozenset()
@@ -158,7 +158,7 @@ def frame_times(source: str) -> FrameTimes:
             stream = container.streams.video[0]
             demuxed = container.demux(stream)
             head = list(itertools.islice(demuxed, 1))  # the first packet, for `_from_index`
-            disposable, fresh = disposable_test(stream), fresh_test(stream)
+            disposable, fresh = packet_tests(stream)
             # The index says nothing of the packets' contents: a codec whose frames may be
             # disposable without being reordered (AV1's hidden frames) is demuxed.
             reads_packets = disposable and stream.codec_context.codec.canonical_name == "av1"
@@ -171,7 +171,7 @@ def frame_times(source: str) -> FrameTimes:
             hidden = 0 if listed else hidden_frames(container.format.name, stream)
             # Numbered as ffmpeg's bitstream filters count them: every packet of the stream.
             packets = listed or [
-                _packet(p.pts, number, p.is_keyframe, memoryview(p), disposable, fresh)
+                _packet(p, number, disposable, fresh)
                 for number, p in enumerate(itertools.chain(head, demuxed))
                 if p.size and p.pts is not None and not p.is_discard
             ]
@@ -200,21 +200,17 @@ REFERRED, DISPOSABLE, FRESH = 0, 1, 2
 Packet = tuple[int, int, bool, int]  # pts, packet number, keyframe, what its bytes say
 
 
-def _packet(
-    pts: int,
-    number: int,
-    keyframe: bool,
-    data: memoryview,
-    disposable: Callable[[memoryview], bool] | None,
-    fresh: Callable[[memoryview], bool] | None,
-) -> Packet:
-    if keyframe:
-        return pts, number, True, FRESH if fresh and fresh(data) else REFERRED
-    return pts, number, False, DISPOSABLE if disposable and disposable(data) else REFERRED
+def _packet(packet: Any, number: int, disposable: Test, fresh: Test) -> Packet:
+    """A demuxed packet's entry; its bytes are read (without a copy) only by a test that
+    applies: fresh for a keyframe, disposable for the others."""
+    test = fresh if packet.is_keyframe else disposable
+    verdict = bool(test and test(memoryview(packet)))
+    kind = (FRESH if packet.is_keyframe else DISPOSABLE) if verdict else REFERRED
+    return packet.pts, number, packet.is_keyframe, kind
 
 
 def _fresh_in_index(
-    source: str, stream: Any, listed: list[Packet], fresh: Callable[[memoryview], bool]
+    source: str, stream: Any, listed: list[Packet], fresh: Callable[[Buffer], bool]
 ) -> list[Packet]:
     """`listed` (from the index) with its keyframes' packets read where the index says they are
     in the file (a few dozen reads), to mark those that start afresh."""
@@ -237,8 +233,7 @@ def may_spare_packets(source: str) -> bool:
 
     try:
         with av.open(source, metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            return disposable_test(stream) is not None or fresh_test(stream) is not None
+            return any(packet_tests(container.streams.video[0]))
     except (av.FFmpegError, IndexError):
         return False
 
