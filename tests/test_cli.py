@@ -75,6 +75,17 @@ def test_make_passes_paths_with_quotes_and_spaces(tmp_path: Path) -> None:
     ]
 
 
+def test_an_empty_videos_folder_is_named_as_typed(tmp_path: Path) -> None:
+    videos = tmp_path / "no videos 'here'"
+    videos.mkdir()
+    (videos / "notes.txt").write_text("not a video")
+    frames = tmp_path / "frames"
+    result = _make("frames", f"VIDEOS={videos}", f"FRAMES={frames}", "FPS=1")
+    assert result.returncode == 2
+    assert f"VIDEOS={videos}: no videos with extension mp4" in result.stderr
+    assert not frames.exists()
+
+
 FAKE_PYTHON3 = """#!/bin/sh
 # A python3 whose `-m venv DIR` makes a venv of logging stand-ins (python, ruff, shellcheck).
 test "$1 $2" = "-m venv" || exit 9

@@ -144,7 +144,10 @@ def _select_videos(args: argparse.Namespace) -> tuple[dict[str, Path], list[Path
     else:
         videos = find_videos(args.videos, args.ext)
     if not videos:
-        raise UserError(f"{args.videos}: no videos with extension {', '.join(args.ext)} found")
+        raise UserError(
+            f"VIDEOS={args.videos}: no videos with extension {', '.join(args.ext)} found; set "
+            "VIDEOS= to the folder of videos"
+        )
     by_stem = index_by_stem(video for video in videos if is_utf8(video))
     refuse_reserved_stems(by_stem, "frames", "FRAMES")
     return by_stem, [video for video in videos if not is_utf8(video)]
