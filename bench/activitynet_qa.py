@@ -95,7 +95,10 @@ def run_vlprep(root: Path, cache: Path, env: dict[str, str]) -> None:
     args += ["--qa-dir", str(root / "qa"), "--videos", str(root / "videos")]
     args += ["--out", str(root / "out"), "--probe-cache", str(cache), "--jobs", str(os.cpu_count())]
     command = [sys.executable, "-m", "pyutils.llamafactory.activitynet_qa", *args]
-    subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
+    # Its report lines (stdout) and progress (stderr) would break the table the bench prints.
+    subprocess.run(
+        command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def reference_method(root: Path, questions: int, probe_command: list[str]) -> None:
