@@ -11,6 +11,7 @@ import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -129,6 +130,12 @@ def user_env(ffmpeg: str | None, **extra: str) -> dict[str, str]:
     for variable in ("PYTHONDONTWRITEBYTECODE", *(() if "FFMPEG" in extra else ("FFMPEG",))):
         env.pop(variable, None)
     return env
+
+
+def run_quiet(args: list[str], env: dict[str, str]) -> None:
+    """Run a vlprep command for its time alone: its report lines (stdout) and progress (stderr)
+    would land in the middle of the table the bench prints."""
+    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def header(title: str, table: bool = True) -> None:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import _common
-from _common import BENCH_OUT, REPO, line, median_time, row
+from _common import BENCH_OUT, REPO, line, median_time, row, run_quiet
 
 from pyutils.core.parallel import ParallelOptions
 from pyutils.devtools.sample import make_video
@@ -95,10 +95,7 @@ def run_vlprep(root: Path, cache: Path, env: dict[str, str]) -> None:
     args += ["--qa-dir", str(root / "qa"), "--videos", str(root / "videos")]
     args += ["--out", str(root / "out"), "--probe-cache", str(cache), "--jobs", str(os.cpu_count())]
     command = [sys.executable, "-m", "pyutils.llamafactory.activitynet_qa", *args]
-    # Its report lines (stdout) and progress (stderr) would break the table the bench prints.
-    subprocess.run(
-        command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    run_quiet(command, env)
 
 
 def reference_method(root: Path, questions: int, probe_command: list[str]) -> None:

@@ -153,7 +153,7 @@ def decode_one_by_one(folder: Path, ffmpeg: str) -> None:
 def vlprep(folder: Path, env: dict[str, str], *options: str) -> None:
     out = fresh("vlprep-frames")
     args = [sys.executable, "-m", "pyutils.video.frames", str(folder), str(out), *options]
-    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _common.run_quiet(args, env)
 
 
 def first_line(folder: Path, env: dict[str, str], *options: str) -> str:

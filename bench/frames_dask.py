@@ -8,7 +8,6 @@ ActivityNet run would use); the cluster is a scheduler and two single-threaded w
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ def extract(folder: Path, *options: str) -> None:
         *options,
     ]
     env = {**os.environ, "PYTHONPATH": str(_common.REPO)}
-    subprocess.run(args, check=True, env=env, stderr=subprocess.DEVNULL)
+    _common.run_quiet(args, env)
 
 
 def main() -> None:
